@@ -1,0 +1,124 @@
+"""Datasets: built-in names and user files of values in [0, 1] (DESIGN §8)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rbmdiff.errors import RbmdiffError
+
+BUILTINS = ("digits", "digits-binary", "bas-3x3", "bas-4x4")
+FILE_SUFFIXES = (".npy", ".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """train: (N_train, n), test: (N_test, n), values in [0, 1]; ``binary`` if all are 0/1."""
+
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor
+    shape: tuple[int, ...] | None = None  # image shape for figures, when there is one
+
+    @property
+    def n_visible(self) -> int:
+        return self.train.shape[1]
+
+    @property
+    def binary(self) -> bool:
+        return bool(((self.train == 0) | (self.train == 1)).all())
+
+
+def bars_and_stripes(side: int) -> np.ndarray:
+    """All 2^(side+1) - 2 bars-and-stripes patterns of a side×side grid.  -> (P, side²)."""
+    rows = [np.array(bits, dtype=np.float32) for bits in itertools.product((0, 1), repeat=side)]
+    stripes = [np.repeat(r[:, None], side, axis=1) for r in rows]  # constant along each row
+    bars = [np.repeat(r[None, :], side, axis=0) for r in rows]  # constant along each column
+    patterns = {tuple(p.ravel()) for p in stripes + bars}
+    return np.array(sorted(patterns), dtype=np.float32)
+
+
+def _digits(binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x = load_digits().data.astype(np.float32) / 16.0
+    if binary:
+        x = (x > 0.5).astype(np.float32)
+    train, test = train_test_split(x, test_size=0.2, random_state=0)
+    return train, test
+
+
+def load_dataset(source: str | Path, *, min_rows: int = 1) -> Dataset:
+    """A built-in name or a file path.  Built-ins carry their train/test split; a file is used
+    whole for both (train on it, or evaluate on it)."""
+    source = str(source)
+    if source in ("digits", "digits-binary"):
+        train, test = _digits(binary=source == "digits-binary")
+        shape = (8, 8)
+    elif source.startswith("bas-") and source in BUILTINS:
+        side = int(source.split("x")[-1])
+        train = test = bars_and_stripes(side)
+        shape = (side, side)
+    else:
+        path = Path(source)
+        if path.suffix.lower() not in FILE_SUFFIXES:
+            raise RbmdiffError(
+                f"data {source!r} is neither a built-in ({', '.join(BUILTINS)}) "
+                f"nor a {'/'.join(FILE_SUFFIXES)} file"
+            )
+        train = test = read_array(path)
+        shape = None
+    x_train, x_test = validate_array(train, source), validate_array(test, source)
+    if x_train.shape[0] < min_rows:
+        raise RbmdiffError(
+            f"data {source}: {x_train.shape[0]} rows, fewer than the batch of {min_rows}; "
+            "use a smaller --batch-size or more data"
+        )
+    return Dataset(source, x_train, x_test, shape)
+
+
+def read_array(path: Path) -> np.ndarray:
+    """Read a 2-D array from .npy, .csv (no header) or .parquet (every column numeric)."""
+    if not path.is_file():
+        raise RbmdiffError(f"data file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise RbmdiffError(f"data file {path} is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".csv":
+            return np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        return frame.to_numpy(dtype=np.float64)
+    except Exception as exc:  # numpy / pyarrow raise many types for cut or foreign files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RbmdiffError(f"data file {path} is unreadable or truncated: {reason}") from None
+
+
+def validate_array(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    """Check a data array is 2-D, non-empty, finite and within [0, 1]; return float32 tensor."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise RbmdiffError(f"data {name}: values must be numbers, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise RbmdiffError(f"data {name}: need a 2-D array (rows × units), got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise RbmdiffError(f"data {name}: the array is empty (shape {x.shape})")
+    x = x.astype(np.float64)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise RbmdiffError(f"data {name}: {int(bad.sum())} NaN/inf values (first at row {r}, col {c})")
+    if x.min() < 0 or x.max() > 1:
+        raise RbmdiffError(
+            f"data {name}: values must lie in [0, 1], found range [{x.min():g}, {x.max():g}]"
+        )
+    return torch.from_numpy(x.astype(np.float32))

@@ -1,0 +1,237 @@
+"""Binary restricted Boltzmann machine: E(v, h) = -vᵀWh - bᵀv - cᵀh (DESIGN §1)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.functional import softplus
+
+from rbmdiff.errors import RbmdiffError
+
+MAGIC = "rbmdiff-model"
+FORMAT_VERSION = 1
+
+
+class RBM:
+    """Binary RBM with visible v ∈ {0,1}^n and hidden h ∈ {0,1}^m.
+
+    W: (n, m), b: (n,), c: (m,). ``meta`` carries what the model was trained with
+    (score kind, ε, noise schedule, provenance); it is saved beside the parameters.
+    """
+
+    def __init__(
+        self, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, meta: dict | None = None
+    ) -> None:
+        if W.dim() != 2 or b.shape != (W.shape[0],) or c.shape != (W.shape[1],):
+            raise RbmdiffError(
+                f"RBM shapes disagree: W {tuple(W.shape)}, b {tuple(b.shape)}, c {tuple(c.shape)};"
+                " need W (n, m), b (n,), c (m,)"
+            )
+        for name, p in (("W", W), ("b", b), ("c", c)):
+            if not torch.isfinite(p).all():
+                raise RbmdiffError(f"RBM parameter {name} holds NaN or inf values")
+        self.W, self.b, self.c = W, b, c
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def random(
+        cls,
+        n_visible: int,
+        n_hidden: int,
+        *,
+        scale: float = 0.01,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ) -> RBM:
+        """W, b, c ~ N(0, scale²), drawn from an explicit generator."""
+        if n_visible < 1 or n_hidden < 1:
+            raise RbmdiffError(f"an RBM needs ≥ 1 unit per layer, got {n_visible}×{n_hidden}")
+        g = torch.Generator().manual_seed(seed)
+        return cls(
+            scale * torch.randn(n_visible, n_hidden, generator=g, dtype=dtype),
+            scale * torch.randn(n_visible, generator=g, dtype=dtype),
+            scale * torch.randn(n_hidden, generator=g, dtype=dtype),
+        )
+
+    @property
+    def n_visible(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W.dtype
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.W, self.b, self.c]
+
+    def to(self, dtype: torch.dtype) -> RBM:
+        return RBM(self.W.to(dtype), self.b.to(dtype), self.c.to(dtype), meta=self.meta)
+
+    def detach(self) -> RBM:
+        """A copy sharing no autograd graph (requires_grad off)."""
+        return RBM(
+            self.W.detach().clone(), self.b.detach().clone(), self.c.detach().clone(), meta=self.meta
+        )
+
+    def requires_grad_(self, flag: bool = True) -> RBM:
+        for p in self.parameters():
+            p.requires_grad_(flag)
+        return self
+
+    # -- energies ----------------------------------------------------------------------
+    def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """E(v, h) = -vᵀWh - bᵀv - cᵀh.  v: (..., n), h: (..., m) -> (...)."""
+        v, h = v.to(self.dtype), h.to(self.dtype)
+        return -((v @ self.W) * h).sum(-1) - v @ self.b - h @ self.c
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """F(v) = -bᵀv - Σ_j softplus(c_j + (Wᵀv)_j) = -log Σ_h e^{-E(v,h)}.  (..., n) -> (...).
+
+        Defined for mean-field v ∈ [0,1]^n too.
+        """
+        v = v.to(self.dtype)
+        return -(v @ self.b) - softplus(self.c + v @ self.W).sum(-1)
+
+    def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
+        """G(h) = -cᵀh - Σ_i softplus(b_i + (Wh)_i) = -log Σ_v e^{-E(v,h)}.  (..., m) -> (...)."""
+        h = h.to(self.dtype)
+        return -(h @ self.c) - softplus(self.b + h @ self.W.T).sum(-1)
+
+    # -- conditionals ------------------------------------------------------------------
+    def hidden_mean(self, v: torch.Tensor, *, beta: float = 1.0) -> torch.Tensor:
+        """p(h_j = 1 | v) = σ(β(c + Wᵀv)_j).  (..., n) -> (..., m)."""
+        return torch.sigmoid(beta * (self.c + v.to(self.dtype) @ self.W))
+
+    def visible_mean(
+        self, h: torch.Tensor, *, beta: float = 1.0, field: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """p(v_i = 1 | h) = σ(β(b + u + Wh)_i), u an optional extra field.  (..., m) -> (..., n)."""
+        pre = self.b + h.to(self.dtype) @ self.W.T
+        if field is not None:
+            pre = pre + field
+        return torch.sigmoid(beta * pre)
+
+    def sample_hidden(
+        self, v: torch.Tensor, *, generator: torch.Generator | None = None, beta: float = 1.0
+    ) -> torch.Tensor:
+        """h ~ p(h | v) at inverse temperature β.  (..., n) -> (..., m) of 0/1."""
+        return torch.bernoulli(self.hidden_mean(v, beta=beta), generator=generator)
+
+    def sample_visible(
+        self,
+        h: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        beta: float = 1.0,
+        field: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """v ~ p(v | h) at inverse temperature β.  (..., m) -> (..., n) of 0/1."""
+        return torch.bernoulli(self.visible_mean(h, beta=beta, field=field), generator=generator)
+
+    def gibbs(
+        self,
+        v: torch.Tensor,
+        sweeps: int,
+        *,
+        beta: float = 1.0,
+        field: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``sweeps`` block-Gibbs sweeps v -> h -> v at inverse temperature β, with an optional
+        extra visible field u.  (B, n) -> (B, n) of 0/1, no gradient."""
+        with torch.no_grad():
+            for _ in range(sweeps):
+                h = self.sample_hidden(v, generator=generator, beta=beta)
+                v = self.sample_visible(h, generator=generator, beta=beta, field=field)
+        return v
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically (temp file, then rename): the file is whole or absent."""
+        payload = {
+            "magic": MAGIC,
+            "version": FORMAT_VERSION,
+            "n_visible": self.n_visible,
+            "n_hidden": self.n_hidden,
+            "W": self.W.detach().cpu().clone(),
+            "b": self.b.detach().cpu().clone(),
+            "c": self.c.detach().cpu().clone(),
+            "meta": _plain(self.meta),
+        }
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RBM:
+        """Read a file written by :meth:`save`; refuses anything else with a clear error."""
+        path = Path(path)
+        if not path.is_file():
+            raise RbmdiffError(f"model file {path} does not exist; train one with `rbmdiff train`")
+        if path.stat().st_size == 0:
+            raise RbmdiffError(f"model file {path} is empty")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for foreign or cut files
+            raise RbmdiffError(
+                f"model file {path} is truncated or not an rbmdiff model ({type(exc).__name__})"
+            ) from None
+        if not isinstance(payload, dict) or payload.get("magic") != MAGIC:
+            raise RbmdiffError(f"model file {path} is not an rbmdiff model (no rbmdiff header)")
+        if payload.get("version") != FORMAT_VERSION:
+            raise RbmdiffError(
+                f"model file {path} has format version {payload.get('version')}, "
+                f"this rbmdiff reads version {FORMAT_VERSION}"
+            )
+        W, b, c = payload["W"], payload["b"], payload["c"]
+        if tuple(W.shape) != (payload["n_visible"], payload["n_hidden"]):
+            raise RbmdiffError(f"model file {path} is corrupt: W shape disagrees with its header")
+        return cls(W, b, c, meta=payload.get("meta", {}))
+
+    def __repr__(self) -> str:
+        return f"RBM(n_visible={self.n_visible}, n_hidden={self.n_hidden}, dtype={self.dtype})"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plain(obj: Any) -> Any:
+    """Meta as plain Python types (what ``torch.load(weights_only=True)`` accepts)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, bool | int | str) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
+        return obj.item()
+    try:  # numpy scalars
+        return obj.item()
+    except AttributeError:
+        return str(obj)

@@ -1,0 +1,33 @@
+"""Samplers behind one interface (DESIGN §6): ``get(name, **params).sample(rbm, B, seed=K)``.
+
+Each returns :class:`Samples`: ``v`` (B, n) of 0/1, ``x`` the mean-field values where the
+sampler has them, and ``info`` (wall time, cost units, seed, sampler-specific facts).
+Names resolve once, here, through an explicit registry; modules load lazily so that
+``dwave.system`` is imported only when the QPU route is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from rbmdiff.errors import RbmdiffError
+from rbmdiff.samplers.base import Sampler, Samples
+
+REGISTRY: dict[str, str] = {
+    "sde": "rbmdiff.samplers.sde:SDESampler",
+    "ode": "rbmdiff.samplers.sde:ODESampler",
+    "gibbs": "rbmdiff.samplers.gibbs:GibbsSampler",
+    "anneal": "rbmdiff.samplers.anneal:AnnealSampler",
+    "qpu": "rbmdiff.samplers.qpu:QPUSampler",
+}
+
+
+def get(name: str, **params) -> Sampler:
+    """The sampler registered under ``name``, built with ``params``."""
+    if name not in REGISTRY:
+        raise RbmdiffError(f"unknown sampler {name!r}; choose one of {sorted(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**params)
+
+
+__all__ = ["REGISTRY", "Sampler", "Samples", "get"]

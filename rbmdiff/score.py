@@ -1,0 +1,160 @@
+"""Score models in activation (logit) space (DESIGN §2, §4), selected by name."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from rbmdiff.errors import RbmdiffError
+from rbmdiff.exact import visible_mean_given_field
+from rbmdiff.rbm import RBM
+from rbmdiff.sde import VPSDE
+
+DEFAULT_EPS = 1e-3
+
+
+def check_eps(eps: float) -> float:
+    if not (0.0 < eps < 0.5):
+        raise RbmdiffError(f"ε must lie in (0, ½), got {eps}")
+    return float(eps)
+
+
+def logit_bound(eps: float) -> float:
+    """L = logit(1 - ε): binary v maps to a = L(2v - 1)."""
+    check_eps(eps)
+    return math.log((1.0 - eps) / eps)
+
+
+def to_logit(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """a = logit(clip(x, ε, 1 - ε)).  (..., n) -> (..., n)."""
+    check_eps(eps)
+    return torch.logit(x.clamp(eps, 1.0 - eps))
+
+
+class FreeEnergyScore:
+    """The talk's model: s_θ(a) = -∇_a F(σ(a)) = σ(a)(1-σ(a)) ⊙ [b + W σ(c + Wᵀσ(a))].
+
+    Time-independent and bounded; e^{-F(σ(a))} is not normalisable in a-space (DESIGN §4).
+    """
+
+    name = "free_energy"
+
+    def __init__(self, *, sde: VPSDE, eps: float = DEFAULT_EPS) -> None:
+        self.sde, self.eps = sde, check_eps(eps)
+
+    def __call__(self, rbm: RBM, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """s_θ(a).  a: (B, n), t: (B,) (ignored) -> (B, n)."""
+        x = torch.sigmoid(a)
+        return x * (1 - x) * (rbm.b + rbm.hidden_mean(x) @ rbm.W.T)
+
+    def denoise(self, rbm: RBM, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean-field read-out x = σ(a)."""
+        return torch.sigmoid(a)
+
+    def options(self) -> dict:
+        return {"score": self.name, "eps": self.eps}
+
+
+class PosteriorScore:
+    """Exact score of the noised binary-RBM marginal (Tweedie; DESIGN §4).
+
+    s_θ(a, t) = (α_t L (2 m_θ(a, t) - 1) - a) / σ_t²,  m_θ = E_θ[v | a_t = a],
+    the mean of v under the RBM with visible bias b + u, u = 2 α_t L a / σ_t².
+
+    m_method: "exact" (enumerate the smaller layer), "meanfield" (K damped sweeps
+    μ ← (1-d)μ + d σ(b + u + W σ(c + Wᵀμ))), or "gibbs" (block Gibbs with u clamped,
+    Rao-Blackwellised; not differentiable).
+    """
+
+    name = "posterior"
+    M_METHODS = ("exact", "meanfield", "gibbs")
+
+    def __init__(
+        self,
+        *,
+        sde: VPSDE,
+        eps: float = DEFAULT_EPS,
+        m_method: str = "exact",
+        sweeps: int = 10,
+        damping: float = 0.5,
+        gibbs_sweeps: int = 20,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if m_method not in self.M_METHODS:
+            raise RbmdiffError(f"unknown m_method {m_method!r}; choose one of {self.M_METHODS}")
+        if sweeps < 1 or gibbs_sweeps < 1:
+            raise RbmdiffError(f"sweeps must be ≥ 1, got {sweeps} and {gibbs_sweeps}")
+        if not 0.0 < damping <= 1.0:
+            raise RbmdiffError(f"damping must lie in (0, 1], got {damping}")
+        self.sde, self.eps, self.L = sde, check_eps(eps), logit_bound(eps)
+        self.m_method, self.sweeps, self.damping = m_method, sweeps, damping
+        self.gibbs_sweeps, self.generator = gibbs_sweeps, generator
+
+    def field(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """u = 2 α_t L a / σ_t².  (B, n), (B,) -> (B, n)."""
+        alpha, sigma = self.sde.alpha(t)[:, None], self.sde.sigma(t)[:, None]
+        return 2 * alpha * self.L * a / sigma**2
+
+    def m(self, rbm: RBM, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """m_θ(a, t) = E_θ[v | a_t = a].  (B, n), (B,) -> (B, n)."""
+        u = self.field(a, t)
+        if self.m_method == "exact":
+            return visible_mean_given_field(rbm, u)
+        if self.m_method == "meanfield":
+            return meanfield_mean(rbm, u, sweeps=self.sweeps, damping=self.damping)
+        return gibbs_mean(rbm, u, sweeps=self.gibbs_sweeps, generator=self.generator)
+
+    def __call__(self, rbm: RBM, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """s_θ(a, t).  a: (B, n), t: (B,) -> (B, n)."""
+        alpha, sigma = self.sde.alpha(t)[:, None], self.sde.sigma(t)[:, None]
+        return (alpha * self.L * (2 * self.m(rbm, a, t) - 1) - a) / sigma**2
+
+    def denoise(self, rbm: RBM, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Tweedie's denoised mean of v: m_θ(a, t)."""
+        return self.m(rbm, a, t)
+
+    def options(self) -> dict:
+        return {
+            "score": self.name, "eps": self.eps, "m_method": self.m_method,
+            "sweeps": self.sweeps, "damping": self.damping, "gibbs_sweeps": self.gibbs_sweeps,
+        }
+
+
+def meanfield_mean(
+    rbm: RBM, u: torch.Tensor, *, sweeps: int = 10, damping: float = 0.5
+) -> torch.Tensor:
+    """K damped mean-field sweeps μ ← (1-d)μ + d σ(b + u + W σ(c + Wᵀμ)), μ₀ = σ(b + u)."""
+    mu = torch.sigmoid(rbm.b + u)
+    for _ in range(sweeps):
+        mu = (1 - damping) * mu + damping * rbm.visible_mean(rbm.hidden_mean(mu), field=u)
+    return mu
+
+
+def gibbs_mean(
+    rbm: RBM, u: torch.Tensor, *, sweeps: int = 20, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """E[v] under visible bias b + u by block Gibbs, averaging σ(b + u + Wh) over the
+    second half of the sweeps (Rao-Blackwellised).  (B, n) -> (B, n), no gradient."""
+    with torch.no_grad():
+        v = torch.bernoulli(torch.sigmoid(rbm.b + u), generator=generator)
+        total, kept = torch.zeros_like(v), 0
+        for k in range(sweeps):
+            h = rbm.sample_hidden(v, generator=generator)
+            p = rbm.visible_mean(h, field=u)
+            if k >= sweeps // 2:
+                total, kept = total + p, kept + 1
+            v = torch.bernoulli(p, generator=generator)
+        return total / kept
+
+
+SCORES = {FreeEnergyScore.name: FreeEnergyScore, PosteriorScore.name: PosteriorScore}
+
+
+def make_score(name: str, *, sde: VPSDE, eps: float = DEFAULT_EPS, **options):
+    """Resolve a score model by name: ``free_energy`` or ``posterior``."""
+    if name not in SCORES:
+        raise RbmdiffError(f"unknown score {name!r}; choose one of {sorted(SCORES)}")
+    if name == FreeEnergyScore.name:
+        return FreeEnergyScore(sde=sde, eps=eps)
+    return PosteriorScore(sde=sde, eps=eps, **options)

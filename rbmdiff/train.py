@@ -1,0 +1,216 @@
+"""Training: denoising score matching (DESIGN §5) and the CD-k, PCD, exact-ML baselines."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from rbmdiff.errors import RbmdiffError
+from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
+from rbmdiff.rbm import RBM
+from rbmdiff.score import DEFAULT_EPS, make_score, to_logit
+from rbmdiff.sde import VPSDE
+
+METHODS = ("dsm", "cd", "pcd", "ml")
+EXACT_EVAL_BITS = 20  # exact log-likelihood in the history when min(n, m) ≤ this
+
+
+@dataclass
+class TrainResult:
+    rbm: RBM
+    history: list[dict] = field(default_factory=list)
+
+
+def dsm_loss(
+    rbm: RBM,
+    score,
+    v: torch.Tensor,
+    *,
+    t_eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """ℓ(θ) = E_{t ~ U[t_ε, 1], ζ} ‖σ_t s_θ(α_t a_0 + σ_t ζ, t) + ζ‖²,  a_0 = logit(clip(v)).
+
+    λ(t) = σ_t² (Song et al. 2021, eq. 7).  v: (B, n) -> scalar.
+    """
+    a0 = to_logit(v, score.eps)
+    t = t_eps + (1 - t_eps) * torch.rand(v.shape[0], generator=generator, dtype=v.dtype)
+    a_t, zeta = score.sde.marginal_sample(a0, t, generator=generator)
+    sigma = score.sde.sigma(t)[:, None]
+    return ((sigma * score(rbm, a_t, t) + zeta) ** 2).sum(-1).mean()
+
+
+def contrastive_loss(rbm: RBM, v_data: torch.Tensor, v_model: torch.Tensor) -> torch.Tensor:
+    """mean F(v_data) - mean F(v_model): its gradient is the CD / PCD estimate of -∇ log-lik."""
+    return rbm.free_energy(v_data).mean() - rbm.free_energy(v_model.detach()).mean()
+
+
+def ml_loss(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
+    """Exact negative log-likelihood per example: mean F(v) + log Z (log Z by enumeration)."""
+    return rbm.free_energy(v).mean() + log_partition_tensor(rbm)
+
+
+def init_rbm(
+    x: torch.Tensor, n_hidden: int, *, seed: int, scale: float = 0.01,
+    dtype: torch.dtype = torch.float32,
+) -> RBM:
+    """W ~ N(0, scale²), b = logit of the data's unit means (Hinton 2010, §8), c = 0."""
+    rbm = RBM.random(x.shape[1], n_hidden, scale=scale, seed=seed, dtype=dtype)
+    p = x.to(dtype).mean(0).clamp(1e-3, 1 - 1e-3)
+    return RBM(rbm.W, torch.logit(p), torch.zeros(n_hidden, dtype=dtype))
+
+
+def check_train_args(n_visible: int, n_hidden: int, method: str, **kw) -> None:
+    """Refuse impossible requests before any work, naming the offending value."""
+    if method not in METHODS:
+        raise RbmdiffError(f"unknown method {method!r}; choose one of {METHODS}")
+    if n_hidden < 1:
+        raise RbmdiffError(f"n_hidden must be ≥ 1, got {n_hidden}")
+    for key in ("steps", "batch_size", "cd_k"):
+        if kw[key] < 1:
+            raise RbmdiffError(f"{key} must be ≥ 1, got {kw[key]}")
+    if not (kw["lr"] > 0 and math.isfinite(kw["lr"])):
+        raise RbmdiffError(f"learning rate must be a positive number, got {kw['lr']}")
+    if not 0 < kw["t_eps"] < 1:
+        raise RbmdiffError(f"t_eps must lie in (0, 1), got {kw['t_eps']}")
+    if method == "ml" and min(n_visible, n_hidden) > EXACT_EVAL_BITS:
+        raise RbmdiffError(
+            f"exact ML enumerates 2^{min(n_visible, n_hidden)} states; it needs the smaller layer "
+            f"≤ {EXACT_EVAL_BITS} units (got {n_visible}×{n_hidden}): use --method pcd"
+        )
+
+
+def train(
+    x: torch.Tensor,
+    *,
+    n_hidden: int,
+    method: str = "dsm",
+    score: str = "posterior",
+    steps: int = 2000,
+    batch_size: int = 64,
+    lr: float = 1e-2,
+    seed: int = 0,
+    beta_min: float = 0.1,
+    beta_max: float = 20.0,
+    eps: float = DEFAULT_EPS,
+    t_eps: float = 1e-3,
+    m_method: str = "exact",
+    sweeps: int = 10,
+    damping: float = 0.5,
+    cd_k: int = 1,
+    init_scale: float = 0.01,
+    dtype: torch.dtype = torch.float32,
+    eval_data: torch.Tensor | None = None,
+    max_records: int = 200,
+    progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Fit an RBM to x: (N, n) in [0, 1] with Adam.
+
+    Grey-level x trains on v ~ Bernoulli(x), redrawn each epoch.  The history holds one record
+    per epoch (strided to at most ``max_records``): mean loss, wall time, and the exact
+    train/test log-likelihood and KL(data‖model) when the smaller layer is ≤ 20 units.
+    """
+    n = x.shape[1]
+    check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
+                     lr=lr, t_eps=t_eps)
+    if batch_size > x.shape[0]:
+        raise RbmdiffError(f"batch_size {batch_size} exceeds the {x.shape[0]} training rows")
+    sde = VPSDE(beta_min, beta_max)
+    g = torch.Generator().manual_seed(seed)
+    score_model = make_score(score, sde=sde, eps=eps, m_method=m_method, sweeps=sweeps,
+                             damping=damping) if score == "posterior" else make_score(
+        score, sde=sde, eps=eps)
+    if method == "dsm" and getattr(score_model, "m_method", "exact") == "gibbs":
+        raise RbmdiffError("m_method 'gibbs' has no gradient; train with 'exact' or 'meanfield'")
+    x = x.to(dtype)
+    rbm = init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype).requires_grad_()
+    opt = torch.optim.Adam(rbm.parameters(), lr=lr)
+    exact_ok = min(n, n_hidden) <= EXACT_EVAL_BITS
+    binary_data = bool(((x == 0) | (x == 1)).all())
+    steps_per_epoch = math.ceil(x.shape[0] / batch_size)
+    n_epochs = math.ceil(steps / steps_per_epoch)
+    stride = max(1, math.ceil(n_epochs / max_records))
+    chains = torch.bernoulli(x[torch.randint(x.shape[0], (batch_size,), generator=g)], generator=g)
+
+    history: list[dict] = []
+    start, step, losses = time.perf_counter(), 0, []
+    bar = _progress(steps, f"train {method}/{score}" if method == "dsm" else f"train {method}",
+                    progress)
+    for epoch in range(n_epochs):
+        v_all = x if binary_data else torch.bernoulli(x, generator=g)
+        order = torch.randperm(x.shape[0], generator=g)
+        for i in range(0, x.shape[0], batch_size):
+            if step == steps:
+                break
+            idx = order[i: i + batch_size]
+            if len(idx) < batch_size:  # keep batches equal: wrap around the permutation
+                idx = torch.cat([idx, order[: batch_size - len(idx)]])
+            v = v_all[idx]
+            if method == "dsm":
+                loss = dsm_loss(rbm, score_model, v, t_eps=t_eps, generator=g)
+            elif method == "ml":
+                loss = ml_loss(rbm, v)
+            else:
+                start_v = chains if method == "pcd" else v
+                neg = rbm.gibbs(start_v, cd_k, generator=g)
+                if method == "pcd":
+                    chains = neg
+                loss = contrastive_loss(rbm, v, neg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+        last = step == steps
+        if epoch % stride == 0 or last:
+            record = {"step": step, "epoch": epoch + 1, "loss": sum(losses) / len(losses),
+                      "wall_s": time.perf_counter() - start}
+            losses = []
+            if exact_ok:
+                record.update(_exact_record(rbm, x, eval_data, binary_data))
+            history.append(record)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "test_ll")})
+            if callback is not None:
+                callback(record)
+        if last:
+            break
+    bar.close()
+    trained = rbm.detach()
+    trained.meta = {
+        **score_model.options(),
+        **sde.as_dict(),
+        "t_eps": t_eps,
+        "training": {
+            "method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "cd_k": cd_k, "wall_s": time.perf_counter() - start,
+            "final_loss": history[-1]["loss"] if history else None,
+        },
+    }
+    return TrainResult(trained, history)
+
+
+def _exact_record(rbm: RBM, x: torch.Tensor, test: torch.Tensor | None, binary: bool) -> dict:
+    with torch.no_grad():
+        frozen = rbm.detach()
+        log_z = log_partition(frozen)
+        out = {"log_z": log_z}
+        if binary:
+            out["train_ll"] = float((-frozen.free_energy(x)).mean() - log_z)
+            if x.shape[1] <= MAX_ENUM_BITS:
+                out["kl_data_model"] = kl_data_model(frozen, x)
+        if test is not None and bool(((test == 0) | (test == 1)).all()):
+            test_v = test.to(rbm.dtype)
+            out["test_ll"] = float((-frozen.free_energy(test_v)).mean() - log_z)
+    return out
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
