@@ -10,6 +10,7 @@ from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
 
 MAX_ENUM_BITS = 24  # 2^24 states: the practical limit on this machine
+EXACT_LAW_BITS = 20  # the exact law p(v) over 2^n states is materialised up to this n
 CHUNK_BITS = 14  # states per block while enumerating: 16,384 × layer width floats
 
 
@@ -69,8 +70,10 @@ def log_likelihood(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
 
 def visible_law(rbm: RBM) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact law of v: (states (2^n, n), p (2^n,)), for n ≤ 20."""
-    if rbm.n_visible > 20:
-        raise RbmdiffError(f"the exact law of v needs n ≤ 20 visible units, got {rbm.n_visible}")
+    if rbm.n_visible > EXACT_LAW_BITS:
+        raise RbmdiffError(
+            f"the exact law of v needs n ≤ {EXACT_LAW_BITS} visible units, got {rbm.n_visible}"
+        )
     states = binary_states(rbm.n_visible, dtype=rbm.dtype)
     with torch.no_grad():
         logp = -rbm.free_energy(states) - log_partition(rbm)
@@ -87,8 +90,8 @@ def state_index(v: torch.Tensor) -> torch.Tensor:
 def empirical_law(v: torch.Tensor) -> torch.Tensor:
     """Empirical frequencies of binary rows over the 2^n states.  (B, n) -> (2^n,)."""
     n = v.shape[-1]
-    if n > 20:
-        raise RbmdiffError(f"an empirical law over 2^{n} states is too large (n ≤ 20)")
+    if n > EXACT_LAW_BITS:
+        raise RbmdiffError(f"an empirical law over 2^{n} states is too large (n ≤ {EXACT_LAW_BITS})")
     counts = torch.bincount(state_index(v), minlength=2**n).to(torch.float64)
     return counts / counts.sum()
 

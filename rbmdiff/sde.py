@@ -48,6 +48,30 @@ class VPSDE:
         alpha, sigma = self.alpha(t)[:, None], self.sigma(t)[:, None]
         return alpha * a0 + sigma * zeta, zeta
 
+    def t_of_integral(self, integral: torch.Tensor) -> torch.Tensor:
+        """Inverse of ∫₀ᵗ β: the t ≥ 0 with β_min t + ½ t² (β_max - β_min) = integral."""
+        d = self.beta_max - self.beta_min
+        if d == 0:
+            return integral / self.beta_min
+        return (torch.sqrt(self.beta_min**2 + 2 * d * integral) - self.beta_min) / d
+
+    def sample_likelihood_t(
+        self, size: int, t_eps: float, *, generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> tuple[torch.Tensor, float]:
+        """t ~ q(t) ∝ β(t)/σ_t² on [t_ε, 1] by inverting its CDF; returns (t, Z).
+
+        With I(t) = ∫₀ᵗ β, the antiderivative of β/σ² = I'/(1 - e^{-I}) is G = log(e^I - 1),
+        so Z = G(1) - G(t_ε) and t = I⁻¹(softplus(G)) for G uniform on [G(t_ε), G(1)].
+        E_q[Z f(t)] = ∫ β/σ² f dt: the likelihood weighting of Song et al. (2021b) for
+        ‖σ_t s + ζ‖², which bounds KL(p_data ‖ p_θ) (their Thm. 1).
+        """
+        ends = self.integral_beta(torch.tensor([t_eps, 1.0], dtype=torch.float64))
+        g0, g1 = (float(torch.log(torch.expm1(i))) for i in ends)
+        g = g0 + (g1 - g0) * torch.rand(size, generator=generator, dtype=torch.float64)
+        t = self.t_of_integral(torch.nn.functional.softplus(g))
+        return t.clamp(t_eps, 1.0).to(dtype), g1 - g0
+
     def as_dict(self) -> dict[str, float]:
         return {"beta_min": self.beta_min, "beta_max": self.beta_max}
 

@@ -16,6 +16,7 @@ from rbmdiff.score import DEFAULT_EPS, make_score, to_logit
 from rbmdiff.sde import VPSDE
 
 METHODS = ("dsm", "cd", "pcd", "ml")
+WEIGHTINGS = ("sigma2", "likelihood")
 EXACT_EVAL_BITS = 20  # exact log-likelihood in the history when min(n, m) ≤ this
 
 
@@ -31,17 +32,29 @@ def dsm_loss(
     v: torch.Tensor,
     *,
     t_eps: float = 1e-3,
+    weighting: str = "sigma2",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """ℓ(θ) = E_{t ~ U[t_ε, 1], ζ} ‖σ_t s_θ(α_t a_0 + σ_t ζ, t) + ζ‖²,  a_0 = logit(clip(v)).
+    """ℓ(θ) = E_{t, ζ} w(t) ‖σ_t s_θ(α_t a_0 + σ_t ζ, t) + ζ‖²,  a_0 = logit(clip(v)).
 
-    λ(t) = σ_t² (Song et al. 2021, eq. 7).  v: (B, n) -> scalar.
+    weighting "sigma2": λ(t) = σ_t², t ~ U[t_ε, 1], w = 1 (DESIGN §5; Song et al. 2021a).
+    weighting "likelihood": λ(t) = β(t), i.e. ∫ β/σ² ‖σ s + ζ‖² dt, estimated with t drawn
+    ∝ β/σ² (w = its normaliser Z).  With the exact ``posterior`` score this is, up to a
+    constant, KL(p_data,t_ε ‖ p_θ,t_ε) - KL at t = 1 (Song et al. 2021b, Thm. 1): maximum
+    likelihood on the noised binary data.  v: (B, n) -> scalar.
     """
     a0 = to_logit(v, score.eps)
-    t = t_eps + (1 - t_eps) * torch.rand(v.shape[0], generator=generator, dtype=v.dtype)
+    if weighting == "sigma2":
+        t = t_eps + (1 - t_eps) * torch.rand(v.shape[0], generator=generator, dtype=v.dtype)
+        w = 1.0
+    elif weighting == "likelihood":
+        t, w = score.sde.sample_likelihood_t(v.shape[0], t_eps, generator=generator,
+                                             dtype=v.dtype)
+    else:
+        raise RbmdiffError(f"unknown weighting {weighting!r}; choose one of {WEIGHTINGS}")
     a_t, zeta = score.sde.marginal_sample(a0, t, generator=generator)
     sigma = score.sde.sigma(t)[:, None]
-    return ((sigma * score(rbm, a_t, t) + zeta) ** 2).sum(-1).mean()
+    return w * ((sigma * score(rbm, a_t, t) + zeta) ** 2).sum(-1).mean()
 
 
 def contrastive_loss(rbm: RBM, v_data: torch.Tensor, v_model: torch.Tensor) -> torch.Tensor:
@@ -75,6 +88,8 @@ def check_train_args(n_visible: int, n_hidden: int, method: str, **kw) -> None:
             raise RbmdiffError(f"{key} must be ≥ 1, got {kw[key]}")
     if not (kw["lr"] > 0 and math.isfinite(kw["lr"])):
         raise RbmdiffError(f"learning rate must be a positive number, got {kw['lr']}")
+    if kw.get("weighting", "sigma2") not in WEIGHTINGS:
+        raise RbmdiffError(f"unknown weighting {kw['weighting']!r}; choose one of {WEIGHTINGS}")
     if not 0 < kw["t_eps"] < 1:
         raise RbmdiffError(f"t_eps must lie in (0, 1), got {kw['t_eps']}")
     if method == "ml" and min(n_visible, n_hidden) > EXACT_EVAL_BITS:
@@ -98,6 +113,7 @@ def train(
     beta_max: float = 20.0,
     eps: float = DEFAULT_EPS,
     t_eps: float = 1e-3,
+    weighting: str = "sigma2",
     m_method: str = "exact",
     sweeps: int = 10,
     damping: float = 0.5,
@@ -117,7 +133,7 @@ def train(
     """
     n = x.shape[1]
     check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
-                     lr=lr, t_eps=t_eps)
+                     lr=lr, t_eps=t_eps, weighting=weighting)
     if batch_size > x.shape[0]:
         raise RbmdiffError(f"batch_size {batch_size} exceeds the {x.shape[0]} training rows")
     sde = VPSDE(beta_min, beta_max)
@@ -152,7 +168,8 @@ def train(
                 idx = torch.cat([idx, order[: batch_size - len(idx)]])
             v = v_all[idx]
             if method == "dsm":
-                loss = dsm_loss(rbm, score_model, v, t_eps=t_eps, generator=g)
+                loss = dsm_loss(rbm, score_model, v, t_eps=t_eps, weighting=weighting,
+                                generator=g)
             elif method == "ml":
                 loss = ml_loss(rbm, v)
             else:
@@ -187,6 +204,7 @@ def train(
         **sde.as_dict(),
         "t_eps": t_eps,
         "training": {
+            "weighting": weighting,
             "method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
             "cd_k": cd_k, "wall_s": time.perf_counter() - start,
             "final_loss": history[-1]["loss"] if history else None,

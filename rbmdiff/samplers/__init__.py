@@ -9,6 +9,7 @@ Names resolve once, here, through an explicit registry; modules load lazily so t
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.samplers.base import Sampler, Samples
@@ -26,8 +27,24 @@ def get(name: str, **params) -> Sampler:
     """The sampler registered under ``name``, built with ``params``."""
     if name not in REGISTRY:
         raise RbmdiffError(f"unknown sampler {name!r}; choose one of {sorted(REGISTRY)}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**params)
+    module, cls_name = REGISTRY[name].split(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    known = [p for p in inspect.signature(cls).parameters if p not in ("args", "kw", "kwargs")]
+    unknown = sorted(set(params) - set(known) - set(_inherited(cls)))
+    if unknown:
+        raise RbmdiffError(
+            f"sampler {name!r} has no parameter {', '.join(unknown)}; it takes {', '.join(known)}"
+        )
+    return cls(**params)
+
+
+def _inherited(cls: type) -> list[str]:
+    """Keyword parameters a subclass passes on to its base's constructor."""
+    names: list[str] = []
+    for base in cls.__mro__[1:]:
+        if "__init__" in vars(base):
+            names += list(inspect.signature(base.__init__).parameters)
+    return names
 
 
 __all__ = ["REGISTRY", "Sampler", "Samples", "get"]

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+torch.set_num_threads(1)
+
+from rbmdiff import RBM  # noqa: E402
+
+
+@pytest.fixture
+def tiny_rbm() -> RBM:
+    """6 visible × 4 hidden, strong enough couplings that the law is far from uniform."""
+    return RBM.random(6, 4, scale=1.0, seed=3, dtype=torch.float64)
+
+
+def brute_log_z(rbm: RBM) -> float:
+    """log Σ_{v,h} e^{-E(v,h)} over all 2^(n+m) joint states."""
+    from rbmdiff.exact import binary_states
+
+    s = binary_states(rbm.n_visible + rbm.n_hidden, dtype=torch.float64)
+    v, h = s[:, : rbm.n_visible], s[:, rbm.n_visible:]
+    return float(torch.logsumexp(-rbm.energy(v, h), 0))
