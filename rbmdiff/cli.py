@@ -52,13 +52,21 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.replace("-", "_"), value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), pointing at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rbmdiff",
         description="An RBM whose free energy is a diffusion model's score: train it by "
         "denoising score matching, sample it by SDE, Gibbs, annealing or a D-Wave QPU.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
 
     t = sub.add_parser("train", help="fit an RBM to data and save it")
     t.add_argument("--data", required=True, help="built-in name (digits, digits-binary, "
@@ -126,9 +134,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         result.rbm.meta["image_shape"] = list(dataset.shape)
     result.rbm.save(args.out)
     if args.history:
-        from rbmdiff.io import write_parquet
-
         import pandas as pd
+
+        from rbmdiff.io import write_parquet
 
         write_parquet(pd.DataFrame(result.history), args.history)
     last = result.history[-1] if result.history else {}

@@ -116,7 +116,9 @@ def validate_array(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     bad = ~np.isfinite(x)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise RbmdiffError(f"data {name}: {int(bad.sum())} NaN/inf values (first at row {r}, col {c})")
+        raise RbmdiffError(
+            f"data {name}: {int(bad.sum())} NaN/inf values (first at row {r}, col {c})"
+        )
     if x.min() < 0 or x.max() > 1:
         raise RbmdiffError(
             f"data {name}: values must lie in [0, 1], found range [{x.min():g}, {x.max():g}]"

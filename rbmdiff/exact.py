@@ -91,7 +91,9 @@ def empirical_law(v: torch.Tensor) -> torch.Tensor:
     """Empirical frequencies of binary rows over the 2^n states.  (B, n) -> (2^n,)."""
     n = v.shape[-1]
     if n > EXACT_LAW_BITS:
-        raise RbmdiffError(f"an empirical law over 2^{n} states is too large (n ≤ {EXACT_LAW_BITS})")
+        raise RbmdiffError(
+            f"an empirical law over 2^{n} states is too large (n ≤ {EXACT_LAW_BITS})"
+        )
     counts = torch.bincount(state_index(v), minlength=2**n).to(torch.float64)
     return counts / counts.sum()
 
@@ -112,7 +114,8 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
 def visible_mean_given_field(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
     """m = E[v] under the RBM with visible bias b + u, by enumerating the smaller layer.
 
-    Hidden enumeration: m = Σ_h p(h|u) σ(b + u + Wh), p(h|u) ∝ exp(cᵀh + Σ_i softplus(b_i+u_i+(Wh)_i)).
+    Hidden enumeration: m = Σ_h p(h|u) σ(b + u + Wh),
+    p(h|u) ∝ exp(cᵀh + Σ_i softplus(b_i + u_i + (Wh)_i)).
     Visible enumeration (n < m): m = Σ_v p(v|u) v, p(v|u) ∝ exp(-F(v) + uᵀv).
     Differentiable in θ and u.  u: (B, n) -> (B, n).
     """

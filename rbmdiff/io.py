@@ -18,7 +18,7 @@ from rbmdiff.samplers.base import Samples
 def write_parquet(
     frame: pd.DataFrame, path: str | os.PathLike, *, metadata: dict | None = None
 ) -> None:
-    """Write ``frame`` to ``path`` whole or not at all; ``metadata`` goes into the schema as JSON."""
+    """Write ``frame`` to ``path`` whole or not at all; ``metadata`` goes in the schema as JSON."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata:
         extra = {k.encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()}

@@ -87,7 +87,8 @@ def sample_record(
     test_binary = bool(((test_v == 0) | (test_v == 1)).all())
     # Grey levels are p(v_i = 1): unit means compare directly, correlations and MMD against
     # one fixed binary draw v ~ Bernoulli(test).
-    ref = test_v if test_binary else torch.bernoulli(test_v, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    ref = test_v if test_binary else torch.bernoulli(test_v, generator=g)
     record = {
         "sampler": info.get("sampler"),
         "params": json.dumps(info.get("params", {}), sort_keys=True, default=str),

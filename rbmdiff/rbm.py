@@ -80,9 +80,8 @@ class RBM:
 
     def detach(self) -> RBM:
         """A copy sharing no autograd graph (requires_grad off)."""
-        return RBM(
-            self.W.detach().clone(), self.b.detach().clone(), self.c.detach().clone(), meta=self.meta
-        )
+        W, b, c = (p.detach().clone() for p in self.parameters())
+        return RBM(W, b, c, meta=self.meta)
 
     def requires_grad_(self, flag: bool = True) -> RBM:
         for p in self.parameters():

@@ -55,25 +55,47 @@ class VPSDE:
             return integral / self.beta_min
         return (torch.sqrt(self.beta_min**2 + 2 * d * integral) - self.beta_min) / d
 
+    def log_snr(self, t: torch.Tensor, L: float) -> torch.Tensor:
+        """Per-unit log signal-to-noise ratio of binary data in logit space:
+        λ(t) = log(α_t² L² / σ_t²) = 2 log L - log(e^{∫β} - 1)."""
+        return 2 * math.log(L) - torch.log(torch.expm1(self.integral_beta(t)))
+
+    def t_of_log_snr(self, lam: torch.Tensor, L: float) -> torch.Tensor:
+        """Inverse of :meth:`log_snr`: t = I⁻¹(softplus(2 log L - λ))."""
+        return self.t_of_integral(torch.nn.functional.softplus(2 * math.log(L) - lam))
+
     def sample_likelihood_t(
-        self, size: int, t_eps: float, *, generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
+        self, size: int, t_eps: float, *, t_max: float = 1.0, stratified: bool = False,
+        generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
     ) -> tuple[torch.Tensor, float]:
-        """t ~ q(t) ∝ β(t)/σ_t² on [t_ε, 1] by inverting its CDF; returns (t, Z).
+        """t ~ q(t) ∝ β(t)/σ_t² on [t_ε, t_max] by inverting its CDF; returns (t, Z).
 
         With I(t) = ∫₀ᵗ β, the antiderivative of β/σ² = I'/(1 - e^{-I}) is G = log(e^I - 1),
-        so Z = G(1) - G(t_ε) and t = I⁻¹(softplus(G)) for G uniform on [G(t_ε), G(1)].
+        so Z = G(t_max) - G(t_ε) and t = I⁻¹(softplus(G)) for G uniform on [G(t_ε), G(t_max)].
         E_q[Z f(t)] = ∫ β/σ² f dt: the likelihood weighting of Song et al. (2021b) for
-        ‖σ_t s + ζ‖², which bounds KL(p_data ‖ p_θ) (their Thm. 1).
+        ‖σ_t s + ζ‖², which bounds KL(p_data ‖ p_θ) (their Thm. 1).  G = 2 log L - λ(t), so
+        this is sampling uniform in log-SNR (Kingma et al. 2021, eq. 16).  ``stratified``:
+        one uniform per stratum [k/size, (k+1)/size), shuffled (variance reduction).
         """
-        ends = self.integral_beta(torch.tensor([t_eps, 1.0], dtype=torch.float64))
+        ends = self.integral_beta(torch.tensor([t_eps, t_max], dtype=torch.float64))
         g0, g1 = (float(torch.log(torch.expm1(i))) for i in ends)
-        g = g0 + (g1 - g0) * torch.rand(size, generator=generator, dtype=torch.float64)
+        g = g0 + (g1 - g0) * uniform01(size, stratified=stratified, generator=generator)
         t = self.t_of_integral(torch.nn.functional.softplus(g))
-        return t.clamp(t_eps, 1.0).to(dtype), g1 - g0
+        return t.clamp(t_eps, t_max).to(dtype), g1 - g0
 
     def as_dict(self) -> dict[str, float]:
         return {"beta_min": self.beta_min, "beta_max": self.beta_max}
 
     def __repr__(self) -> str:
         return f"VPSDE(beta_min={self.beta_min}, beta_max={self.beta_max})"
+
+
+def uniform01(
+    size: int, *, stratified: bool = False, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """U[0, 1) draws (float64); stratified: u_k = (π(k) + U_k)/size for a random permutation π,
+    so each of the ``size`` equal strata holds exactly one draw."""
+    u = torch.rand(size, generator=generator, dtype=torch.float64)
+    if not stratified:
+        return u
+    return (torch.randperm(size, generator=generator).to(torch.float64) + u) / size

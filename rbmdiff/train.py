@@ -12,11 +12,12 @@ import torch
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
 from rbmdiff.rbm import RBM
-from rbmdiff.score import DEFAULT_EPS, make_score, to_logit
-from rbmdiff.sde import VPSDE
+from rbmdiff.score import DEFAULT_EPS, logit_bound, make_score, to_logit
+from rbmdiff.sde import VPSDE, uniform01
 
 METHODS = ("dsm", "cd", "pcd", "ml")
 WEIGHTINGS = ("sigma2", "likelihood")
+LR_SCHEDULES = ("constant", "cosine")
 EXACT_EVAL_BITS = 20  # exact log-likelihood in the history when min(n, m) ≤ this
 
 
@@ -32,29 +33,75 @@ def dsm_loss(
     v: torch.Tensor,
     *,
     t_eps: float = 1e-3,
+    t_max: float = 1.0,
     weighting: str = "sigma2",
+    n_noise: int = 1,
+    stratified: bool = False,
+    reference: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """ℓ(θ) = E_{t, ζ} w(t) ‖σ_t s_θ(α_t a_0 + σ_t ζ, t) + ζ‖²,  a_0 = logit(clip(v)).
 
-    weighting "sigma2": λ(t) = σ_t², t ~ U[t_ε, 1], w = 1 (DESIGN §5; Song et al. 2021a).
+    weighting "sigma2": λ(t) = σ_t², t ~ U[t_ε, t_max], w = 1 (DESIGN §5; Song et al. 2021a).
     weighting "likelihood": λ(t) = β(t), i.e. ∫ β/σ² ‖σ s + ζ‖² dt, estimated with t drawn
-    ∝ β/σ² (w = its normaliser Z).  With the exact ``posterior`` score this is, up to a
-    constant, KL(p_data,t_ε ‖ p_θ,t_ε) - KL at t = 1 (Song et al. 2021b, Thm. 1): maximum
-    likelihood on the noised binary data.  v: (B, n) -> scalar.
+    ∝ β/σ² (w = its normaliser Z), which is uniform in log-SNR.  With the exact ``posterior``
+    score this is, up to a constant, KL(p_data,t_ε ‖ p_θ,t_ε) - KL at t_max (Song et al.
+    2021b, Thm. 1): maximum likelihood on the noised binary data.
+    n_noise: independent (t, ζ) draws per row (the batch is repeated n_noise times);
+    stratified: the B·n_noise uniforms behind t fill equal strata (variance reduction).
+    reference: binary rows (N, n) (the whole training set): the regression target -ζ/σ_t is
+    replaced by the exact score of the noised empirical law of ``reference``,
+    σ_t s_data = (α_t L (2 m_data - 1) - a_t)/σ_t with m_data = softmax_k(u·v_k) v_k,
+    u = 2 α_t L a_t/σ_t² (Rao-Blackwellisation over which row produced a_t; the "stable
+    target" of Xu et al. 2023).  Same minimiser and gradient in expectation when v is drawn
+    from ``reference``, much lower variance at low SNR.
+    v: (B, n) -> scalar.
     """
+    if n_noise > 1:
+        v = v.repeat(n_noise, 1)
     a0 = to_logit(v, score.eps)
+    size = v.shape[0]
     if weighting == "sigma2":
-        t = t_eps + (1 - t_eps) * torch.rand(v.shape[0], generator=generator, dtype=v.dtype)
+        u = (uniform01(size, stratified=True, generator=generator).to(v.dtype) if stratified
+             else torch.rand(size, generator=generator, dtype=v.dtype))
+        t = t_eps + (t_max - t_eps) * u
         w = 1.0
     elif weighting == "likelihood":
-        t, w = score.sde.sample_likelihood_t(v.shape[0], t_eps, generator=generator,
-                                             dtype=v.dtype)
+        t, w = score.sde.sample_likelihood_t(size, t_eps, t_max=t_max, stratified=stratified,
+                                             generator=generator, dtype=v.dtype)
     else:
         raise RbmdiffError(f"unknown weighting {weighting!r}; choose one of {WEIGHTINGS}")
     a_t, zeta = score.sde.marginal_sample(a0, t, generator=generator)
     sigma = score.sde.sigma(t)[:, None]
-    return w * ((sigma * score(rbm, a_t, t) + zeta) ** 2).sum(-1).mean()
+    target = -zeta if reference is None else sigma * empirical_score(
+        score.sde, reference.to(v.dtype), a_t, t, logit_bound(score.eps))
+    return w * ((sigma * score(rbm, a_t, t) - target) ** 2).sum(-1).mean()
+
+
+def empirical_score(
+    sde: VPSDE, ref: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor, L: float
+) -> torch.Tensor:
+    """Score of the noised empirical law (1/N) Σ_k N(a; α_t L(2v_k - 1), σ_t² I) of binary rows
+    ref: (N, n):  s = (α_t L (2 m_data - 1) - a)/σ_t²,  m_data = Σ_k softmax_k(u·v_k) v_k,
+    u = 2 α_t L a/σ_t² (the Gaussian's ‖2v - 1‖² = n is the same for every row).
+    a_t: (B, n), t: (B,) -> (B, n), no gradient."""
+    with torch.no_grad():
+        alpha, sigma2 = sde.alpha(t)[:, None], sde.sigma(t)[:, None] ** 2
+        u = 2 * alpha * L * a_t / sigma2
+        m_data = torch.softmax(u @ ref.T, dim=1) @ ref
+        return (alpha * L * (2 * m_data - 1) - a_t) / sigma2
+
+
+def t_range_of_log_snr(
+    sde: VPSDE, L: float, log_snr_range: tuple[float, float], *, t_eps: float = 1e-3
+) -> tuple[float, float]:
+    """The t-interval on which λ(t) = log(α_t² L²/σ_t²) runs from λ_max down to λ_min,
+    clipped to [t_ε, 1].  The posterior term 4 e^λ E‖m_θ - v‖² vanishes outside a window of
+    O(1) log-SNR: m_θ → v at high SNR, the weight e^λ → 0 at low SNR."""
+    lam_min, lam_max = sorted(float(x) for x in log_snr_range)
+    t_lo = float(sde.t_of_log_snr(torch.tensor(lam_max, dtype=torch.float64), L))
+    t_hi = float(sde.t_of_log_snr(torch.tensor(lam_min, dtype=torch.float64), L))
+    return max(t_lo, t_eps), min(t_hi, 1.0)
 
 
 def contrastive_loss(rbm: RBM, v_data: torch.Tensor, v_model: torch.Tensor) -> torch.Tensor:
@@ -90,6 +137,11 @@ def check_train_args(n_visible: int, n_hidden: int, method: str, **kw) -> None:
         raise RbmdiffError(f"learning rate must be a positive number, got {kw['lr']}")
     if kw.get("weighting", "sigma2") not in WEIGHTINGS:
         raise RbmdiffError(f"unknown weighting {kw['weighting']!r}; choose one of {WEIGHTINGS}")
+    if kw.get("n_noise", 1) < 1:
+        raise RbmdiffError(f"n_noise must be ≥ 1, got {kw['n_noise']}")
+    if kw.get("lr_schedule", "constant") not in LR_SCHEDULES:
+        raise RbmdiffError(
+            f"unknown lr_schedule {kw['lr_schedule']!r}; choose one of {LR_SCHEDULES}")
     if not 0 < kw["t_eps"] < 1:
         raise RbmdiffError(f"t_eps must lie in (0, 1), got {kw['t_eps']}")
     if method == "ml" and min(n_visible, n_hidden) > EXACT_EVAL_BITS:
@@ -113,7 +165,12 @@ def train(
     beta_max: float = 20.0,
     eps: float = DEFAULT_EPS,
     t_eps: float = 1e-3,
+    t_max: float = 1.0,
+    log_snr_range: tuple[float, float] | None = None,
     weighting: str = "sigma2",
+    n_noise: int = 1,
+    stratified: bool = False,
+    lr_schedule: str = "constant",
     m_method: str = "exact",
     sweeps: int = 10,
     damping: float = 0.5,
@@ -133,7 +190,8 @@ def train(
     """
     n = x.shape[1]
     check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
-                     lr=lr, t_eps=t_eps, weighting=weighting)
+                     lr=lr, t_eps=t_eps, weighting=weighting, n_noise=n_noise,
+                     lr_schedule=lr_schedule)
     if batch_size > x.shape[0]:
         raise RbmdiffError(f"batch_size {batch_size} exceeds the {x.shape[0]} training rows")
     sde = VPSDE(beta_min, beta_max)
@@ -143,9 +201,13 @@ def train(
         score, sde=sde, eps=eps)
     if method == "dsm" and getattr(score_model, "m_method", "exact") == "gibbs":
         raise RbmdiffError("m_method 'gibbs' has no gradient; train with 'exact' or 'meanfield'")
+    if log_snr_range is not None:
+        t_eps, t_max = t_range_of_log_snr(sde, logit_bound(eps), log_snr_range, t_eps=t_eps)
     x = x.to(dtype)
     rbm = init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype).requires_grad_()
     opt = torch.optim.Adam(rbm.parameters(), lr=lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+             if lr_schedule == "cosine" else None)
     exact_ok = min(n, n_hidden) <= EXACT_EVAL_BITS
     binary_data = bool(((x == 0) | (x == 1)).all())
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
@@ -168,7 +230,8 @@ def train(
                 idx = torch.cat([idx, order[: batch_size - len(idx)]])
             v = v_all[idx]
             if method == "dsm":
-                loss = dsm_loss(rbm, score_model, v, t_eps=t_eps, weighting=weighting,
+                loss = dsm_loss(rbm, score_model, v, t_eps=t_eps, t_max=t_max,
+                                weighting=weighting, n_noise=n_noise, stratified=stratified,
                                 generator=g)
             elif method == "ml":
                 loss = ml_loss(rbm, v)
@@ -181,6 +244,8 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             losses.append(float(loss.detach()))
             step += 1
             bar.update(1)
@@ -203,8 +268,10 @@ def train(
         **score_model.options(),
         **sde.as_dict(),
         "t_eps": t_eps,
+        "t_max": t_max,
         "training": {
-            "weighting": weighting,
+            "weighting": weighting, "n_noise": n_noise, "stratified": stratified,
+            "lr_schedule": lr_schedule,
             "method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
             "cd_k": cd_k, "wall_s": time.perf_counter() - start,
             "final_loss": history[-1]["loss"] if history else None,

@@ -13,11 +13,13 @@ def test_alpha_sigma_closed_forms():
     t = torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
     integral = 0.1 * t + 0.5 * t**2 * 19.9
     torch.testing.assert_close(sde.alpha(t), torch.exp(-0.5 * integral))
-    torch.testing.assert_close(sde.alpha(t) ** 2 + sde.sigma(t) ** 2, torch.ones(3, dtype=torch.float64))
+    ones = torch.ones(3, dtype=torch.float64)
+    torch.testing.assert_close(sde.alpha(t) ** 2 + sde.sigma(t) ** 2, ones)
     # At t = 1: ∫β = 0.1 + 9.95 = 10.05, so α_1 = e^{-5.025}.
     assert float(sde.alpha(t)[2]) == pytest.approx(math.exp(-5.025))
     # Small t keeps relative precision: σ_t² ≈ β_min t.
-    assert float(sde.sigma(torch.tensor([1e-8], dtype=torch.float64)) ** 2) == pytest.approx(1e-9, rel=1e-6)
+    tiny = torch.tensor([1e-8], dtype=torch.float64)
+    assert float(sde.sigma(tiny) ** 2) == pytest.approx(1e-9, rel=1e-6)
 
 
 def test_marginal_sample_moments_within_4_sigma():

@@ -134,7 +134,10 @@ def biclique_edges(n: int, m: int) -> list[tuple[str, str]]:
 
 def is_perfect_yield(graph: nx.Graph, topology: str, shape: list[int]) -> bool:
     """Whether ``graph`` is the whole (fabric-only) pegasus/zephyr graph of its shape."""
-    import dwave.graphs as dg
+    try:
+        import dwave.graphs as dg
+    except ImportError:  # dwave-system before dwave-graphs
+        import dwave_networkx as dg
 
     full = (dg.pegasus_graph(shape[0]) if topology == "pegasus"
             else dg.zephyr_graph(shape[0], shape[1] if len(shape) > 1 else 4))
@@ -200,22 +203,33 @@ def load_or_find_embedding(
 def estimate_beta(
     h: dict, J: dict, samples: dimod.SampleSet, *, num_bootstrap: int, seed: int
 ) -> tuple[float, float, float]:
-    """β_eff = 1/T̂ by maximum pseudo-likelihood for reads ∝ exp(−β Σ h s + Σ J s s), with
-    the bootstrap 95% interval.  -> (β̂, β_low, β_high); inf when every read is a local
-    minimum (no excitations seen)."""
-    from dwave.system.temperatures import maximum_pseudolikelihood_temperature
+    """β_eff of reads assumed ∝ exp(−β E_s), E_s = Σ h s + Σ J s s, with a 95% bootstrap
+    interval.  -> (β̂, β_low, β_high); inf when no read shows an excitation.
+
+    β̂ maximises the pseudo-likelihood Π_reads Π_i σ(−β f_i), f_i the energy lost by flipping
+    unit i (``dwave.system.temperatures``): it solves Σ_s ψ_s(β) = 0, ψ_s = Σ_i f_i σ(β f_i).
+    The interval is the estimating-function bootstrap (Hu & Kalbfleisch 2000): for reads S*
+    resampled with replacement, β* = β̂ − Σ_{S*} ψ_s(β̂) / Σ_{S*} ψ'_s(β̂). (dwave-system's own
+    ``num_bootstrap_samples`` resamples only that many reads, so its interval does not
+    shrink with the number of reads.)
+    """
+    from dwave.system.temperatures import effective_field, maximum_pseudolikelihood_temperature
 
     bqm = dimod.BinaryQuadraticModel.from_ising(h, J)
-    T, T_boot = maximum_pseudolikelihood_temperature(
-        bqm, samples, num_bootstrap_samples=num_bootstrap, seed=seed
-    )
-    beta = 1 / T if T > 0 else math.inf
-    if num_bootstrap > 0:
-        boot = 1 / np.clip(np.asarray(T_boot, dtype=np.float64), 1e-300, None)
-        low, high = np.percentile(boot, [2.5, 97.5]).tolist()
-    else:
-        low = high = beta
-    return float(beta), float(low), float(high)
+    f, _ = effective_field(bqm, samples, current_state_energy=True)  # (B, N)
+    f = np.repeat(f, samples.record.num_occurrences, axis=0)
+    T, _ = maximum_pseudolikelihood_temperature(en1=f)
+    if not T > 0:
+        return math.inf, math.inf, math.inf
+    beta = 1 / float(T)
+    if num_bootstrap == 0:
+        return beta, beta, beta
+    s = 1 / (1 + np.exp(-beta * f))  # σ(β f)
+    psi, dpsi = (f * s).sum(1), (f * f * s * (1 - s)).sum(1)  # (B,)
+    idx = np.random.default_rng(seed).integers(0, len(f), size=(num_bootstrap, len(f)))
+    boot = beta - psi[idx].sum(1) / dpsi[idx].sum(1)  # (num_bootstrap,)
+    low, high = np.percentile(boot, [2.5, 97.5]).tolist()
+    return beta, float(low), float(high)
 
 
 # -- sampler -------------------------------------------------------------------------------
@@ -307,7 +321,14 @@ class QPUSampler:
                                sweeps=self.mock_sweeps)
         from dwave.system import DWaveSampler
 
-        return DWaveSampler(solver=self.solver or {"topology__type": self.topology})
+        try:
+            return DWaveSampler(solver=self.solver or {"topology__type": self.topology})
+        except Exception as exc:  # dwave-cloud-client raises many kinds (auth, network, none)
+            raise RbmdiffError(
+                f"no D-Wave solver for topology {self.topology!r}"
+                f"{f' named {self.solver!r}' if self.solver else ''} could be opened "
+                f"({type(exc).__name__}: {exc}); pass mock=True to sample offline"
+            ) from None
 
     def sample(self, rbm: RBM, num_samples: int, *, seed: int) -> Samples:
         """Draw ``num_samples`` visible states.  -> Samples with v: (num_samples, n) of 0/1."""
@@ -394,9 +415,10 @@ class _Run:
         )
         ss.resolve()
         self.calls += 1
-        for key, val in ss.info.get("timing", {}).items():
+        for key, val in ss.info.get("timing", {}).items():  # µs; totals add up over calls
             if isinstance(val, int | float):
-                self.timing[key] = self.timing.get(key, 0.0) + float(val)
+                total = not key.endswith("_per_sample")
+                self.timing[key] = self.timing.get(key, 0.0) * total + float(val)
         if "problem_id" in ss.info:
             self.problem_ids.append(ss.info["problem_id"])
         return ss

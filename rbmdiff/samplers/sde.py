@@ -1,4 +1,4 @@
-"""Reverse-time diffusion samplers in logit space: Euler–Maruyama SDE and Heun probability-flow ODE."""
+"""Reverse-time diffusion in logit space: Euler–Maruyama SDE and Heun probability-flow ODE."""
 
 from __future__ import annotations
 

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rbmdiff import RBM
+from rbmdiff.cli import main
+
+SENTINEL = b"previous output, must survive"
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    path = tmp_path / "model.pt"
+    rbm = RBM.random(9, 4, scale=0.5, seed=0)
+    rbm.meta = {"score": "posterior", "eps": 1e-3, "beta_min": 0.1, "beta_max": 20.0}
+    rbm.save(path)
+    return path
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_console_script_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "rbmdiff.cli", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for command in ("train", "sample", "evaluate"):
+        assert command in out
+
+
+def test_train_then_evaluate_then_sample(tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    code, out, _ = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--method", "ml",
+                        "--seed", 1, "--out", model, "--steps", 50, "--batch-size", 14,
+                        "--lr", 0.05, "--quiet", "--history", tmp_path / "h.parquet"], capsys)
+    assert code == 0 and json.loads(out)["model"] == str(model)
+    assert len(pd.read_parquet(tmp_path / "h.parquet")) == 50
+    code, out, _ = run(["evaluate", "--model", model, "--data", "bas-3x3"], capsys)
+    metrics = json.loads(out)
+    assert code == 0 and metrics["log_partition_method"] == "exact"
+    # log p summed over the 14 patterns can't exceed 1: mean log p ≤ −log 14.
+    assert metrics["test_log_likelihood"] <= -np.log(14) + 1e-6
+    samples = tmp_path / "s.parquet"
+    code, out, _ = run(["sample", "--model", model, "--sampler", "gibbs", "--num-samples", 300,
+                        "--seed", 2, "--out", samples, "--data", "bas-3x3", "--set", "sweeps=20",
+                        "--stats", tmp_path / "stats.parquet"], capsys)
+    assert code == 0
+    frame = pd.read_parquet(samples)
+    assert frame.shape == (300, 9) and set(np.unique(frame.to_numpy())) <= {0, 1}
+    stats = pd.read_parquet(tmp_path / "stats.parquet")
+    assert stats.loc[0, "sampler"] == "gibbs" and 0 <= stats.loc[0, "tv_exact"] <= 1
+
+
+def _bad_file(tmp_path, kind):
+    path = tmp_path / {"nan": "x.npy", "range": "x.npy", "flat": "x.npy", "empty": "x.csv",
+                       "truncated": "x.npy", "wide": "x.npy"}[kind]
+    if kind == "nan":
+        np.save(path, np.full((20, 9), np.nan))
+    elif kind == "range":
+        np.save(path, np.full((20, 9), 2.0))
+    elif kind == "flat":
+        np.save(path, np.zeros(9))
+    elif kind == "empty":
+        path.write_text("")
+    elif kind == "truncated":
+        np.save(path, np.zeros((20, 9)))
+        path.write_bytes(path.read_bytes()[:90])
+    else:
+        np.save(path, np.zeros((20, 5)))
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("nan", "NaN"), ("range", "[0, 1]"), ("flat", "2-D"), ("empty", "empty"),
+    ("truncated", "truncated"),
+])
+def test_train_bad_data_is_one_line_and_keeps_old_output(tmp_path, capsys, kind, message):
+    out_file = tmp_path / "model.pt"
+    out_file.write_bytes(SENTINEL)
+    data = _bad_file(tmp_path, kind)
+    code, _, err = run(["train", "--data", data, "--n-hidden", 3, "--out", out_file,
+                        "--batch-size", 10, "--steps", 5, "--quiet"], capsys)
+    assert code != 0
+    assert message in err and str(data) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert out_file.read_bytes() == SENTINEL
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--steps", "-5"], "positive integer"),
+    (["--steps", "abc"], "positive integer"),
+    (["--eps", "0.7"], "ε must lie in (0, ½)"),
+    (["--eps", "nan"], "finite"),
+    (["--beta-min", "30"], "β_min"),
+    (["--batch-size", "100"], "fewer than the batch"),
+    (["--method", "ml", "--n-hidden", "40", "--data", "digits-binary"], "exact ML"),
+    (["--data", "mnist"], "neither a built-in"),
+])
+def test_train_impossible_parameters(tmp_path, capsys, extra, message):
+    out_file = tmp_path / "model.pt"
+    out_file.write_bytes(SENTINEL)
+    argv = ["train", "--data", "bas-3x3", "--n-hidden", 3, "--out", out_file, "--steps", 5,
+            "--batch-size", 14, "--quiet"]
+    code, _, err = run(argv + extra, capsys)
+    assert code != 0 and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert out_file.read_bytes() == SENTINEL
+
+
+def test_evaluate_and_sample_refuse_bad_models_and_mismatched_data(tmp_path, capsys,
+                                                                   model_path):
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(model_path.read_bytes()[:200])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    out_file = tmp_path / "s.parquet"
+    out_file.write_bytes(SENTINEL)
+    cases = [
+        (["evaluate", "--model", cut, "--data", "bas-3x3"], "truncated"),
+        (["evaluate", "--model", foreign, "--data", "bas-3x3"], "not an rbmdiff model"),
+        (["evaluate", "--model", model_path, "--data", "digits"], "64 units per row"),
+        (["sample", "--model", cut, "--sampler", "gibbs", "--num-samples", 5,
+          "--out", out_file], "truncated"),
+        (["sample", "--model", model_path, "--sampler", "gibbs", "--num-samples", 0,
+          "--out", out_file], "positive integer"),
+        (["sample", "--model", model_path, "--sampler", "gibbs", "--num-samples", 5,
+          "--out", out_file, "--set", "colour=blue"], "no parameter colour"),
+        (["sample", "--model", model_path, "--sampler", "sde", "--num-samples", 5,
+          "--out", out_file, "--set", "steps=-3"], "steps"),
+        (["sample", "--model", model_path, "--sampler", "gibbs", "--num-samples", 5,
+          "--out", out_file, "--data", "digits"], "64 units per row"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(argv, capsys)
+        assert code != 0 and message in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert out_file.read_bytes() == SENTINEL

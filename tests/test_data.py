@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rbmdiff import RbmdiffError
+from rbmdiff.data import bars_and_stripes, load_dataset
+
+
+def test_bars_and_stripes_counts_and_structure():
+    for side, count in ((3, 14), (4, 30)):
+        p = bars_and_stripes(side)
+        assert p.shape == (count, side * side) and len({tuple(r) for r in p}) == count
+        grids = p.reshape(-1, side, side)
+        rows_const = (grids == grids[:, :, :1]).all(axis=(1, 2))
+        cols_const = (grids == grids[:, :1, :]).all(axis=(1, 2))
+        assert (rows_const | cols_const).all()
+
+
+def test_digits_split_follows_the_design():
+    grey, binary = load_dataset("digits"), load_dataset("digits-binary")
+    assert grey.train.shape == (1437, 64) and grey.test.shape == (360, 64)
+    assert not grey.binary and binary.binary
+    np.testing.assert_array_equal(binary.train.numpy(), (grey.train.numpy() > 0.5))
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
+def test_files_round_trip(tmp_path, suffix):
+    x = np.random.default_rng(0).random((12, 5))
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".npy":
+        np.save(path, x)
+    elif suffix == ".csv":
+        np.savetxt(path, x, delimiter=",")
+    else:
+        pd.DataFrame(x, columns=[f"u{i}" for i in range(5)]).to_parquet(path)
+    d = load_dataset(path)
+    np.testing.assert_allclose(d.train.numpy(), x, rtol=1e-6)
+
+
+def _write(tmp_path, name, x):
+    path = tmp_path / name
+    np.save(path, x) if name.endswith(".npy") else path.write_text(x)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("nan.npy", np.array([[0.5, np.nan]]), "NaN/inf"),
+        ("inf.npy", np.array([[0.5, np.inf]]), "NaN/inf"),
+        ("range.npy", np.array([[0.5, 1.5]]), r"\[0, 1\]"),
+        ("neg.npy", np.array([[-0.1, 0.5]]), r"\[0, 1\]"),
+        ("flat.npy", np.array([0.5, 0.5]), "2-D"),
+        ("cube.npy", np.zeros((2, 2, 2)), "2-D"),
+        ("empty.npy", np.zeros((0, 4)), "empty"),
+        ("empty.csv", "", "empty"),
+        ("text.csv", "a,b\nc,d\n", "unreadable"),
+        ("ragged.csv", "0,1\n0\n", "unreadable"),
+    ],
+)
+def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, name, content, message):
+    path = _write(tmp_path, name, content)
+    with pytest.raises(RbmdiffError, match=message) as info:
+        load_dataset(path)
+    assert name in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_files(tmp_path):
+    path = tmp_path / "t.npy"
+    np.save(path, np.zeros((50, 8)))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(RbmdiffError, match="truncated"):
+        load_dataset(path)
+    pq = tmp_path / "t.parquet"
+    pd.DataFrame(np.zeros((50, 3))).rename(columns=str).to_parquet(pq)
+    pq.write_bytes(pq.read_bytes()[:60])
+    with pytest.raises(RbmdiffError, match="truncated"):
+        load_dataset(pq)
+
+
+def test_unknown_names_and_too_few_rows(tmp_path):
+    with pytest.raises(RbmdiffError, match="neither a built-in"):
+        load_dataset("mnist")
+    with pytest.raises(RbmdiffError, match="fewer than the batch"):
+        load_dataset("bas-3x3", min_rows=64)
