@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="KEY=VALUE", help="sampler parameter, e.g. --set steps=300")
     s.add_argument("--data", help="held-out data: also compute the DESIGN §7 statistics")
     s.add_argument("--stats", type=Path, help="write the statistics record (Parquet, one row)")
+    s.add_argument("--chunk-size", type=_positive_int, default=100_000,
+                   help="samples drawn and written per chunk (bounds memory)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="print a JSON object of metrics of a model on data")
     e.add_argument("--model", required=True, type=Path)
@@ -145,23 +148,26 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from rbmdiff import samplers
-    from rbmdiff.io import samples_frame, write_parquet
+    from rbmdiff.io import sample_to_parquet, write_parquet
+    from rbmdiff.metrics import SampleStats
     from rbmdiff.rbm import RBM
 
     rbm = RBM.load(args.model)
     test = _matching_data(args.data, rbm, args.model) if args.data else None
     sampler = samplers.get(args.sampler, **dict(args.params))
     _check_writable(args.out)
-    result = sampler.sample(rbm, args.num_samples, seed=args.seed)
-    write_parquet(samples_frame(result), args.out, metadata={"rbmdiff_info": result.info})
-    summary = {"out": str(args.out), "wall_s": result.info["wall_s"],
-               "cost_units": result.info["cost_units"], "cost_unit": result.info["cost_unit"]}
-    if test is not None:
+    stats = SampleStats(rbm) if test is not None else None
+    info = sample_to_parquet(
+        sampler, rbm, args.num_samples, seed=args.seed, path=args.out,
+        chunk_size=args.chunk_size, on_chunk=stats and (lambda chunk: stats.update(chunk.v)),
+        progress=not args.quiet,
+    )
+    summary = {"out": str(args.out), "wall_s": info["wall_s"],
+               "cost_units": info["cost_units"], "cost_unit": info["cost_unit"]}
+    if stats is not None:
         import pandas as pd
 
-        from rbmdiff.metrics import sample_record
-
-        record = sample_record(result, rbm, test)
+        record = stats.record(info, test)
         if args.stats:
             write_parquet(pd.DataFrame([record]), args.stats)
         summary.update(record)

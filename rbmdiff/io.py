@@ -40,6 +40,94 @@ def samples_frame(samples: Samples) -> pd.DataFrame:
 
 def read_info(path: str | os.PathLike) -> dict:
     """The sampler ``info`` stored in a samples file's schema metadata."""
-    meta = pq.read_schema(path).metadata or {}
+    meta = pq.read_metadata(path).metadata or {}
     raw = meta.get(b"rbmdiff_info")
     return json.loads(raw) if raw else {}
+
+
+EXTENSIVE_INFO = ("wall_s", "multiply_adds", "chain_sweeps", "qpu_access_time")
+EXTENSIVE_COST_UNITS = ("qpu_access_us",)  # cost that adds up over chunks (others are per chain)
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """Seed of chunk ``index``: chunk 0 uses ``seed`` itself (so one chunk equals an unchunked
+    run); later chunks draw independent 32-bit seeds from numpy's SeedSequence([seed, index])."""
+    if index == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def sample_to_parquet(
+    sampler,
+    rbm,
+    num_samples: int,
+    *,
+    seed: int,
+    path: str | os.PathLike,
+    chunk_size: int = 100_000,
+    on_chunk=None,
+    progress: bool = False,
+) -> dict:
+    """Draw ``num_samples`` in chunks and stream them to ``path`` (Parquet, one row group per
+    chunk), so memory is bounded by one chunk.  The file appears whole (atomic rename) or not
+    at all.  ``on_chunk(samples)`` sees each chunk (e.g. a :class:`SampleStats`).  Returns the
+    merged ``info``: extensive fields summed over chunks, the rest from the first chunk."""
+    from tqdm.auto import tqdm
+
+    from rbmdiff.errors import RbmdiffError
+
+    if chunk_size < 1:
+        raise RbmdiffError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    writer, info = None, {}
+    bar = tqdm(total=num_samples, desc=f"sample {sampler.name}", disable=not progress,
+               leave=False, unit="sample")
+    try:
+        for index, start in enumerate(range(0, num_samples, chunk_size)):
+            size = min(chunk_size, num_samples - start)
+            chunk = sampler.sample(rbm, size, seed=chunk_seed(seed, index))
+            table = pa.Table.from_pandas(samples_frame(chunk), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+                info = dict(chunk.info)
+            else:
+                for key in EXTENSIVE_INFO:
+                    if key in chunk.info and key in info:
+                        info[key] += chunk.info[key]
+                if info.get("cost_unit") in EXTENSIVE_COST_UNITS:
+                    info["cost_units"] += chunk.info["cost_units"]
+            writer.write_table(table)
+            if on_chunk is not None:
+                on_chunk(chunk)
+            bar.update(size)
+        info.update(seed=seed, num_samples=num_samples, chunk_size=chunk_size,
+                    samples_per_s=num_samples / info["wall_s"] if info["wall_s"] > 0 else None)
+        meta = {b"rbmdiff_info": json.dumps(info, default=str).encode()}
+        writer.close()
+        _rewrite_metadata(tmp, meta)
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+    return info
+
+
+def _rewrite_metadata(path: Path, meta: dict[bytes, bytes]) -> None:
+    """Attach key-value metadata to a finished Parquet file's footer (row groups untouched)."""
+    # pyarrow fixes the schema at writer creation; add the run's info by a footer-only rewrite.
+    table_meta = pq.read_metadata(path)
+    schema = pq.read_schema(path).with_metadata({**(table_meta.metadata or {}), **meta})
+    parquet = pq.ParquetFile(path)
+    out = path.with_suffix(path.suffix + ".meta")
+    with pq.ParquetWriter(out, schema) as w:
+        for i in range(parquet.num_row_groups):
+            w.write_table(parquet.read_row_group(i).replace_schema_metadata(schema.metadata))
+    os.replace(out, path)

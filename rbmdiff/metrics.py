@@ -7,10 +7,11 @@ import math
 
 import torch
 
+from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import (
     EXACT_LAW_BITS,
-    empirical_law,
     log_partition,
+    state_index,
     total_variation,
     visible_law,
 )
@@ -73,50 +74,115 @@ def _subsample(z: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
     return z[torch.randperm(z.shape[0], generator=g)[:k]]
 
 
+class SampleStats:
+    """Streaming accumulator of the DESIGN §7 statistics: memory O(n² + 2^n + K·n), whatever
+    the number of samples.  Unit means and correlations come from running first and second
+    moments, TV from state counts (n ≤ 20), MMD from a uniform reservoir of K rows."""
+
+    def __init__(self, rbm: RBM, *, reservoir: int = MMD_MAX_ROWS, seed: int = 0) -> None:
+        n = rbm.n_visible
+        self.rbm, self.count, self.free_energy_sum = rbm, 0, 0.0
+        self.first = torch.zeros(n, dtype=torch.float64)
+        self.second = torch.zeros(n, n, dtype=torch.float64)
+        self.states = torch.zeros(2**n, dtype=torch.float64) if n <= EXACT_LAW_BITS else None
+        self.reservoir = torch.empty(0, n, dtype=torch.float64)
+        self.capacity, self.rng = reservoir, torch.Generator().manual_seed(seed)
+
+    def update(self, v: torch.Tensor) -> None:
+        """Add a batch v: (B, n) of 0/1."""
+        v = v.double()
+        self.first += v.sum(0)
+        self.second += v.T @ v
+        if self.states is not None:
+            self.states += torch.bincount(state_index(v), minlength=self.states.numel())
+        with torch.no_grad():
+            self.free_energy_sum += float(self.rbm.free_energy(v.to(self.rbm.dtype)).sum())
+        self._reservoir_add(v)
+        self.count += v.shape[0]
+
+    def _reservoir_add(self, v: torch.Tensor) -> None:
+        """Algorithm R (Vitter 1985), vectorised: row i (global index) replaces slot
+        j ~ U{0..i} when j < K; later rows win ties, as in the sequential algorithm."""
+        room = self.capacity - self.reservoir.shape[0]
+        self.reservoir = torch.cat([self.reservoir, v[:room]])
+        rest = v[room:] if room > 0 else v
+        if rest.shape[0] == 0:
+            return
+        start = self.count + max(room, 0)
+        idx = torch.arange(start, start + rest.shape[0], dtype=torch.float64)
+        j = (torch.rand(rest.shape[0], generator=self.rng, dtype=torch.float64) * (idx + 1))
+        j = j.long()
+        keep = j < self.capacity
+        self.reservoir[j[keep]] = rest[keep]
+
+    def mean(self) -> torch.Tensor:
+        return self.first / self.count
+
+    def correlations(self) -> torch.Tensor:
+        """Pearson correlations from the moments (constant units: 0).  -> (n, n)."""
+        mu = self.mean()
+        cov = self.second / self.count - mu[:, None] * mu[None, :]
+        std = cov.diagonal().clamp_min(0).sqrt()
+        denom = std[:, None] * std[None, :]
+        return torch.where(denom > 1e-12, cov / denom.clamp_min(1e-12), torch.zeros_like(cov))
+
+    def record(self, info: dict, test: torch.Tensor, *, log_z: float | None = None) -> dict:
+        """Every field of DESIGN §7.  test: (N, n) held-out data in [0, 1].
+
+        Exact fields: ``test_log_likelihood`` when min(n, m) ≤ 20 (binary test data),
+        ``tv_exact`` (TV between the samples' empirical law and p_θ) when n ≤ 20; else NaN.
+        """
+        if self.count == 0:
+            raise RbmdiffError("no samples were accumulated; nothing to summarise")
+        rbm, n = self.rbm, self.rbm.n_visible
+        test_v = test.to(torch.float64)
+        test_binary = bool(((test_v == 0) | (test_v == 1)).all())
+        # Grey levels are p(v_i = 1): unit means compare directly, correlations and MMD
+        # against one fixed binary draw v ~ Bernoulli(test).
+        g = torch.Generator().manual_seed(0)
+        ref = test_v if test_binary else torch.bernoulli(test_v, generator=g)
+        i, j = torch.triu_indices(n, n, offset=1)
+        corr_diff = self.correlations()[i, j] - correlations(ref)[i, j]
+        record = {
+            "sampler": info.get("sampler"),
+            "params": json.dumps(info.get("params", {}), sort_keys=True, default=str),
+            "seed": info.get("seed"),
+            "num_samples": self.count,
+            "wall_s": info.get("wall_s", math.nan),
+            "samples_per_s": info.get("samples_per_s", math.nan),
+            "cost_units": info.get("cost_units", math.nan),
+            "cost_unit": info.get("cost_unit"),
+            "multiply_adds": float(info.get("multiply_adds", math.nan) or math.nan),
+            "mean_abs_err": float((self.mean() - test_v.mean(0)).abs().mean()),
+            "corr_rmse": float(corr_diff.pow(2).mean().sqrt()) if n > 1 else 0.0,
+            "mmd": mmd_hamming(self.reservoir, ref),
+            "mean_free_energy": self.free_energy_sum / self.count,
+            "test_log_likelihood": math.nan,
+            "tv_exact": math.nan,
+        }
+        with torch.no_grad():
+            if min(n, rbm.n_hidden) <= EXACT_LL_BITS and test_binary:
+                log_z = log_partition(rbm) if log_z is None else log_z
+                record["test_log_likelihood"] = float(
+                    (-rbm.free_energy(test_v.to(rbm.dtype))).mean() - log_z
+                )
+            if self.states is not None:
+                _, p = visible_law(rbm)
+                record["tv_exact"] = total_variation(self.states / self.count, p)
+        for key in INFO_FIELDS:
+            if key in info:
+                record[key] = info[key]
+        return record
+
+
+INFO_FIELDS = ("chain_break_fraction", "beta_eff", "beta_eff_low", "beta_eff_high",
+               "qpu_access_time", "num_qubits", "mock")
+
+
 def sample_record(
     samples: Samples, rbm: RBM, test: torch.Tensor, *, log_z: float | None = None
 ) -> dict:
-    """Every field of DESIGN §7 for one run.  test: (N, n) held-out data in [0, 1].
-
-    Exact fields: ``test_log_likelihood`` when min(n, m) ≤ 20 (binary test data),
-    ``tv_exact`` (TV between the samples' empirical law and p_θ) when n ≤ 20; else NaN.
-    """
-    info = samples.info
-    v = samples.v
-    test_v = test.to(torch.float32)
-    test_binary = bool(((test_v == 0) | (test_v == 1)).all())
-    # Grey levels are p(v_i = 1): unit means compare directly, correlations and MMD against
-    # one fixed binary draw v ~ Bernoulli(test).
-    g = torch.Generator().manual_seed(0)
-    ref = test_v if test_binary else torch.bernoulli(test_v, generator=g)
-    record = {
-        "sampler": info.get("sampler"),
-        "params": json.dumps(info.get("params", {}), sort_keys=True, default=str),
-        "seed": info.get("seed"),
-        "num_samples": v.shape[0],
-        "wall_s": info.get("wall_s", math.nan),
-        "samples_per_s": info.get("samples_per_s", math.nan),
-        "cost_units": info.get("cost_units", math.nan),
-        "cost_unit": info.get("cost_unit"),
-        "multiply_adds": float(info.get("multiply_adds", math.nan) or math.nan),
-        "mean_abs_err": mean_abs_err(v, test_v),
-        "corr_rmse": corr_rmse(v, ref),
-        "mmd": mmd_hamming(v, ref),
-        "mean_free_energy": float(rbm.free_energy(v.to(rbm.dtype)).mean()),
-        "test_log_likelihood": math.nan,
-        "tv_exact": math.nan,
-    }
-    with torch.no_grad():
-        if min(rbm.n_visible, rbm.n_hidden) <= EXACT_LL_BITS and test_binary:
-            log_z = log_partition(rbm) if log_z is None else log_z
-            record["test_log_likelihood"] = float(
-                (-rbm.free_energy(test_v.to(rbm.dtype))).mean() - log_z
-            )
-        if rbm.n_visible <= EXACT_LAW_BITS:
-            _, p = visible_law(rbm)
-            record["tv_exact"] = total_variation(empirical_law(v), p)
-    for key in ("chain_break_fraction", "beta_eff", "beta_eff_low", "beta_eff_high",
-                "qpu_access_time", "num_qubits", "mock"):
-        if key in info:
-            record[key] = info[key]
-    return record
+    """The DESIGN §7 record of one run held in memory (see :class:`SampleStats`)."""
+    stats = SampleStats(rbm)
+    stats.update(samples.v)
+    return stats.record(samples.info, test, log_z=log_z)
