@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Caches that libraries keep under the home folder (busclique's biclique tables, our
+# embeddings) go to a throw-away folder, for this process and the subprocesses it starts.
+_HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")
+os.environ["XDG_DATA_HOME"] = os.path.join(_HOME, "data")
+os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
 torch.set_num_threads(1)
 
 from rbmdiff import RBM  # noqa: E402

@@ -86,5 +86,9 @@ def test_split_samples_picks_columns_by_label():
     assert v.tolist() == [[1, 0], [1, 1]] and h.tolist() == [[0, 1], [1, 0]]
     v, h = split_samples((2 * arr - 1, labels), 2, 2)  # SPIN
     assert v.tolist() == [[1, 0], [1, 1]] and v.dtype == torch.float32
+    agg = dimod.SampleSet.from_samples((arr, labels), dimod.BINARY, energy=[0.0, 0.0],
+                                       num_occurrences=[3, 1])
+    v, _ = split_samples(agg, 2, 2)  # rows repeated by num_occurrences
+    assert v.tolist() == [[1, 0]] * 3 + [[1, 1]]
     with pytest.raises(RbmdiffError, match="lack"):
         split_samples((arr, labels), 3, 2)

@@ -7,9 +7,9 @@ To sample the RBM, p(v, h) ∝ exp(−E(v, h)), program E / β_eff:
     E_programmed = prefactor · E_Ising,   prefactor = 1 / β_eff,   clipped to h_range, j_range
 
 with ``auto_scale=False`` so that the device does not rescale it back. β_eff is estimated from
-the logical reads by maximum pseudo-likelihood (``dwave.system.temperatures``): the T that
-solves Σ_reads Σ_i f_i exp(f_i / T) = 0 with f_i the energy lost by flipping unit i. Each of
-``calibration_rounds`` rounds samples, estimates β_eff and sets prefactor ← 1/β_eff.
+the logical reads by maximum pseudo-likelihood (``dwave.system.temperatures``; Besag 1975):
+the β that solves Σ_reads Σ_i f_i σ(β f_i) = 0, f_i the energy lost by flipping unit i. Each
+of ``calibration_rounds`` rounds samples, estimates β_eff and sets prefactor ← 1/β_eff.
 
 K_{n,m} (visible × hidden) is minor-embedded once, by busclique's native biclique embeddings
 (minorminer.find_embedding as a fallback on defective graphs), cached as JSON keyed by the
@@ -26,11 +26,11 @@ import hashlib
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dimod
-import networkx as nx
 import numpy as np
 import torch
 
@@ -40,8 +40,11 @@ from rbmdiff.rbm import RBM, atomic_write_bytes
 from rbmdiff.samplers.anneal import sampler_seed
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 TOPOLOGIES = ("pegasus", "zephyr")
-MOCK_SHAPES = {"pegasus": [6], "zephyr": [4, 4]}  # P6: 680 qubits, Z4: 576 — small and fast
+MOCK_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # K_{76,76} and K_{72,72}: digits (64) fit
 
 
 # -- solver ------------------------------------------------------------------------------
@@ -79,37 +82,33 @@ def shape_name(topology: str, shape: list[int]) -> str:
 
 
 # -- biclique limit ------------------------------------------------------------------------
-def biclique_limit(topology: str, shape: list[int]) -> tuple[int, int] | None:
-    """(k, s): on the perfect-yield graph busclique's K_{x,y} have min(x, y) ≤ k and
-    max(x, y) ≤ s.  Closed forms, checked against busclique's tables:
+def biclique_limit(topology: str, shape: list[int]) -> int | None:
+    """k such that busclique embeds K_{n,m} on the perfect-yield graph iff max(n, m) ≤ k
+    (its ``find_biclique_embedding`` serves K_{n,m} from a K_{k',k'} with k' ≥ max(n, m)).
+    Closed forms, checked against busclique's tables in the tests:
 
-        pegasus P_M (M ≥ 3):   k = 12(M − 1) − 8,   s = 12(M − 1)     (P16: K_{172,172}, 180)
-        zephyr Z_{m,t}:        k = 2t(2m − 1),      s = 4tm           (Z12: K_{184,184}, 192)
+        pegasus P_M (M ≥ 3):   k = 12(M − 1) − 8     (P8: 76, P16: 172)
+        zephyr Z_{m,t}:        k = 2t(2m − 1)        (Z5: 72, Z12: 184 for t = 4)
 
     None when no closed form applies (small or unknown shapes).
     """
     if topology == "pegasus" and shape and shape[0] >= 3:
-        M = shape[0]
-        return 12 * (M - 1) - 8, 12 * (M - 1)
+        return 12 * (shape[0] - 1) - 8
     if topology == "zephyr" and shape:
         m, t = shape[0], (shape[1] if len(shape) > 1 else 4)
-        return 2 * t * (2 * m - 1), 4 * t * m
+        return 2 * t * (2 * m - 1)
     return None
 
 
 def check_embeddable(n: int, m: int, topology: str, shape: list[int]) -> None:
-    """Refuse K_{n,m} beyond the topology's biclique limit, instantly (closed form)."""
-    limit = biclique_limit(topology, shape)
-    if limit is None:
-        return
-    k, s = limit
-    if min(n, m) > k or max(n, m) > s:
+    """Refuse K_{n,m} beyond the topology's biclique limit K_{k,k}, instantly (closed form)."""
+    k = biclique_limit(topology, shape)
+    if k is not None and max(n, m) > k:
         raise RbmdiffError(
             f"an RBM with {n} visible × {m} hidden units needs a K_{{{n},{m}}} minor, beyond the "
-            f"biclique limit of {topology} {shape_name(topology, shape)}: at most "
-            f"K_{{{k},{k}}} and no side above {s} units. Use at most {k} units on the smaller "
-            "layer and "
-            f"{s} on the larger, or a larger topology (pegasus P16 holds K_{{172,172}})"
+            f"biclique limit K_{{{k},{k}}} of {topology} {shape_name(topology, shape)}: use at "
+            f"most {k} units on each layer, or a larger topology (pegasus P16 holds "
+            "K_{172,172}, zephyr Z12 K_{184,184})"
         )
 
 
@@ -214,6 +213,7 @@ def estimate_beta(
     shrink with the number of reads.)
     """
     from dwave.system.temperatures import effective_field, maximum_pseudolikelihood_temperature
+    from scipy.special import expit
 
     bqm = dimod.BinaryQuadraticModel.from_ising(h, J)
     f, _ = effective_field(bqm, samples, current_state_energy=True)  # (B, N)
@@ -224,10 +224,13 @@ def estimate_beta(
     beta = 1 / float(T)
     if num_bootstrap == 0:
         return beta, beta, beta
-    s = 1 / (1 + np.exp(-beta * f))  # σ(β f)
-    psi, dpsi = (f * s).sum(1), (f * f * s * (1 - s)).sum(1)  # (B,)
-    idx = np.random.default_rng(seed).integers(0, len(f), size=(num_bootstrap, len(f)))
-    boot = beta - psi[idx].sum(1) / dpsi[idx].sum(1)  # (num_bootstrap,)
+    s = expit(beta * f)  # σ(β f), (B, N)
+    psi, dpsi = (f * s).sum(1), (f * f * s * (1 - s)).sum(1)  # ψ_s, ψ'_s: (B,)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(num_bootstrap):
+        idx = rng.integers(0, len(f), size=len(f))
+        boot.append(beta - psi[idx].sum() / dpsi[idx].sum())
     low, high = np.percentile(boot, [2.5, 97.5]).tolist()
     return beta, float(low), float(high)
 
@@ -236,13 +239,17 @@ def estimate_beta(
 class QPUSampler:
     """RBM reads from a D-Wave QPU (or, offline, its mock), calibrated to β = 1.
 
-    mock: None = use the QPU when a token is configured, else the mock; True/False forces.
-    topology / mock_shape: the solver graph family ('pegasus' or 'zephyr'); mock_shape
-    defaults to pegasus P6, zephyr Z4 (t=4). solver: a QPU solver name (default: any of
-    the topology). beta_eff: initial guess of β_eff in programmed units (prefactor 1/β_eff);
-    calibration_rounds rounds of ``calibration_reads`` reads re-estimate it. chain_strength:
-    in programmed units, default the strongest allowed ferromagnetic coupling, −j_range[0].
-    num_reads: reads per QPU call (default all, up to the solver's num_reads limit).
+    mock: None = the QPU when a token is configured, else the mock; True / False force it.
+    topology: 'pegasus' or 'zephyr'. mock_shape: the mock's graph, default pegasus P8 or
+    zephyr Z5 (t = 4), the smallest holding K_{64,64} (digits). mock_beta: the mock's β_eff;
+    mock_sweeps: its annealing sweeps per read. solver: a QPU solver name (default: any of the
+    topology). beta_eff: first guess of β_eff in programmed units; ``calibration_rounds``
+    rounds of ``calibration_reads`` reads re-estimate it (0 rounds: trust the guess).
+    num_bootstrap: bootstrap replicates for β_eff's interval. chain_strength: in programmed
+    units, default the strongest ferromagnetic coupling allowed, −j_range[0]. num_reads: reads
+    per solver call (default all, up to the solver's limit). annealing_time: µs, solver default
+    if None. embedding_dir: the JSON embedding cache (default :func:`default_embedding_dir`);
+    embedding_timeout: seconds for the minorminer fallback.
     """
 
     name = "qpu"
@@ -330,11 +337,10 @@ class QPUSampler:
                 f"({type(exc).__name__}: {exc}); pass mock=True to sample offline"
             ) from None
 
-    def sample(self, rbm: RBM, num_samples: int, *, seed: int) -> Samples:
-        """Draw ``num_samples`` visible states.  -> Samples with v: (num_samples, n) of 0/1."""
-        check_request(rbm, num_samples, seed)
-        timer = Timer()
-        n, m = rbm.n_visible, rbm.n_hidden
+    def embed(self, n_visible: int, n_hidden: int, *, seed: int = 0) -> EmbeddedSolver:
+        """Open the solver (QPU or mock), refuse K_{n,m} beyond its biclique limit before any
+        search, and load or find the embedding (saved in ``embedding_dir``)."""
+        n, m = n_visible, n_hidden
         use_mock, reason = self._use_mock()
         if use_mock:  # refuse an oversized RBM before building anything
             check_embeddable(n, m, self.topology, self.mock_shape)
@@ -342,20 +348,25 @@ class QPUSampler:
         topo = child.properties["topology"]
         topology, shape = topo["type"], list(topo["shape"])
         check_embeddable(n, m, topology, shape)
-        h_range = tuple(child.properties["h_range"])
-        j_range = tuple(child.properties["j_range"])
+        embedding, method, path = load_or_find_embedding(
+            child.to_networkx_graph(), n, m, topology=topology, shape=shape,
+            folder=self.embedding_dir, timeout=self.embedding_timeout, seed=sampler_seed(seed),
+        )
+        return EmbeddedSolver(child, use_mock, reason, topology, shape, embedding, method, path)
+
+    def sample(self, rbm: RBM, num_samples: int, *, seed: int) -> Samples:
+        """Draw ``num_samples`` visible states.  -> Samples with v: (num_samples, n) of 0/1."""
+        check_request(rbm, num_samples, seed)
+        timer = Timer()
+        solver = self.embed(rbm.n_visible, rbm.n_hidden, seed=seed)
+        j_range = tuple(solver.child.properties["j_range"])
         chain_strength = self.chain_strength or -j_range[0]
         if chain_strength > -j_range[0]:
             raise RbmdiffError(
                 f"chain_strength {chain_strength} exceeds the solver's strongest coupling "
                 f"{-j_range[0]} (j_range {list(j_range)}); with auto_scale=False use at most that"
             )
-        graph = child.to_networkx_graph()
-        embedding, method, emb_path = load_or_find_embedding(
-            graph, n, m, topology=topology, shape=shape, folder=self.embedding_dir,
-            timeout=self.embedding_timeout, seed=sampler_seed(seed),
-        )
-        run = _Run(self, child, embedding, chain_strength, h_range, j_range, seed, use_mock)
+        run = _Run(self, solver, chain_strength, seed)
 
         # Calibration: sample at prefactor 1/β̂, re-estimate β̂ from the logical reads.
         beta_hat, calibration = self.beta_eff, []
@@ -365,38 +376,61 @@ class QPUSampler:
             if math.isfinite(est["beta"]) and est["beta"] > 0:
                 beta_hat = est["beta"]
         final = run.sample_and_estimate(rbm, 1 / beta_hat, num_samples)
-        v = final["v"]
 
-        chains = [len(c) for c in embedding.values()]
+        qpu_access = run.timing.get("qpu_access_time", 0.0)
         info = make_info(
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
-            cost_units=run.timing.get("qpu_access_time", 0.0), cost_unit="qpu_access_us",
-            solver="mock" if use_mock else child.solver.name, mock=use_mock, mock_reason=reason,
-            topology=topology, topology_shape=shape, embedding_method=method,
-            embedding_path=str(emb_path), chain_length_max=max(chains),
-            chain_length_mean=float(np.mean(chains)), num_qubits=int(sum(chains)),
+            cost_units=qpu_access, cost_unit="qpu_access_us", **solver.info(),
             chain_strength=chain_strength, prefactor=1 / beta_hat, clipped=final["clipped"],
             chain_break_fraction=final["chain_break_fraction"],
             beta_eff=final["beta"], beta_eff_low=final["low"], beta_eff_high=final["high"],
             beta_model=final["beta"] / beta_hat, beta_model_low=final["low"] / beta_hat,
             beta_model_high=final["high"] / beta_hat, calibration=calibration,
-            qpu_calls=run.calls, timing=dict(run.timing), problem_ids=run.problem_ids,
-            sampler_seeds=run.seeds,
+            qpu_access_time=qpu_access, qpu_calls=run.calls, timing=dict(run.timing),
+            problem_ids=run.problem_ids, sampler_seeds=run.seeds,
         )
-        return Samples(v=v, info=info)
+        return Samples(v=final["v"], info=info)
+
+
+@dataclass
+class EmbeddedSolver:
+    """A solver (``child``: DWaveSampler or MockDWaveSampler) with the K_{n,m} embedding."""
+
+    child: Any
+    mock: bool
+    mock_reason: str
+    topology: str
+    shape: list[int]
+    embedding: dict[str, list[int]]
+    method: str  # "busclique", "minorminer" or "cache"
+    path: Path
+
+    def info(self) -> dict:
+        """Solver and embedding facts for a sampler's ``info``."""
+        chains = [len(c) for c in self.embedding.values()]
+        return {
+            "solver": "mock" if self.mock else self.child.solver.name, "mock": self.mock,
+            "mock_reason": self.mock_reason, "topology": self.topology,
+            "topology_shape": self.shape, "embedding_method": self.method,
+            "embedding_path": str(self.path), "chain_length_max": max(chains),
+            "chain_length_mean": float(np.mean(chains)), "num_qubits": int(sum(chains)),
+        }
 
 
 class _Run:
-    """One sampling run's solver calls: embedding, seeds, summed timing."""
+    """One sampling run's solver calls: the embedded solver, seeds, summed timing."""
 
-    def __init__(self, sampler: QPUSampler, child: Any, embedding: dict, chain_strength: float,
-                 h_range: tuple, j_range: tuple, seed: int, use_mock: bool) -> None:
+    def __init__(self, sampler: QPUSampler, solver: EmbeddedSolver, chain_strength: float,
+                 seed: int) -> None:
         from dwave.system import FixedEmbeddingComposite
 
-        self.sampler, self.child, self.use_mock, self.seed = sampler, child, use_mock, seed
-        self.composite = FixedEmbeddingComposite(child, embedding)
-        self.chain_strength, self.h_range, self.j_range = chain_strength, h_range, j_range
-        self.max_reads = int(child.properties.get("num_reads_range", [1, 10_000])[1])
+        self.sampler, self.seed = sampler, seed
+        self.child, self.use_mock = solver.child, solver.mock
+        self.composite = FixedEmbeddingComposite(solver.child, solver.embedding)
+        self.chain_strength = chain_strength
+        self.h_range = tuple(solver.child.properties["h_range"])
+        self.j_range = tuple(solver.child.properties["j_range"])
+        self.max_reads = int(solver.child.properties.get("num_reads_range", [1, 10_000])[1])
         self.calls, self.seeds, self.timing, self.problem_ids = 0, [], {}, []
 
     def _call(self, h: dict, J: dict, num_reads: int) -> dimod.SampleSet:
