@@ -272,6 +272,9 @@ class QPUSampler:
         annealing_time: float | None = None,
         embedding_dir: str | os.PathLike | None = None,
         embedding_timeout: float = 60.0,
+        read_store: str | os.PathLike | None = None,
+        retries: int = 3,
+        retry_backoff: float = 2.0,
     ) -> None:
         if topology not in TOPOLOGIES:
             raise RbmdiffError(f"unknown topology {topology!r}; choose one of {TOPOLOGIES}")
@@ -299,6 +302,12 @@ class QPUSampler:
         self.annealing_time = annealing_time
         self.embedding_dir = Path(embedding_dir) if embedding_dir else default_embedding_dir()
         self.embedding_timeout = embedding_timeout
+        if not isinstance(retries, int) or retries < 0 or not retry_backoff >= 0:
+            raise RbmdiffError(
+                f"need retries ≥ 0 and retry_backoff ≥ 0 s, got {retries}, {retry_backoff}"
+            )
+        self.read_store = Path(read_store) if read_store else None
+        self.retries, self.retry_backoff = retries, retry_backoff
 
     def params(self) -> dict:
         return {
@@ -307,7 +316,7 @@ class QPUSampler:
             "beta_eff": self.beta_eff, "calibration_rounds": self.calibration_rounds,
             "calibration_reads": self.calibration_reads, "num_bootstrap": self.num_bootstrap,
             "chain_strength": self.chain_strength, "num_reads": self.num_reads,
-            "annealing_time": self.annealing_time,
+            "annealing_time": self.annealing_time, "retries": self.retries,
         }
 
     def _use_mock(self) -> tuple[bool, str]:
@@ -386,10 +395,73 @@ class QPUSampler:
             beta_eff=final["beta"], beta_eff_low=final["low"], beta_eff_high=final["high"],
             beta_model=final["beta"] / beta_hat, beta_model_low=final["low"] / beta_hat,
             beta_model_high=final["high"] / beta_hat, calibration=calibration,
-            qpu_access_time=qpu_access, qpu_calls=run.calls, timing=dict(run.timing),
+            qpu_access_time=qpu_access, qpu_calls=run.calls, reused_calls=run.reused_calls,
+            timing=dict(run.timing),
             problem_ids=run.problem_ids, sampler_seeds=run.seeds,
         )
         return Samples(v=final["v"], info=info)
+
+
+# -- faults and the read store --------------------------------------------------------------
+def _transient(exc: BaseException) -> bool:
+    """Cloud faults worth retrying: timeouts, an offline solver, a failed upload, rate limits
+    (HTTP 429) and server errors (5xx).  Anything else (a rejected problem, a solver failure,
+    bad credentials) is permanent."""
+    from dwave.cloud import exceptions as cloud
+
+    if isinstance(exc, cloud.RequestTimeout | cloud.PollingTimeout | cloud.Timeout
+                  | cloud.SolverOfflineError | cloud.ProblemUploadError):
+        return True
+    code = getattr(exc, "error_code", None)
+    return isinstance(exc, cloud.SAPIError) and code is not None and (code == 429 or code >= 500)
+
+
+def with_retries(call, *, retries: int, backoff: float, store: Path | None):
+    """call() with up to ``retries`` retries of transient faults, sleeping backoff·2^k s."""
+    for k in range(retries + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if not _transient(exc):
+                saved = f"; reads already returned are kept in {store}" if store else ""
+                raise RbmdiffError(
+                    f"QPU call failed ({type(exc).__name__}: {exc}){saved}"
+                ) from None
+            if k == retries:
+                raise RbmdiffError(
+                    f"QPU call still failing after {retries} retries "
+                    f"({type(exc).__name__}: {exc}); try again later"
+                ) from None
+            _sleep(backoff * 2**k)
+    raise AssertionError("unreachable")
+
+
+def _sleep(seconds: float) -> None:  # a seam for tests
+    import time
+
+    time.sleep(seconds)
+
+
+def call_key(h: dict, J: dict, kwargs: dict, *, chain_strength: float, embedding: Any,
+             seed: int, call: int) -> str:
+    """SHA-256 of everything that determines a solver call's reads (problem, parameters,
+    embedding, run seed and call index): the read store's file name."""
+    payload = {
+        "h": sorted((str(k), float(v)) for k, v in h.items()),
+        "J": sorted((str(a), str(b), float(v)) for (a, b), v in J.items()),
+        "kwargs": {k: kwargs[k] for k in sorted(kwargs)}, "chain_strength": chain_strength,
+        "embedding": sorted((str(k), list(map(int, v))) for k, v in dict(embedding).items()),
+        "seed": seed, "call": call,
+    }
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
 
 
 @dataclass
@@ -432,8 +504,28 @@ class _Run:
         self.j_range = tuple(solver.child.properties["j_range"])
         self.max_reads = int(solver.child.properties.get("num_reads_range", [1, 10_000])[1])
         self.calls, self.seeds, self.timing, self.problem_ids = 0, [], {}, []
+        self.reused_calls = 0
+
+    def _stored(self, key: str) -> dimod.SampleSet | None:
+        store = self.sampler.read_store
+        path = store / f"{key}.json" if store is not None else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            return dimod.SampleSet.from_serializable(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):  # a damaged entry is paid for again
+            return None
+
+    def _store(self, key: str, ss: dimod.SampleSet) -> None:
+        store = self.sampler.read_store
+        if store is not None:
+            data = json.dumps(ss.to_serializable(), default=_jsonable).encode()
+            atomic_write_bytes(store / f"{key}.json", data)
 
     def _call(self, h: dict, J: dict, num_reads: int) -> dimod.SampleSet:
+        """One solver call, answered from the read store when this exact call (problem,
+        parameters, run seed, call index) was paid for before; transient cloud faults are
+        retried with exponential backoff, a permanent one is a one-line error."""
         from dwave.embedding import majority_vote
 
         kwargs: dict[str, Any] = {"num_reads": num_reads, "auto_scale": False,
@@ -443,12 +535,25 @@ class _Run:
         if self.use_mock:  # the mock's substitute annealer is seeded; the QPU is not
             self.seeds.append(sampler_seed(self.seed, self.calls))
             self.child.substitute_kwargs["seed"] = self.seeds[-1]
-        ss = self.composite.sample_ising(
-            h, J, chain_strength=self.chain_strength, chain_break_method=majority_vote,
-            chain_break_fraction=True, return_embedding=True, **kwargs,
-        )
-        ss.resolve()
+        key = call_key(h, J, kwargs, chain_strength=self.chain_strength,
+                       embedding=self.composite.embedding, seed=self.seed, call=self.calls)
+        stored = self._stored(key)
         self.calls += 1
+        if stored is not None:
+            self.reused_calls += 1
+            return stored
+
+        def attempt() -> dimod.SampleSet:
+            ss = self.composite.sample_ising(
+                h, J, chain_strength=self.chain_strength, chain_break_method=majority_vote,
+                chain_break_fraction=True, return_embedding=True, **kwargs,
+            )
+            ss.resolve()
+            return ss
+
+        ss = with_retries(attempt, retries=self.sampler.retries,
+                          backoff=self.sampler.retry_backoff, store=self.sampler.read_store)
+        self._store(key, ss)
         for key, val in ss.info.get("timing", {}).items():  # µs; totals add up over calls
             if isinstance(val, int | float):
                 total = not key.endswith("_per_sample")
