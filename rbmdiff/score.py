@@ -7,11 +7,12 @@ import math
 import torch
 
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.exact import visible_mean_given_field
+from rbmdiff.exact import binary_states, visible_mean_given_field
 from rbmdiff.rbm import RBM
 from rbmdiff.sde import VPSDE
 
 DEFAULT_EPS = 1e-3
+VISIBLE_ENUM_BITS = 12  # exact m enumerates v (not h) when n ≤ max(m, this)
 
 
 def check_eps(eps: float) -> float:
@@ -63,12 +64,13 @@ class PosteriorScore:
     the mean of v under the RBM with visible bias b + u, u = 2 α_t L a / σ_t².
 
     m_method: "exact" (enumerate the smaller layer), "meanfield" (K damped sweeps
-    μ ← (1-d)μ + d σ(b + u + W σ(c + Wᵀμ))), or "gibbs" (block Gibbs with u clamped,
-    Rao-Blackwellised; not differentiable).
+    μ ← (1-d)μ + d σ(b + u + W σ(c + Wᵀμ))), "gibbs" (block Gibbs with u clamped,
+    Rao-Blackwellised; not differentiable), or "gibbs_cov" (``gibbs_chains`` clamped chains
+    per row; its gradient is the covariance identity ∂m/∂θ = Cov_{p(v|u)}(v, -∂F/∂θ)).
     """
 
     name = "posterior"
-    M_METHODS = ("exact", "meanfield", "gibbs")
+    M_METHODS = ("exact", "meanfield", "gibbs", "gibbs_cov")
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class PosteriorScore:
         sweeps: int = 10,
         damping: float = 0.5,
         gibbs_sweeps: int = 20,
+        gibbs_chains: int = 8,
         generator: torch.Generator | None = None,
     ) -> None:
         if m_method not in self.M_METHODS:
@@ -90,6 +93,9 @@ class PosteriorScore:
         self.sde, self.eps, self.L = sde, check_eps(eps), logit_bound(eps)
         self.m_method, self.sweeps, self.damping = m_method, sweeps, damping
         self.gibbs_sweeps, self.generator = gibbs_sweeps, generator
+        if gibbs_chains < 2:
+            raise RbmdiffError(f"gibbs_chains must be ≥ 2 (a covariance), got {gibbs_chains}")
+        self.gibbs_chains = gibbs_chains
 
     def field(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """u = 2 α_t L a / σ_t².  (B, n), (B,) -> (B, n)."""
@@ -100,9 +106,14 @@ class PosteriorScore:
         """m_θ(a, t) = E_θ[v | a_t = a].  (B, n), (B,) -> (B, n)."""
         u = self.field(a, t)
         if self.m_method == "exact":
+            if rbm.n_visible <= max(rbm.n_hidden, VISIBLE_ENUM_BITS):
+                return visible_enum_mean(rbm, u)
             return visible_mean_given_field(rbm, u)
         if self.m_method == "meanfield":
             return meanfield_mean(rbm, u, sweeps=self.sweeps, damping=self.damping)
+        if self.m_method == "gibbs_cov":
+            return gibbs_cov_mean(rbm, u, sweeps=self.gibbs_sweeps, chains=self.gibbs_chains,
+                                  generator=self.generator)
         return gibbs_mean(rbm, u, sweeps=self.gibbs_sweeps, generator=self.generator)
 
     def __call__(self, rbm: RBM, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -118,6 +129,7 @@ class PosteriorScore:
         return {
             "score": self.name, "eps": self.eps, "m_method": self.m_method,
             "sweeps": self.sweeps, "damping": self.damping, "gibbs_sweeps": self.gibbs_sweeps,
+            "gibbs_chains": self.gibbs_chains,
         }
 
 
@@ -129,6 +141,18 @@ def meanfield_mean(
     for _ in range(sweeps):
         mu = (1 - damping) * mu + damping * rbm.visible_mean(rbm.hidden_mean(mu), field=u)
     return mu
+
+
+def visible_enum_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
+    """m = Σ_v softmax_v(-F(v) + uᵀv) v over all 2^n visible states.
+
+    F is evaluated once for the 2^n states and shared by the batch, so a row costs one
+    (2^n × n) product instead of 2^m softplus rows: the cheap exact route when n ≤ m.
+    Differentiable in θ.  u: (B, n) -> (B, n).
+    """
+    v = binary_states(rbm.n_visible, dtype=rbm.dtype)  # (S, n)
+    logw = -rbm.free_energy(v)[None, :] + u @ v.T  # (B, S)
+    return torch.softmax(logw, dim=1) @ v
 
 
 def gibbs_mean(
@@ -146,6 +170,31 @@ def gibbs_mean(
                 total, kept = total + p, kept + 1
             v = torch.bernoulli(p, generator=generator)
         return total / kept
+
+
+def gibbs_cov_mean(
+    rbm: RBM, u: torch.Tensor, *, sweeps: int = 20, chains: int = 8,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """m = E[v] under visible bias b + u from S = ``chains`` clamped block-Gibbs chains per row,
+    with the score-function gradient  ∂m/∂θ = Cov_{p(v|u)}(v, -∂F(v)/∂θ).
+
+    Value: the Rao-Blackwellised mean (1/S) Σ_s σ(b + u + W h_s) after ``sweeps`` sweeps from
+    v ~ Bernoulli(σ(b + u)).  Gradient: m̂ + (1/(S-1)) Σ_s (v_s - v̄) (f_s - stop(f_s)) with
+    f_s = -F(v_s) has value m̂ and derivative the sample covariance, since p(v|u) ∝ e^{-F(v)+uᵀv}
+    and u does not depend on θ.  Unbiased up to the chains' burn-in.  (B, n) -> (B, n).
+    """
+    with torch.no_grad():
+        p = torch.sigmoid(rbm.b + u).expand(chains, *u.shape)
+        v = torch.bernoulli(p, generator=generator)
+        for _ in range(sweeps):
+            h = rbm.sample_hidden(v, generator=generator)
+            p = rbm.visible_mean(h, field=u)
+            v = torch.bernoulli(p, generator=generator)
+        m_hat = p.mean(0)
+        centred = v - v.mean(0)  # (S, B, n)
+    f = -rbm.free_energy(v)  # (S, B), carries the gradient
+    return m_hat + (centred * (f - f.detach())[..., None]).sum(0) / (chains - 1)
 
 
 SCORES = {FreeEnergyScore.name: FreeEnergyScore, PosteriorScore.name: PosteriorScore}

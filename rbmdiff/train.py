@@ -18,6 +18,14 @@ from rbmdiff.sde import VPSDE, uniform01
 METHODS = ("dsm", "cd", "pcd", "ml")
 WEIGHTINGS = ("sigma2", "likelihood")
 LR_SCHEDULES = ("constant", "cosine")
+
+# The variance-reduced DSM recipe measured in BENCHMARKS.md (`-vr` rows) for
+# score="posterior", method="dsm"; add m_method ("exact" when n ≤ 20, else "meanfield" with
+# sweeps=10) and lr (0.1 on bars-and-stripes, 0.04 on digits-binary).
+RECOMMENDED_DSM: dict = {
+    "weighting": "likelihood", "log_snr_range": (-4.0, 4.0), "stratified": True,
+    "data_target": True, "n_noise": 4, "init_scale": 0.3, "lr_schedule": "cosine", "ema": 0.99,
+}
 EXACT_EVAL_BITS = 20  # exact log-likelihood in the history when min(n, m) ≤ this
 
 
@@ -137,6 +145,8 @@ def check_train_args(n_visible: int, n_hidden: int, method: str, **kw) -> None:
         raise RbmdiffError(f"learning rate must be a positive number, got {kw['lr']}")
     if kw.get("weighting", "sigma2") not in WEIGHTINGS:
         raise RbmdiffError(f"unknown weighting {kw['weighting']!r}; choose one of {WEIGHTINGS}")
+    if not 0 <= kw.get("ema", 0.0) < 1:
+        raise RbmdiffError(f"ema must lie in [0, 1), got {kw['ema']}")
     if kw.get("n_noise", 1) < 1:
         raise RbmdiffError(f"n_noise must be ≥ 1, got {kw['n_noise']}")
     if kw.get("lr_schedule", "constant") not in LR_SCHEDULES:
@@ -171,9 +181,13 @@ def train(
     n_noise: int = 1,
     stratified: bool = False,
     lr_schedule: str = "constant",
+    ema: float = 0.0,
+    data_target: bool = False,
     m_method: str = "exact",
     sweeps: int = 10,
     damping: float = 0.5,
+    gibbs_sweeps: int = 20,
+    gibbs_chains: int = 8,
     cd_k: int = 1,
     init_scale: float = 0.01,
     dtype: torch.dtype = torch.float32,
@@ -191,21 +205,24 @@ def train(
     n = x.shape[1]
     check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
                      lr=lr, t_eps=t_eps, weighting=weighting, n_noise=n_noise,
-                     lr_schedule=lr_schedule)
+                     lr_schedule=lr_schedule, ema=ema)
     if batch_size > x.shape[0]:
         raise RbmdiffError(f"batch_size {batch_size} exceeds the {x.shape[0]} training rows")
     sde = VPSDE(beta_min, beta_max)
     g = torch.Generator().manual_seed(seed)
-    score_model = make_score(score, sde=sde, eps=eps, m_method=m_method, sweeps=sweeps,
-                             damping=damping) if score == "posterior" else make_score(
-        score, sde=sde, eps=eps)
+    m_options = {"m_method": m_method, "sweeps": sweeps, "damping": damping,
+                 "gibbs_sweeps": gibbs_sweeps, "gibbs_chains": gibbs_chains, "generator": g}
+    score_model = make_score(score, sde=sde, eps=eps,
+                             **(m_options if score == "posterior" else {}))
     if method == "dsm" and getattr(score_model, "m_method", "exact") == "gibbs":
-        raise RbmdiffError("m_method 'gibbs' has no gradient; train with 'exact' or 'meanfield'")
+        raise RbmdiffError("m_method 'gibbs' has no gradient; train with 'exact', 'meanfield' "
+                           "or 'gibbs_cov'")
     if log_snr_range is not None:
         t_eps, t_max = t_range_of_log_snr(sde, logit_bound(eps), log_snr_range, t_eps=t_eps)
     x = x.to(dtype)
     rbm = init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype).requires_grad_()
     opt = torch.optim.Adam(rbm.parameters(), lr=lr)
+    avg = rbm.detach() if ema > 0 else None  # Polyak / EMA average of θ
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
              if lr_schedule == "cosine" else None)
     exact_ok = min(n, n_hidden) <= EXACT_EVAL_BITS
@@ -232,7 +249,7 @@ def train(
             if method == "dsm":
                 loss = dsm_loss(rbm, score_model, v, t_eps=t_eps, t_max=t_max,
                                 weighting=weighting, n_noise=n_noise, stratified=stratified,
-                                generator=g)
+                                reference=v_all if data_target else None, generator=g)
             elif method == "ml":
                 loss = ml_loss(rbm, v)
             else:
@@ -246,6 +263,10 @@ def train(
             opt.step()
             if sched is not None:
                 sched.step()
+            if avg is not None:
+                with torch.no_grad():
+                    for p_avg, p in zip(avg.parameters(), rbm.parameters(), strict=True):
+                        p_avg.lerp_(p, 1 - ema)
             losses.append(float(loss.detach()))
             step += 1
             bar.update(1)
@@ -255,7 +276,7 @@ def train(
                       "wall_s": time.perf_counter() - start}
             losses = []
             if exact_ok:
-                record.update(_exact_record(rbm, x, eval_data, binary_data))
+                record.update(_exact_record(avg or rbm, x, eval_data, binary_data))
             history.append(record)
             bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "test_ll")})
             if callback is not None:
@@ -263,7 +284,7 @@ def train(
         if last:
             break
     bar.close()
-    trained = rbm.detach()
+    trained = (avg or rbm).detach()
     trained.meta = {
         **score_model.options(),
         **sde.as_dict(),
@@ -271,7 +292,7 @@ def train(
         "t_max": t_max,
         "training": {
             "weighting": weighting, "n_noise": n_noise, "stratified": stratified,
-            "lr_schedule": lr_schedule,
+            "lr_schedule": lr_schedule, "ema": ema, "data_target": data_target,
             "method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
             "cd_k": cd_k, "wall_s": time.perf_counter() - start,
             "final_loss": history[-1]["loss"] if history else None,

@@ -1,0 +1,93 @@
+"""``rbmdiff-pipeline``: run the pipeline, a QPU campaign, a schedule, or one stage.
+
+    rbmdiff-pipeline run [--dask ADDRESS|local] [--force]
+    rbmdiff-pipeline campaign [--budget-us µs]
+    rbmdiff-pipeline deploy --cron '0 3 * * *' [--serve]
+    rbmdiff-pipeline stage NAME [ROUTE]          (what dvc.yaml's commands run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import flows  # noqa: F401  (environment defaults before Prefect is imported)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rbmdiff-pipeline",
+        description="rbmdiff's pipeline: DVC decides what is stale, Prefect runs it "
+        "(prepare → train → embed → sample → report).",
+    )
+    parser.add_argument("--root", type=Path, default=Path("."),
+                        help="project folder holding dvc.yaml and params.yaml (default: .)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    r = sub.add_parser("run", help="bring every artefact up to date in one Prefect flow run")
+    r.add_argument("--dask", metavar="ADDRESS", help="run sampling on a Dask cluster: a "
+                   "scheduler address (tcp://host:8786) or 'local' for a local cluster")
+    r.add_argument("--force", action="store_true", help="rerun every stage")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    c = sub.add_parser("campaign", help="sweep QPU settings under a QPU-time budget")
+    c.add_argument("--budget-us", type=float, help="QPU access time budget in µs "
+                   "(default: params.yaml campaign.budget_us)")
+    c.add_argument("--dask", metavar="ADDRESS", help="run the campaign's QPU runs on Dask")
+    c.add_argument("--quiet", action="store_true")
+    d = sub.add_parser("deploy", help="register the pipeline as a scheduled Prefect deployment")
+    d.add_argument("--cron", required=True, help="cron schedule, e.g. '0 3 * * *'")
+    d.add_argument("--timezone", help="IANA time zone of the schedule (default UTC)")
+    d.add_argument("--name", default="scheduled", help="deployment name")
+    d.add_argument("--dask", metavar="ADDRESS", help="scheduled runs sample on this cluster")
+    d.add_argument("--serve", action="store_true",
+                   help="also execute the scheduled runs in this process (blocks)")
+    s = sub.add_parser("stage", help="run one stage, as `dvc repro` does")
+    s.add_argument("stage_args", nargs=argparse.REMAINDER, metavar="NAME [ROUTE]")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "stage":
+        from flows.stages.__main__ import main as stage_main
+
+        return stage_main([*args.stage_args, "--params", str(args.root / "params.yaml")])
+    from rbmdiff.errors import RbmdiffError
+
+    try:
+        if args.command == "run":
+            from flows.pipeline import pipeline
+
+            out = pipeline(root=str(args.root), dask=args.dask, force=args.force,
+                           progress=not args.quiet)
+            out = {k: out[k] for k in ("ran", "skipped", "failed")}
+        elif args.command == "campaign":
+            from flows.campaign import campaign
+            from flows.pipeline import task_runner
+
+            flow = campaign.with_options(task_runner=task_runner(args.dask))
+            out = flow(root=str(args.root), budget_us=args.budget_us, progress=not args.quiet)
+        else:
+            from flows import deploy
+
+            kw = {"name": args.name, "root": str(args.root), "dask": args.dask,
+                  "timezone": args.timezone}
+            if args.serve:
+                deploy.serve(args.cron, **kw)
+                return 0
+            out = {"deployment": deploy.register(args.cron, **kw), "cron": args.cron,
+                   "next": "start a runner: rbmdiff-pipeline deploy --cron ... --serve"}
+    except RbmdiffError as exc:
+        print(f"rbmdiff-pipeline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rbmdiff-pipeline {args.command}: interrupted; committed stages are intact",
+              file=sys.stderr)
+        return 130
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":  # also guards Dask's local cluster, which re-imports __main__
+    sys.exit(main())

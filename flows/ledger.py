@@ -1,0 +1,101 @@
+"""DVC as the pipeline's ledger: which stages are stale, and recording what a run produced.
+
+Everything goes through DVC's Python API in this process, one call at a time (a lock here,
+and DVC's own repository lock): DVC commands never run concurrently, and never while a
+stage's task is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rbmdiff.errors import RbmdiffError
+
+log = logging.getLogger("flows")
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Stages in dependency order (upstream first), and those that must run, with why."""
+
+    order: list[str]
+    stale: list[str]
+    reasons: dict[str, list] = field(default_factory=dict)
+
+    @property
+    def fresh(self) -> list[str]:
+        return [s for s in self.order if s not in self.stale]
+
+
+class Ledger:
+    """The DVC repository at ``root``."""
+
+    def __init__(self, root: str | Path = ".") -> None:
+        self.root = Path(root).resolve()
+        if not (self.root / ".dvc").is_dir():
+            raise RbmdiffError(f"{self.root} is not a DVC project (no .dvc/); run `dvc init`")
+
+    @contextlib.contextmanager
+    def _repo(self) -> Iterator[Any]:
+        """The repository, opened with the root as working directory: parts of DVC's API
+        (the stage cache) resolve paths against the cwd.  Safe here because DVC calls happen
+        only between steps, when no task is running."""
+        from dvc.repo import Repo
+
+        with _LOCK, contextlib.chdir(self.root), warnings.catch_warnings():
+            # pygtrie deprecations inside DVC, not ours to fix
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with Repo(str(self.root)) as repo:
+                yield repo
+
+    def plan(self, *, targets: Iterable[str] | None = None, force: bool = False) -> Plan:
+        """Stale stages: those ``dvc status`` reports, plus every stage downstream of one
+        (their inputs are about to change).  ``targets`` limits the plan to those stages and
+        what they depend on; ``force`` marks all of them stale."""
+        import networkx as nx
+
+        with self._repo() as repo:
+            graph = repo.index.graph  # edges: stage -> a stage it depends on
+            by_name = {stage.name: stage for stage in graph.nodes}
+            order = [s.name for s in nx.topological_sort(graph.reverse(copy=False))]
+            wanted = set(order)
+            if targets is not None:
+                wanted = set()
+                for name in targets:
+                    if name not in by_name:
+                        raise RbmdiffError(f"no stage {name!r} in dvc.yaml; stages: {order}")
+                    wanted |= {name} | {s.name for s in nx.descendants(graph, by_name[name])}
+            # keys are 'name', or 'path/dvc.yaml:name' when the cwd is not the root
+            reasons = {} if force else {
+                key.rsplit(":", 1)[-1]: why for key, why in repo.status().items()}
+        stale = set(wanted) if force else set(reasons)
+        for name in list(stale):
+            stale |= {s.name for s in nx.ancestors(graph, by_name[name])}
+        order = [s for s in order if s in wanted]
+        return Plan(order, [s for s in order if s in stale],
+                    {s: reasons.get(s, ["downstream of a stale stage" if not force else "forced"])
+                     for s in order if s in stale})
+
+    def commit(self, stages: Iterable[str]) -> None:
+        """Record the stages' outputs, deps and params in dvc.lock and the cache (dvc commit)."""
+        stages = list(stages)
+        if not stages:
+            return
+        dvc_log = logging.getLogger("dvc")
+        level = dvc_log.level
+        dvc_log.setLevel(logging.WARNING)  # one line below instead of one per stage
+        try:
+            with self._repo() as repo:
+                for name in stages:
+                    repo.commit(name, force=True)
+        finally:
+            dvc_log.setLevel(level)
+        log.info("dvc commit: recorded %s in dvc.lock", ", ".join(stages))

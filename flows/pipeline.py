@@ -1,0 +1,168 @@
+"""The pipeline as one Prefect flow run: ask DVC what is stale, run only that, record it.
+
+    prepare → train → embed → sample@<route> (concurrent) → report
+
+Each step is a subflow of :func:`pipeline` holding thin tasks over :mod:`flows.stages`, so a
+whole run pays for one Prefect API start.  After each step its stages are recorded with
+``dvc commit`` (from this flow's thread only), so dvc.lock always describes what is on disk and
+a plain ``dvc repro`` afterwards finds nothing to do.  Sampling and its evaluation can scale
+out to a Dask cluster (``dask="tcp://host:8786"``, or ``"local"`` for a local cluster).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.config import Params, check_samplers, load_params
+from flows.layout import Layout
+from flows.ledger import Ledger, Plan
+from flows.tasks import (
+    embed_task,
+    ensure_qpu_limit,
+    prepare_task,
+    report_task,
+    sample_qpu_task,
+    sample_task,
+    train_task,
+)
+from rbmdiff.errors import RbmdiffError
+
+STEPS = ("prepare", "train", "embed", "sample", "report")
+
+
+class PipelineError(RbmdiffError):
+    """Some stages failed; the others were run and recorded."""
+
+
+def step_of(stage: str) -> str:
+    """'sample@sde' -> 'sample'; refuses stages this pipeline does not know."""
+    step = stage.split("@")[0]
+    if step not in STEPS:
+        raise RbmdiffError(f"dvc.yaml stage {stage!r} is not one of the pipeline's {STEPS}")
+    return step
+
+
+def task_runner(dask: str | None) -> Any:
+    """Threads by default; a Dask cluster for ``dask`` = 'local' or a scheduler address."""
+    if not dask:
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    return DaskTaskRunner() if dask == "local" else DaskTaskRunner(address=dask)
+
+
+@flow(name="prepare")
+def prepare_flow(params: Params, root: str) -> dict:
+    return prepare_task(params.data, root)
+
+
+@flow(name="train")
+def train_flow(params: Params, root: str, progress: bool = True) -> dict:
+    return train_task(params.train, root, progress)
+
+
+@flow(name="embed")
+def embed_flow(params: Params, root: str) -> dict:
+    return embed_task(params.embed, params.train.n_hidden, root)
+
+
+@flow(name="sample")
+def sample_flow(routes: list[str], params: Params, root: str,
+                progress: bool = True) -> dict[str, Any]:
+    """All routes at once, as concurrent tasks (the QPU route tagged, retried).
+    -> route: its §7 record, or the exception it failed with."""
+    from tqdm.auto import tqdm
+
+    futures = {}
+    for route in routes:
+        task = sample_qpu_task if route == "qpu" else sample_task
+        future = task.with_options(task_run_name=f"sample@{route}").submit(
+            route, params.sample[route], root)
+        futures[future] = route
+    out: dict[str, Any] = {}
+    with tqdm(total=len(routes), desc="sampling routes", disable=not progress) as bar:
+        for future in as_completed(list(futures)):
+            route = futures[future]
+            out[route] = future.result(raise_on_failure=False)
+            bar.set_postfix_str(f"{route} {'failed' if _failed(out[route]) else 'done'}")
+            bar.update(1)
+    return out
+
+
+@flow(name="report")
+def report_flow(params: Params, root: str) -> dict:
+    return report_task(params.report, list(params.sample), root)
+
+
+def _failed(result: Any) -> bool:
+    return isinstance(result, BaseException)
+
+
+def run_plan(plan: Plan, params: Params, root: str, *, dask: str | None = None,
+             progress: bool = True) -> dict:
+    """Run the plan's stale stages step by step, committing each step's stages to DVC.
+    -> {'ran': [...], 'skipped': [...], 'failed': {stage: error}, 'results': {...}}."""
+    logger = get_run_logger()
+    ledger = Ledger(root)
+    for stage in plan.order:
+        step_of(stage)
+    ran, failed, results = [], {}, {}
+    for step in STEPS:
+        stages = [s for s in plan.stale if step_of(s) == step]
+        if not stages:
+            continue
+        if failed:  # an upstream step failed: its dependents cannot run
+            failed.update({s: "upstream stage failed" for s in stages})
+            continue
+        if step == "sample":
+            routes = [s.split("@", 1)[1] for s in stages]
+            if "qpu" in routes:
+                ensure_qpu_limit()
+            outcome = sample_flow.with_options(task_runner=task_runner(dask))(
+                routes, params, root, progress)
+            done = [f"sample@{r}" for r, v in outcome.items() if not _failed(v)]
+            failed.update({f"sample@{r}": repr(v) for r, v in outcome.items() if _failed(v)})
+            results.update({f"sample@{r}": v for r, v in outcome.items() if not _failed(v)})
+        else:
+            run = {"prepare": lambda: prepare_flow(params, root),
+                   "train": lambda: train_flow(params, root, progress),
+                   "embed": lambda: embed_flow(params, root),
+                   "report": lambda: report_flow(params, root)}[step]
+            results[step], done = run(), stages
+        ledger.commit(done)
+        ran += done
+    skipped = plan.fresh
+    logger.info("ran %s; up to date %s%s", ran or "nothing", skipped or "nothing",
+                f"; failed {sorted(failed)}" if failed else "")
+    return {"ran": ran, "skipped": skipped, "failed": failed, "results": results}
+
+
+@flow(name="rbmdiff-pipeline")
+def pipeline(root: str = ".", dask: str | None = None, force: bool = False,
+             progress: bool = True) -> dict:
+    """Bring every artefact of dvc.yaml up to date with params.yaml and the code.
+
+    root: the project folder (dvc.yaml, params.yaml); dask: None (threads), 'local', or a
+    Dask scheduler address for the sampling step; force: rerun every stage.
+    """
+    logger = get_run_logger()
+    root = str(Path(root).resolve())
+    layout = Layout(Path(root))
+    params = load_params(layout.params)
+    check_samplers(params, layout.params)
+    plan = Ledger(root).plan(force=force)
+    logger.info("stale (to run): %s; up to date: %s", plan.stale or "nothing",
+                plan.fresh or "nothing")
+    logger.debug("why: %s", plan.reasons)
+    summary = run_plan(plan, params, root, dask=dask, progress=progress)
+    if summary["failed"]:
+        raise PipelineError("stages failed: " + "; ".join(
+            f"{s}: {e}" for s, e in summary["failed"].items()))
+    logger.info("outputs: %s, %s, %s, %s", layout.samples_table, layout.training,
+                layout.metrics, layout.figures)
+    return summary

@@ -1,0 +1,57 @@
+"""sample@<route>: draw from the trained RBM with one sampler and score the draws (DESIGN §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.artefacts import fresh_dir, read_json, read_prepared, write_json, wrote
+from flows.config import RouteParams
+from flows.layout import Layout
+from rbmdiff import samplers
+from rbmdiff.io import samples_frame, write_parquet
+from rbmdiff.metrics import sample_record
+from rbmdiff.rbm import RBM
+from rbmdiff.samplers.base import Samples
+
+
+def sampler_kwargs(route: str, p: RouteParams, layout: Layout, train: Any) -> dict:
+    """The route's sampler parameters, plus what the pipeline supplies: the embed stage's
+    solver and embedding for ``qpu``; the training rows for ``gibbs`` with init 'data'."""
+    kwargs = p.sampler_params()
+    if route == "qpu":
+        from rbmdiff.samplers.qpu import has_token
+
+        solver = read_json(layout.solver_info)
+        kwargs.update(topology=solver["topology"], embedding_dir=str(layout.embedding))
+        if solver["mock"]:
+            kwargs["mock_shape"] = solver["shape"]
+            if has_token():  # embedded on the mock: stay there (`dvc repro -f embed` to switch)
+                kwargs["mock"] = True
+        else:
+            kwargs["mock"] = False
+    if route == "gibbs" and kwargs.get("init") == "data":
+        kwargs["init_data"] = train
+    return kwargs
+
+
+def draw(route: str, p: RouteParams, layout: Layout) -> tuple[Samples, dict]:
+    """Run the route's sampler on the trained model; -> (samples, the §7 record)."""
+    rbm = RBM.load(layout.model)
+    train, test, info = read_prepared(layout)
+    sampler = samplers.get(route, **sampler_kwargs(route, p, layout, train))
+    result = sampler.sample(rbm, p.num_samples, seed=p.seed)
+    record = {"route": route, "data": info["name"], "n_visible": rbm.n_visible,
+              "n_hidden": rbm.n_hidden, **sample_record(result, rbm, test)}
+    return result, record
+
+
+def sample(route: str, p: RouteParams, layout: Layout) -> dict:
+    """Write reports/runs/<route>/samples.parquet (v0…, x0… columns; the sampler's info in the
+    schema metadata) and record.json (the §7 statistics); -> the record."""
+    result, record = draw(route, p, layout)
+    out = fresh_dir(layout.run(route))
+    write_parquet(samples_frame(result), out / "samples.parquet",
+                  metadata={"rbmdiff_info": result.info})
+    write_json(out / "record.json", record)
+    wrote(f"sample@{route}", out / "samples.parquet", out / "record.json")
+    return record

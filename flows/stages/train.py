@@ -1,0 +1,35 @@
+"""train: fit the RBM by denoising score matching (or a baseline) on the prepared data."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from flows.artefacts import read_prepared, wrote
+from flows.config import TrainParams
+from flows.layout import Layout
+from rbmdiff.io import write_parquet
+from rbmdiff.samplers.base import torch_threads
+from rbmdiff.train import train as fit
+
+
+def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
+    """Write models/rbm.pt and reports/training.parquet (one row per recorded epoch);
+    -> the last history record."""
+    x, test, info = read_prepared(layout)
+    if p.batch_size > x.shape[0]:  # say which key to change, not only what failed
+        from flows.config import ParamsError
+
+        raise ParamsError(f"train.batch_size: {p.batch_size} exceeds the {x.shape[0]} "
+                          "prepared training rows; lower it")
+    kwargs = p.model_dump(exclude={"threads"})
+    with torch_threads(p.threads):
+        result = fit(x, **kwargs, eval_data=test, progress=progress)
+    rbm = result.rbm
+    rbm.meta["training"]["data"] = info["name"]
+    if info.get("shape"):
+        rbm.meta["image_shape"] = info["shape"]
+    rbm.save(layout.model)
+    write_parquet(pd.DataFrame(result.history), layout.training,
+                  metadata={"rbmdiff_training": rbm.meta["training"]})
+    wrote("train", layout.model, layout.training)
+    return result.history[-1] if result.history else {}

@@ -1,0 +1,110 @@
+"""Prefect tasks: thin wrappers over the stage functions of :mod:`flows.stages`.
+
+Prefect caching and result persistence are off: DVC owns freshness and the artefacts.
+QPU work carries the ``qpu`` tag (a concurrency limit: the QPU is one shared resource) and
+retries transient failures with exponential backoff; a RbmdiffError (a bad request) is not
+retried, since it would fail again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from flows.config import DataParams, EmbedParams, ReportParams, RouteParams, TrainParams
+from flows.layout import Layout
+from rbmdiff.errors import RbmdiffError
+
+QPU_TAG = "qpu"
+QPU_CONCURRENCY = 1  # QPU tasks at once, unless the server already sets a limit on the tag
+QPU_RETRIES = 3
+QPU_BACKOFF_S = 10.0  # first retry after ~10 s, then ~20 s, ~40 s (± jitter)
+
+
+def timed(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a stage function, logging its own time as the stage CLI does."""
+    began = time.perf_counter()
+    out = fn(*args, **kwargs)
+    logging.getLogger("flows").info("stage %s: %.2f s in the stage", label,
+                                    time.perf_counter() - began)
+    return out
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed QPU task unless it failed on a RbmdiffError (invalid request)."""
+    try:
+        state.result()
+    except RbmdiffError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+retry_options: dict[str, Any] = {
+    "retries": QPU_RETRIES,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=QPU_BACKOFF_S),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_transient,
+}
+qpu_task_options: dict[str, Any] = {**retry_options, "tags": [QPU_TAG], "cache_policy": NO_CACHE}
+
+
+@task(name="prepare", cache_policy=NO_CACHE)
+def prepare_task(p: DataParams, root: str) -> dict:
+    from flows.stages.prepare import prepare
+
+    return timed("prepare", prepare, p, Layout(Path(root)))
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(p: TrainParams, root: str, progress: bool = True) -> dict:
+    from flows.stages.train import train
+
+    return timed("train", train, p, Layout(Path(root)), progress=progress)
+
+
+@task(name="embed", cache_policy=NO_CACHE, **retry_options)
+def embed_task(p: EmbedParams, n_hidden: int, root: str) -> dict:
+    """Fetches the solver's graph (a QPU API call with a token): retried, but not tagged,
+    since it uses no QPU time."""
+    from flows.stages.embed import embed
+
+    return timed("embed", embed, p, n_hidden, Layout(Path(root)))
+
+
+def _sample(route: str, p: RouteParams, root: str) -> dict:
+    from flows.stages.sample import sample
+
+    return timed(f"sample@{route}", sample, route, p, Layout(Path(root)))
+
+
+sample_task = task(_sample, name="sample", cache_policy=NO_CACHE)
+sample_qpu_task = task(_sample, name="sample-qpu", **qpu_task_options)
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(p: ReportParams, routes: list[str], root: str) -> dict:
+    from flows.stages.report import report
+
+    return timed("report", report, p, routes, Layout(Path(root)))
+
+
+def ensure_qpu_limit(limit: int = QPU_CONCURRENCY) -> None:
+    """Create the ``qpu`` tag's concurrency limit on the Prefect server, unless one exists
+    (an operator's limit is left alone)."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_concurrency_limit_by_tag(QPU_TAG)
+        except ObjectNotFound:
+            client.create_concurrency_limit(tag=QPU_TAG, concurrency_limit=limit)

@@ -1,0 +1,101 @@
+"""Time ``dvc repro`` of the default pipeline from a fresh clone, split by stage.
+
+    python -m flows.timing [--tiny] [--keep DIR] [--prefect]
+
+Makes a fresh clone (:func:`flows.testing.make_project`, default params unless ``--tiny``),
+runs ``dvc repro`` with its output streamed and time-stamped, and splits the wall time into
+each stage's own work (what the stage function reports), its process start (interpreter and
+imports) and DVC's bookkeeping (hashing, dvc.lock, the cache).  Orchestration is the latter
+two.  ``--prefect`` times ``rbmdiff-pipeline run`` (one Prefect flow run) on a fresh clone
+instead.  Prints a JSON report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flows.testing import make_project
+
+STAGE_LINE = re.compile(r"stage (\S+): ([\d.]+) s in the stage(?:, ([\d.]+) s in the process)?")
+
+
+def time_repro(root: Path) -> dict:
+    """Run ``dvc repro`` in ``root``; -> totals and the per-stage split (seconds)."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stages: dict[str, dict] = {}
+    current, began = None, start
+    for line in proc.stdout:
+        now = time.perf_counter()
+        running = re.match(r"Running stage '([^']+)'", line)
+        if running:
+            if current:
+                stages[current]["wall_s"] = now - began
+            current, began = running.group(1), now
+            stages[current] = {}
+        timed = STAGE_LINE.search(line)
+        if timed and current:
+            stages[current].update(work_s=float(timed.group(2)),
+                                   process_s=float(timed.group(3) or 0))
+    if proc.wait() != 0:
+        raise SystemExit(f"dvc repro failed in {root}")
+    total = time.perf_counter() - start
+    if current:
+        stages[current]["wall_s"] = total - (began - start)
+    work = sum(s.get("work_s", 0.0) for s in stages.values())
+    process = sum(s.get("process_s", 0.0) for s in stages.values())
+    return {
+        "total_s": round(total, 2), "stage_work_s": round(work, 2),
+        "process_start_s": round(process - work, 2), "dvc_s": round(total - process, 2),
+        "orchestration_share": round((total - work) / total, 3),
+        "stages": {k: {m: round(v, 2) for m, v in s.items()} for k, s in stages.items()},
+    }
+
+
+def time_prefect(root: Path) -> dict:
+    """Run ``python -m flows run`` (one Prefect flow run) in ``root``; -> totals, per stage."""
+    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect")}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "flows", "run", "--quiet"], cwd=root, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    total = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"the pipeline flow failed in {root}:\n{done.stdout[-3000:]}")
+    work = {m.group(1): float(m.group(2)) for m in STAGE_LINE.finditer(done.stdout)}
+    serial = sum(v for k, v in work.items() if not k.startswith("sample@"))
+    sampling = [v for k, v in work.items() if k.startswith("sample@")]
+    return {
+        "total_s": round(total, 2), "stage_work_sum_s": round(sum(work.values()), 2),
+        "orchestration_share": round(1 - sum(work.values()) / total, 3),
+        "note": "sampling routes run concurrently: their work overlaps in wall time",
+        "critical_path_work_s": round(serial + max(sampling, default=0.0), 2),
+        "stages": {k: round(v, 2) for k, v in work.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.timing", description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny configuration")
+    parser.add_argument("--keep", type=Path, help="make the clone here and keep it")
+    parser.add_argument("--prefect", action="store_true",
+                        help="time `rbmdiff-pipeline run` (one Prefect flow) instead")
+    args = parser.parse_args(argv)
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="rbmdiff-timing-"))
+    root = make_project(folder / "rbmdiff", overrides=None if args.tiny else {})
+    print(json.dumps((time_prefect if args.prefect else time_repro)(root), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

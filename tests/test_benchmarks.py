@@ -1,0 +1,59 @@
+"""The benchmark scripts' --quick modes run and write the tables BENCHMARKS.md is built from.
+
+Only the tables' shape is checked (columns, one row per task × method or per RBM shape);
+the numbers themselves are measurements, not assertions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env, check=True, cwd=ROOT,
+    )
+
+
+def test_train_quality_quick_writes_one_row_per_task_and_method(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import train_quality
+    finally:
+        sys.path.pop(0)
+    proc = run_script("train_quality.py", tmp_path)
+    df = pd.read_parquet(tmp_path / "train_quality.parquet")
+    assert {"data", "n_hidden", "method", "seed", "steps", "wall_s", "kl", "train_ll",
+            "test_ll", "params"} <= set(df.columns)
+    expected = {(t.data, name) for t in train_quality.TASKS for name in train_quality.methods(t)}
+    assert set(zip(df["data"], df["method"], strict=True)) == expected
+    assert len(df) == len(expected)  # --quick: one seed
+    for peer in ("dsm-free_energy", "dsm-mf1", "dsm-mf10", "dsm-mf50", "cd1", "pcd", "ml",
+                 "sklearn", "dsm-exact", "dsm-exact-vr"):
+        assert peer in set(df["method"])
+    assert df.loc[df["data"].str.startswith("bas"), "kl"].notna().all()
+    assert (tmp_path / "train_quality.png").stat().st_size > 0
+    assert "metric_mean" in proc.stdout
+
+
+def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
+    proc = run_script("throughput.py", tmp_path)
+    df = pd.read_parquet(tmp_path / "throughput.parquet")
+    assert {"n_visible", "n_hidden", "chains", "threads", "gibbs_sweeps_per_s",
+            "matmul_same_shape_gflops", "matmul_peak_gflops", "roofline_same_shape",
+            "roofline_peak", "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
+            "vs_anneal", "peak_rss_mib", "stream_samples"} <= set(df.columns)
+    assert len(df) >= 2
+    assert (df["gibbs_sweeps_per_s"] > 0).all()
+    assert len(pd.read_parquet(tmp_path / "throughput_stream.parquet")) == df["stream_samples"][0]
+    assert (tmp_path / "throughput.png").stat().st_size > 0
+    assert "vs_anneal" in proc.stdout

@@ -1,0 +1,69 @@
+"""`dvc repro` on a fresh clone runs every stage; a second run skips them all; changing one
+sampler's parameter reruns exactly that sampler's stage and the report."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
+pytest.importorskip("dvc")
+
+from flows.testing import git, make_project, write_params
+
+ROUTES = ("gibbs",)  # one route keeps it short; tests/test_flows_pipeline.py runs all five
+STAGES = {"prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"}
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+}
+
+
+def repro(root: Path) -> tuple[list[str], list[str]]:
+    """Run `dvc repro`; -> (stages run, stages skipped)."""
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ran = re.findall(r"Running stage '([^']+)'", done.stdout)
+    skipped = re.findall(r"Stage '([^']+)' didn't change, skipping", done.stdout)
+    return ran, skipped
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    origin = make_project(tmp_path_factory.mktemp("origin") / "rbmdiff", routes=list(ROUTES))
+    target = tmp_path_factory.mktemp("clone") / "rbmdiff"
+    subprocess.run(["git", "clone", "-q", str(origin), str(target)], check=True)
+    return target
+
+
+def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> None:
+    ran, skipped = repro(clone)
+    assert set(ran) == STAGES and len(ran) == len(STAGES) and not skipped
+    table = pd.read_parquet(clone / "reports" / "samples.parquet")
+    assert list(table["sampler"]) == list(ROUTES)  # DESIGN §8's columns, one row per run
+    assert {"sampler", "num_samples", "wall_s", "mean_abs_err", "corr_rmse", "mmd"} <= set(
+        table.columns)
+    assert (clone / "reports" / "metrics.json").is_file()
+    # the outputs are DVC's: git sees only the new lock file
+    assert git(clone, "status", "--porcelain").split("\n")[0] == "?? dvc.lock"
+
+    ran, skipped = repro(clone)
+    assert ran == [] and set(skipped) == STAGES
+
+    before = (clone / "dvc.lock").read_text()
+    write_params(clone, {"sample": {"gibbs": {"sweeps": 7}}})
+    ran, skipped = repro(clone)
+    assert sorted(ran) == ["report", "sample@gibbs"]
+    assert set(skipped) == STAGES - {"report", "sample@gibbs"}
+    gibbs = pd.read_parquet(clone / "reports" / "samples.parquet").set_index("sampler")
+    assert '"sweeps": 7' in gibbs.loc["gibbs", "params"]
+    assert (clone / "dvc.lock").read_text() != before

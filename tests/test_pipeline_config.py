@@ -1,0 +1,133 @@
+"""params.yaml validation and dvc.yaml's declarations (fast: no stage runs)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
+
+from flows.config import ParamsError, check_samplers, load_params
+from flows.layout import Layout
+from flows.testing import SOURCE, TINY, merge
+
+PARAMS = yaml.safe_load((SOURCE / "params.yaml").read_text())
+DVC = yaml.safe_load((SOURCE / "dvc.yaml").read_text())
+
+
+def write(tmp_path: Path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def error_for(tmp_path: Path, params: dict) -> str:
+    path = write(tmp_path, params)
+    with pytest.raises(ParamsError) as info:
+        check_samplers(load_params(path), path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_default_and_tiny_params_validate(tmp_path: Path) -> None:
+    params = load_params(SOURCE / "params.yaml")
+    check_samplers(params)
+    assert set(params.sample) == {"sde", "ode", "gibbs", "anneal", "qpu"}
+    assert params.data.name == "digits" and params.embed.mock is None  # embedded defaults
+    seeds = [params.data.seed, params.train.seed, params.embed.seed, params.report.seed,
+             *(r.seed for r in params.sample.values())]
+    assert len(set(seeds[4:])) == len(params.sample)  # every sampler run its own stream
+    tiny = load_params(write(tmp_path, merge(PARAMS, TINY)))
+    check_samplers(tiny)
+    assert len(tiny.campaign.sweep.settings()) == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda p: p["train"].update(n_hiden=3), "train.n_hiden: unknown key; train takes"),
+        (lambda p: p["train"].pop("steps"), "train.steps: missing"),
+        (lambda p: p["train"].update(n_hidden=0), "train.n_hidden: Input should be greater"),
+        (lambda p: p["train"].update(method="adam"), "train.method: Input should be"),
+        (lambda p: p.update(extra={}), "extra: unknown key; params takes data, train"),
+        (lambda p: p["sample"]["sde"].update(stepz=3), "sample.sde: sampler 'sde' has no "
+         "parameter stepz"),
+        (lambda p: p["sample"]["gibbs"].pop("seed"), "sample.gibbs.seed: missing"),
+        (lambda p: p["sample"].update(mcmc={"seed": 1, "num_samples": 2}),
+         "sample.mcmc: unknown sampler"),
+        (lambda p: p["sample"]["qpu"].update(topology="zephyr"),
+         "sample.qpu.topology: set the topology in embed.topology"),
+        (lambda p: p["campaign"]["sweep"].update(annealing_time=[]),
+         "campaign.sweep.annealing_time: List should have at least 1 item"),
+        (lambda p: p["campaign"]["fixed"].update(num_read=3), "campaign.fixed: sampler 'qpu' "
+         "has no parameter num_read"),
+    ],
+)
+def test_a_wrong_key_or_value_is_one_line_naming_it(tmp_path: Path, edit, expected) -> None:
+    params = merge(PARAMS, {})
+    edit(params)
+    assert expected in error_for(tmp_path, params)
+
+
+def test_unreadable_params_file(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML \(line \d+\)"):
+        load_params(path)
+    with pytest.raises(ParamsError, match="no such file"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def _stage(name: str) -> dict:
+    stage = DVC["stages"][name]
+    return stage.get("do", stage)
+
+
+def test_dvc_stages_declare_exactly_the_sections_they_read() -> None:
+    assert list(DVC["stages"]) == ["prepare", "train", "embed", "sample", "report"]
+    expected = {"prepare": ["data"], "train": ["train"], "embed": ["embed", "train.n_hidden"],
+                "sample": ["sample.${key}"], "report": ["report", "sample"]}
+    for name, params in expected.items():
+        assert _stage(name)["params"] == params, name
+        assert _stage(name)["cmd"].startswith(f"python -m flows.stages {name}")
+        assert f"flows/stages/{name}.py" in _stage(name)["deps"]
+    assert DVC["stages"]["sample"]["foreach"] == "${sample}"
+
+
+def test_dvc_outputs_are_the_layout_paths() -> None:
+    layout = Layout(Path("."))
+
+    def paths(stage: str, kind: str) -> set[str]:
+        return {next(iter(o)) if isinstance(o, dict) else o for o in _stage(stage).get(kind, [])}
+
+    rel = lambda p: str(p.relative_to("."))  # noqa: E731
+    assert paths("prepare", "outs") == {rel(layout.prepared)}
+    assert paths("train", "outs") == {rel(layout.model), rel(layout.training)}
+    assert paths("embed", "outs") == {rel(layout.embedding)}
+    assert paths("sample", "outs") == {rel(layout.run("${key}"))}
+    assert paths("report", "outs") == {rel(layout.samples_table)}
+    assert paths("report", "metrics") == {rel(layout.metrics)}
+    assert paths("report", "plots") == {rel(layout.figures / f) for f in (
+        "samples_grid.png", "quality_vs_cost.png", "training.png")}
+    # every code file a stage lists exists (a typo would make DVC fail on a fresh clone)
+    for name in DVC["stages"]:
+        for dep in _stage(name)["deps"]:
+            if dep.startswith(("flows/", "rbmdiff/")):
+                assert (SOURCE / dep).exists(), dep
+
+
+def test_stage_cli_reports_a_params_error_in_one_line(tmp_path: Path, capsys) -> None:
+    from flows.stages.__main__ import main
+
+    params = merge(PARAMS, {})
+    params["train"]["n_hiden"] = 3
+    path = write(tmp_path, params)
+    assert main(["train", "--params", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("stage train: error: ") and "train.n_hiden: unknown key" in err
+    assert "\n" not in err
