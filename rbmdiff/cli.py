@@ -83,8 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beta-min", type=_finite_float, default=0.1)
     t.add_argument("--beta-max", type=_finite_float, default=20.0)
     t.add_argument("--t-eps", type=_finite_float, default=1e-3)
-    t.add_argument("--m-method", choices=("exact", "meanfield"), default="exact",
-                   help="how the posterior score computes m_θ")
+    t.add_argument("--m-method", choices=("exact", "meanfield"), default=None,
+                   help="how the posterior score computes m_θ (default: exact when the "
+                   "smaller layer has ≤ 16 units, else 10 mean-field sweeps)")
+    t.add_argument("--recipe", choices=("recommended", "plain"), default="recommended",
+                   help="DSM with the posterior score: 'recommended' is the measured best "
+                   "variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, see "
+                   "BENCHMARKS.md); 'plain' is DESIGN §5 as written (λ = σ², t ~ U[t_ε, 1])")
     t.add_argument("--sweeps", type=_positive_int, default=10, help="mean-field sweeps")
     t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
     t.add_argument("--threads", type=_positive_int, default=1, help="torch threads")
@@ -118,20 +123,25 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from rbmdiff.data import load_dataset
-    from rbmdiff.train import check_train_args, train
+    from rbmdiff.train import RECOMMENDED_DSM, check_train_args, train
 
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data, min_rows=args.batch_size)
     check_train_args(dataset.n_visible, args.n_hidden, args.method, steps=args.steps,
                      batch_size=args.batch_size, cd_k=args.cd_k, lr=args.lr, t_eps=args.t_eps)
     _check_writable(args.out)
+    m_method = args.m_method or (
+        "exact" if min(dataset.n_visible, args.n_hidden) <= 16 else "meanfield")
+    recipe = (RECOMMENDED_DSM if args.recipe == "recommended" and args.method == "dsm"
+              and args.score == "posterior" else {})
     result = train(
         dataset.train, n_hidden=args.n_hidden, method=args.method, score=args.score,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps, t_eps=args.t_eps,
-        m_method=args.m_method, sweeps=args.sweeps, cd_k=args.cd_k,
-        eval_data=dataset.test, progress=not args.quiet,
+        m_method=m_method, sweeps=args.sweeps, cd_k=args.cd_k,
+        eval_data=dataset.test, progress=not args.quiet, **recipe,
     )
+    result.rbm.meta["training"]["recipe"] = args.recipe if recipe else "plain"
     result.rbm.meta["training"]["data"] = args.data
     if dataset.shape:
         result.rbm.meta["image_shape"] = list(dataset.shape)

@@ -147,3 +147,18 @@ def test_evaluate_and_sample_refuse_bad_models_and_mismatched_data(tmp_path, cap
         assert code != 0 and message in err, (argv, err)
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert out_file.read_bytes() == SENTINEL
+
+
+def test_recommended_dsm_recipe_beats_the_plain_one(tmp_path, capsys):
+    """bas-3x3, 9 hidden, 300 steps, seed 0: measured KL 1.41 (recommended) vs 3.53 (plain,
+    DESIGN §5 as written); the recipe is recorded in the model's provenance."""
+    kls = {}
+    for recipe in ("recommended", "plain"):
+        out = tmp_path / f"{recipe}.pt"
+        code, text, _ = run(["train", "--data", "bas-3x3", "--n-hidden", 9, "--out", out,
+                             "--steps", 300, "--batch-size", 14, "--lr", 0.1, "--quiet",
+                             "--recipe", recipe], capsys)
+        assert code == 0
+        kls[recipe] = json.loads(text)["kl_data_model"]
+        assert RBM.load(out).meta["training"]["recipe"] == recipe
+    assert kls["recommended"] < 2.0 and kls["plain"] > kls["recommended"] + 1.0, kls
