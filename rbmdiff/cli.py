@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
     t.add_argument("--threads", type=_positive_int, default=1, help="torch threads")
     t.add_argument("--history", type=Path, help="also write the training history (Parquet)")
+    t.add_argument("--checkpoint", type=Path, help="checkpoint file: written every epoch; "
+                   "if it exists, training resumes from it (same arguments and data)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="draw samples from a trained RBM into Parquet")
@@ -138,13 +140,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps, t_eps=args.t_eps,
         m_method=m_method, sweeps=args.sweeps, cd_k=args.cd_k,
-        eval_data=dataset.test, progress=not args.quiet, **recipe,
+        eval_data=dataset.test, progress=not args.quiet, checkpoint=args.checkpoint, **recipe,
     )
     result.rbm.meta["training"]["recipe"] = args.recipe if recipe else "plain"
     result.rbm.meta["training"]["data"] = args.data
     if dataset.shape:
         result.rbm.meta["image_shape"] = list(dataset.shape)
     result.rbm.save(args.out)
+    if args.checkpoint is not None:
+        args.checkpoint.unlink(missing_ok=True)  # the run is complete: nothing to resume
     if args.history:
         import pandas as pd
 

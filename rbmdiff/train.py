@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
-from rbmdiff.rbm import RBM
+from rbmdiff.rbm import RBM, atomic_write_bytes
 from rbmdiff.score import DEFAULT_EPS, logit_bound, make_score, to_logit
 from rbmdiff.sde import VPSDE, uniform01
 
@@ -195,13 +200,23 @@ def train(
     max_records: int = 200,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
 ) -> TrainResult:
     """Fit an RBM to x: (N, n) in [0, 1] with Adam.
 
     Grey-level x trains on v ~ Bernoulli(x), redrawn each epoch.  The history holds one record
     per epoch (strided to at most ``max_records``): mean loss, wall time, and the exact
     train/test log-likelihood and KL(data‖model) when the smaller layer is ≤ 20 units.
+
+    ``checkpoint``: a file written (atomically) every ``checkpoint_every`` epochs with the full
+    training state — parameters, Adam and schedule state, EMA, PCD chains, the generator's
+    state, history.  If it exists when training starts, training resumes from it and ends with
+    exactly the parameters of an uninterrupted run with the same arguments; a checkpoint
+    from other arguments or data is refused.
     """
+    config = {k: v for k, v in locals().items() if k not in (
+        "x", "eval_data", "progress", "callback", "checkpoint", "checkpoint_every")}
     n = x.shape[1]
     check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
                      lr=lr, t_eps=t_eps, weighting=weighting, n_noise=n_noise,
@@ -233,10 +248,29 @@ def train(
     chains = torch.bernoulli(x[torch.randint(x.shape[0], (batch_size,), generator=g)], generator=g)
 
     history: list[dict] = []
-    start, step, losses = time.perf_counter(), 0, []
+    start, step, losses, first_epoch = time.perf_counter(), 0, [], 0
+    fingerprint = _fingerprint(config, x)
+    if checkpoint is not None and checkpoint_every < 1:
+        raise RbmdiffError(f"checkpoint_every must be ≥ 1 epoch, got {checkpoint_every}")
+    state = _load_checkpoint(checkpoint, fingerprint) if checkpoint is not None else None
+    if state is not None:
+        with torch.no_grad():
+            for p, q in zip(rbm.parameters(), state["theta"], strict=True):
+                p.copy_(q)
+            if avg is not None:
+                for p, q in zip(avg.parameters(), state["avg"], strict=True):
+                    p.copy_(q)
+        opt.load_state_dict(state["opt"])
+        if sched is not None:
+            sched.load_state_dict(state["sched"])
+        g.set_state(state["rng"])
+        chains, history, losses = state["chains"], state["history"], state["losses"]
+        step, first_epoch = state["step"], state["epoch"] + 1
+        start -= state["wall_s"]
     bar = _progress(steps, f"train {method}/{score}" if method == "dsm" else f"train {method}",
                     progress)
-    for epoch in range(n_epochs):
+    bar.update(step)
+    for epoch in range(first_epoch, n_epochs):
         v_all = x if binary_data else torch.bernoulli(x, generator=g)
         order = torch.randperm(x.shape[0], generator=g)
         for i in range(0, x.shape[0], batch_size):
@@ -281,6 +315,15 @@ def train(
             bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "test_ll")})
             if callback is not None:
                 callback(record)
+        if checkpoint is not None and not last and (epoch + 1) % checkpoint_every == 0:
+            _save_checkpoint(checkpoint, {
+                "fingerprint": fingerprint, "epoch": epoch, "step": step,
+                "theta": [p.detach().clone() for p in rbm.parameters()],
+                "avg": [p.clone() for p in avg.parameters()] if avg is not None else None,
+                "opt": opt.state_dict(), "sched": sched.state_dict() if sched else None,
+                "rng": g.get_state(), "chains": chains, "history": history, "losses": losses,
+                "wall_s": time.perf_counter() - start,
+            })
         if last:
             break
     bar.close()
@@ -299,6 +342,41 @@ def train(
         },
     }
     return TrainResult(trained, history)
+
+
+def _fingerprint(config: dict, x: torch.Tensor) -> str:
+    """SHA-256 of the training arguments and the data: what a checkpoint must match."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    digest.update(x.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path: str | os.PathLike, fingerprint: str) -> dict | None:
+    """The saved state, None when there is no checkpoint yet; refuses a foreign one."""
+    path = Path(path)
+    for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
+        orphan.unlink(missing_ok=True)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a cut or foreign file
+        raise RbmdiffError(
+            f"checkpoint {path} is truncated or not an rbmdiff checkpoint "
+            f"({type(exc).__name__}); delete it to start afresh"
+        ) from None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        raise RbmdiffError(
+            f"checkpoint {path} was written by a run with other arguments or data; "
+            "delete it or use another --checkpoint path"
+        )
+    return state
 
 
 def _exact_record(rbm: RBM, x: torch.Tensor, test: torch.Tensor | None, binary: bool) -> dict:
