@@ -124,12 +124,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from rbmdiff.data import load_dataset
-    from rbmdiff.train import RECOMMENDED_DSM, check_train_args, train
+    from rbmdiff.train import RECOMMENDED_DSM, train
 
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data, min_rows=args.batch_size)
-    check_train_args(dataset.n_visible, args.n_hidden, args.method, steps=args.steps,
-                     batch_size=args.batch_size, cd_k=args.cd_k, lr=args.lr, t_eps=args.t_eps)
     _check_writable(args.out)
     m_method = args.m_method or (
         "exact" if min(dataset.n_visible, args.n_hidden) <= 16 else "meanfield")

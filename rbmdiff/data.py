@@ -15,6 +15,11 @@ BUILTINS = ("digits", "digits-binary", "bas-3x3", "bas-4x4")
 FILE_SUFFIXES = (".npy", ".csv", ".parquet")
 
 
+def is_binary(x: torch.Tensor) -> bool:
+    """True when every value is exactly 0 or 1."""
+    return bool(((x == 0) | (x == 1)).all())
+
+
 @dataclass(frozen=True)
 class Dataset:
     """train: (N_train, n), test: (N_test, n), values in [0, 1]; ``binary`` if all are 0/1."""
@@ -30,7 +35,7 @@ class Dataset:
 
     @property
     def binary(self) -> bool:
-        return bool(((self.train == 0) | (self.train == 1)).all())
+        return is_binary(self.train)
 
 
 def bars_and_stripes(side: int) -> np.ndarray:

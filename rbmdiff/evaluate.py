@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rbmdiff.ais import log_partition_ais
+from rbmdiff.data import is_binary
 from rbmdiff.exact import kl_data_model, log_partition
 from rbmdiff.rbm import RBM
 from rbmdiff.train import EXACT_EVAL_BITS
@@ -19,7 +20,7 @@ def evaluate(
     comes from AIS and the value is reported as ``test_log_likelihood_ais`` with its error.
     Grey-level test data are scored by their mean free energy only (log p needs binary v).
     """
-    binary = bool(((test == 0) | (test == 1)).all())
+    binary = is_binary(test)
     v = test.to(rbm.dtype)
     with torch.no_grad():
         mean_f = float(rbm.free_energy(v).mean())

@@ -106,9 +106,8 @@ def sample_to_parquet(
             bar.update(size)
         info.update(seed=seed, num_samples=num_samples, chunk_size=chunk_size,
                     samples_per_s=num_samples / info["wall_s"] if info["wall_s"] > 0 else None)
-        meta = {b"rbmdiff_info": json.dumps(info, default=str).encode()}
+        writer.add_key_value_metadata({"rbmdiff_info": json.dumps(info, default=str)})
         writer.close()
-        _rewrite_metadata(tmp, meta)
         os.replace(tmp, path)
     except BaseException:
         if writer is not None:
@@ -119,15 +118,3 @@ def sample_to_parquet(
         bar.close()
     return info
 
-
-def _rewrite_metadata(path: Path, meta: dict[bytes, bytes]) -> None:
-    """Attach key-value metadata to a finished Parquet file's footer (row groups untouched)."""
-    # pyarrow fixes the schema at writer creation; add the run's info by a footer-only rewrite.
-    table_meta = pq.read_metadata(path)
-    schema = pq.read_schema(path).with_metadata({**(table_meta.metadata or {}), **meta})
-    parquet = pq.ParquetFile(path)
-    out = path.with_suffix(path.suffix + ".meta")
-    with pq.ParquetWriter(out, schema) as w:
-        for i in range(parquet.num_row_groups):
-            w.write_table(parquet.read_row_group(i).replace_schema_metadata(schema.metadata))
-    os.replace(out, path)

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from rbmdiff.data import is_binary
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import (
     EXACT_LAW_BITS,
@@ -30,7 +31,13 @@ def mean_abs_err(v: torch.Tensor, ref: torch.Tensor) -> float:
 def correlations(v: torch.Tensor) -> torch.Tensor:
     """Pearson correlations of the units, constant units counted as uncorrelated.  -> (n, n)."""
     v = v.double()
-    cov = torch.cov(v.T) if v.shape[0] > 1 else torch.zeros(v.shape[1], v.shape[1])
+    n = v.shape[1]
+    cov = torch.cov(v.T) if v.shape[0] > 1 else torch.zeros(n, n, dtype=torch.float64)
+    return _correlation_of(cov)
+
+
+def _correlation_of(cov: torch.Tensor) -> torch.Tensor:
+    """cov_ij / (σ_i σ_j), 0 where a unit is constant.  (n, n) -> (n, n)."""
     std = cov.diagonal().clamp_min(0).sqrt()
     denom = std[:, None] * std[None, :]
     return torch.where(denom > 1e-12, cov / denom.clamp_min(1e-12), torch.zeros_like(cov))
@@ -121,10 +128,7 @@ class SampleStats:
     def correlations(self) -> torch.Tensor:
         """Pearson correlations from the moments (constant units: 0).  -> (n, n)."""
         mu = self.mean()
-        cov = self.second / self.count - mu[:, None] * mu[None, :]
-        std = cov.diagonal().clamp_min(0).sqrt()
-        denom = std[:, None] * std[None, :]
-        return torch.where(denom > 1e-12, cov / denom.clamp_min(1e-12), torch.zeros_like(cov))
+        return _correlation_of(self.second / self.count - mu[:, None] * mu[None, :])
 
     def record(self, info: dict, test: torch.Tensor, *, log_z: float | None = None) -> dict:
         """Every field of DESIGN §7.  test: (N, n) held-out data in [0, 1].
@@ -136,7 +140,7 @@ class SampleStats:
             raise RbmdiffError("no samples were accumulated; nothing to summarise")
         rbm, n = self.rbm, self.rbm.n_visible
         test_v = test.to(torch.float64)
-        test_binary = bool(((test_v == 0) | (test_v == 1)).all())
+        test_binary = is_binary(test_v)
         # Grey levels are p(v_i = 1): unit means compare directly, correlations and MMD
         # against one fixed binary draw v ~ Bernoulli(test).
         g = torch.Generator().manual_seed(0)

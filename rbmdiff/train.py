@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from rbmdiff.data import is_binary
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
 from rbmdiff.rbm import RBM, atomic_write_bytes
@@ -241,7 +242,7 @@ def train(
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
              if lr_schedule == "cosine" else None)
     exact_ok = min(n, n_hidden) <= EXACT_EVAL_BITS
-    binary_data = bool(((x == 0) | (x == 1)).all())
+    binary_data = is_binary(x)
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
     n_epochs = math.ceil(steps / steps_per_epoch)
     stride = max(1, math.ceil(n_epochs / max_records))
@@ -388,7 +389,7 @@ def _exact_record(rbm: RBM, x: torch.Tensor, test: torch.Tensor | None, binary: 
             out["train_ll"] = float((-frozen.free_energy(x)).mean() - log_z)
             if x.shape[1] <= MAX_ENUM_BITS:
                 out["kl_data_model"] = kl_data_model(frozen, x)
-        if test is not None and bool(((test == 0) | (test == 1)).all()):
+        if test is not None and is_binary(test):
             test_v = test.to(rbm.dtype)
             out["test_ll"] = float((-frozen.free_energy(test_v)).mean() - log_z)
     return out
