@@ -1,7 +1,9 @@
 """``python -m flows.stages NAME [ROUTE]``: run one pipeline stage, as ``dvc.yaml`` does.
 
 Reads params.yaml (validated), runs the stage's function, logs where its outputs went and
-how long it took (process and stage time, for the orchestration share).
+how long it took (process and stage time, for the orchestration share).  The stage runs in a
+child of a warm server that has torch and the library imported already
+(:mod:`flows.stages.warm`; ``RBMDIFF_STAGE_SERVER=0`` runs it in this process instead).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-START = time.perf_counter()
+START_WALL = time.time()  # the command's start; the warm server's child is given it
+WHERE = "in this process"   # or "in a warm server's child" (flows.stages.warm sets it)
 
 
 def run_stage(name: str, route: str | None, params_path: Path, *, progress: bool) -> dict:
@@ -63,15 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     from rbmdiff.errors import RbmdiffError
 
     label = args.stage + (f"@{args.route}" if args.route else "")
-    began = time.perf_counter()
+    began = time.time()
     try:
         run_stage(args.stage, args.route, args.params, progress=not args.quiet)
     except RbmdiffError as exc:
         print(f"stage {label}: error: {exc}", file=sys.stderr)
         return 2
-    now = time.perf_counter()
+    now = time.time()
     logging.getLogger("flows").info(
-        "stage %s: %.2f s in the stage, %.2f s in the process", label, now - began, now - START
+        "stage %s: %.2f s in the stage, %.2f s in the process (%s)", label, now - began,
+        now - START_WALL, WHERE,
     )
     return 0
 
@@ -87,4 +91,7 @@ def fast_exit(code: int) -> None:
 
 
 if __name__ == "__main__":
-    fast_exit(main())
+    from flows.stages.warm import run_in_server
+
+    status = run_in_server(sys.argv[1:], START_WALL)  # None: no warm server; run it here
+    fast_exit(main() if status is None else status)

@@ -7,43 +7,49 @@ stage's QPU route reads the embedding, and which solver it was made for, from he
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
-from flows.artefacts import fresh_dir, read_json, write_json, wrote
+from flows.artefacts import read_json, write_json, wrote
 from flows.config import EmbedParams
 from flows.layout import Layout
-from rbmdiff.samplers.qpu import QPUSampler, check_embeddable, load_or_find_embedding
+from rbmdiff.samplers.qpu import QPUSampler
 
 
 def embed(p: EmbedParams, n_hidden: int, layout: Layout) -> dict:
     """Write models/embedding/{<graph>-K{n}x{m}.json, solver.json}; -> solver.json's content.
 
-    Refuses an RBM beyond the topology's biclique limit before building anything.
+    Refuses an RBM beyond the topology's biclique limit before building anything.  The search
+    runs in a private folder next to the output (seeded with the previous embeddings, which
+    are reused when still valid); the output folder changes only once it has succeeded, so a
+    refused model or a failed search leaves the previous embedding in place.
     """
     n = int(read_json(layout.dataset_info)["n_visible"])
-    sampler = QPUSampler(mock=p.mock, topology=p.topology, mock_shape=p.mock_shape,
-                         embedding_dir=layout.embedding, embedding_timeout=p.timeout)
-    # TODO(library): a public QPUSampler.embed(n, m, seed=) would replace these two private calls.
-    use_mock, reason = sampler._use_mock()
-    if use_mock:
-        check_embeddable(n, n_hidden, p.topology, p.mock_shape)
-    child = sampler._child(use_mock)
-    topo = child.properties["topology"]
-    topology, shape = topo["type"], list(topo["shape"])
-    check_embeddable(n, n_hidden, topology, shape)
-    folder = fresh_dir(layout.embedding)
-    embedding, method, path = load_or_find_embedding(
-        child.to_networkx_graph(), n, n_hidden, topology=topology, shape=shape, folder=folder,
-        timeout=p.timeout, seed=p.seed,
-    )
-    chains = [len(c) for c in embedding.values()]
-    info = {
-        "topology": topology, "shape": shape, "mock": use_mock, "mock_reason": reason,
-        "solver": "mock" if use_mock else child.solver.name, "n_visible": n,
-        "n_hidden": n_hidden, "embedding_file": path.name, "method": method,
-        "num_qubits": int(sum(chains)), "chain_length_max": max(chains),
-        "chain_length_mean": float(np.mean(chains)),
-    }
-    write_json(layout.solver_info, info)
-    wrote("embed", path, layout.solver_info)
+    out = layout.embedding
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for old in out.glob("*-K*.json") if out.is_dir() else ():
+            shutil.copy2(old, staging / old.name)
+        sampler = QPUSampler(mock=p.mock, topology=p.topology, mock_shape=p.mock_shape,
+                             embedding_dir=staging, embedding_timeout=p.timeout)
+        solver = sampler.embed(n, n_hidden, seed=p.seed)
+        facts = solver.info()
+        info = {
+            "topology": solver.topology, "shape": list(solver.shape), "mock": solver.mock,
+            "mock_reason": solver.mock_reason, "solver": facts["solver"], "n_visible": n,
+            "n_hidden": n_hidden, "embedding_file": solver.path.name, "method": solver.method,
+            **{k: facts[k] for k in ("num_qubits", "chain_length_max", "chain_length_mean")},
+        }
+        out.mkdir(exist_ok=True)
+        os.replace(solver.path, out / solver.path.name)  # each file whole: rename, then
+        write_json(layout.solver_info, info)             # the record that points at it
+        for stale in out.iterdir():
+            if stale.name not in (solver.path.name, layout.solver_info.name):
+                stale.unlink()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    wrote("embed", out / solver.path.name, layout.solver_info)
     return info
