@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import json
 import logging
 import math
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +27,72 @@ from rbmdiff.rbm import atomic_write_bytes
 log = logging.getLogger("flows")
 
 
-def fresh_dir(path: Path) -> Path:
-    """Empty ``path`` (a stage's output folder) so that no stale file survives a rerun."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
+@contextlib.contextmanager
+def staged_dir(path: Path) -> Iterator[Path]:
+    """A private, empty folder beside ``path`` (a stage's output folder) to write into; when
+    the block ends without an error it replaces ``path`` whole, else it is removed.
+
+    Readers of ``path`` see the previous folder or the new one, never a mix or a stale file,
+    and of two concurrent writers the one that finishes last wins, whole.  The staging folder
+    ``.<name>.<pid>.<random>.tmp`` of a writer killed outright is removed by the next writer.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for orphan in path.parent.glob(f".{path.name}.*.tmp"):
+        if not _alive(orphan.name.removeprefix(f".{path.name}.").split(".")[0]):
+            shutil.rmtree(orphan, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                    dir=path.parent))
+    try:
+        yield staging
+        _publish(staging, path)
+    finally:  # after a swap it holds the previous folder
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` exists (a staging folder's owner); False for a bad name."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _publish(staging: Path, path: Path) -> None:
+    """Put ``staging`` at ``path`` and the previous ``path`` (if any) at ``staging``: one atomic
+    exchange where the kernel has it, else two renames; writers take turns (a lock on the
+    parent folder), and the parent is synced so the new entry survives a crash."""
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not path.exists():
+            os.rename(staging, path)
+        elif not _exchange(staging, path):
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                        dir=path.parent))
+            os.rename(path, old)  # onto an empty folder: allowed
+            os.rename(staging, path)
+            os.rename(old, staging)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where the
+    C library, kernel or file system lacks it."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def plain(obj: Any) -> Any:

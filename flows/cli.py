@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "run":
+            from flows.preflight import preflight
+
+            preflight(args.root)  # bad input: one line, before Prefect starts or a stage runs
             from flows.pipeline import pipeline
 
             out = pipeline(root=str(args.root), dask=args.dask, force=args.force,

@@ -23,6 +23,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
 
 from rbmdiff.errors import RbmdiffError
@@ -52,6 +54,9 @@ class TrainParams(Section):
     method: Literal["dsm", "cd", "pcd", "ml"]
     score: Literal["posterior", "free_energy"]
     m_method: Literal["exact", "meanfield"]
+    recipe: Literal["recommended", "plain"] = Field(
+        description="DSM with the posterior score: 'recommended' adds rbmdiff.train."
+        "RECOMMENDED_DSM (the measured best variant); 'plain' is DESIGN §5 as written")
     sweeps: PositiveInt
     steps: PositiveInt
     batch_size: PositiveInt
@@ -63,6 +68,15 @@ class TrainParams(Section):
     cd_k: PositiveInt
     threads: PositiveInt
     seed: NonNegativeInt
+
+    @field_validator("beta_max")
+    @classmethod
+    def _schedule_rises(cls, beta_max: float, info: ValidationInfo) -> float:
+        """β(t) = β_min + t(β_max − β_min) must not fall (DESIGN §3)."""
+        beta_min = info.data.get("beta_min")
+        if beta_min is not None and beta_max < beta_min:
+            raise ValueError(f"must be at least train.beta_min ({beta_min})")
+        return beta_max
 
 
 class EmbedParams(Section):
@@ -136,12 +150,17 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ParamsError(f"{path}: no such file; run from the project root or pass --params")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {exc.start}); truncated or not a "
+                          "params file?") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         problem = getattr(exc, "problem", exc)
         raise ParamsError(f"{path}: not valid YAML{where}: {problem}") from None
+    if raw is None:
+        raise ParamsError(f"{path}: empty; it needs the sections {', '.join(Params.model_fields)}")
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     try:
@@ -164,7 +183,8 @@ def describe(exc: ValidationError) -> str:
     elif first["type"] == "missing":
         text = f"{key}: missing; every key a step reads must be set in params.yaml"
     else:
-        text = f"{key}: {first['msg']} (got {first.get('input')!r})"
+        msg = first["msg"].removeprefix("Value error, ")
+        text = f"{key}: {msg} (got {first.get('input')!r})"
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more)"
     return text

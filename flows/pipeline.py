@@ -18,9 +18,10 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import Params, check_samplers, load_params
+from flows.config import Params
 from flows.layout import Layout
 from flows.ledger import Ledger, Plan
+from flows.preflight import preflight
 from flows.tasks import (
     embed_task,
     ensure_qpu_limit,
@@ -153,8 +154,7 @@ def pipeline(root: str = ".", dask: str | None = None, force: bool = False,
     logger = get_run_logger()
     root = str(Path(root).resolve())
     layout = Layout(Path(root))
-    params = load_params(layout.params)
-    check_samplers(params, layout.params)
+    params = preflight(root)
     plan = Ledger(root).plan(force=force)
     logger.info("stale (to run): %s; up to date: %s", plan.stale or "nothing",
                 plan.fresh or "nothing")

@@ -156,3 +156,18 @@ def test_a_killed_command_takes_its_stage_down_and_keeps_the_outputs(pair):
     assert not list((warm / "models").glob(".rbm.pt.*.tmp")), list((warm / "models").iterdir())
     done = stage(warm, "train")  # and the next run succeeds
     assert done.returncode == 0, done.stderr
+
+
+def test_commands_started_at_once_share_one_server(tmp_path):
+    root = make_project(tmp_path / "p")
+    assert stage(root, "prepare", server=False).returncode == 0
+    env = {**os.environ, "RBMDIFF_STAGE_SERVER": "1", "RBMDIFF_STAGE_SERVER_IDLE": "10",
+           "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "flows.stages", "embed", "--quiet"],
+                              cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errs
+    # exactly one ran in-process (and started the server); the others waited for it
+    assert sum("(in this process)" in e for e in errs) == 1, errs
+    assert sum("(in a warm server's child)" in e for e in errs) == 2, errs

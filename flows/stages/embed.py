@@ -7,12 +7,9 @@ stage's QPU route reads the embedding, and which solver it was made for, from he
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-from pathlib import Path
 
-from flows.artefacts import read_json, write_json, wrote
+from flows.artefacts import read_json, staged_dir, write_json, wrote
 from flows.config import EmbedParams
 from flows.layout import Layout
 from rbmdiff.samplers.qpu import QPUSampler
@@ -22,15 +19,13 @@ def embed(p: EmbedParams, n_hidden: int, layout: Layout) -> dict:
     """Write models/embedding/{<graph>-K{n}x{m}.json, solver.json}; -> solver.json's content.
 
     Refuses an RBM beyond the topology's biclique limit before building anything.  The search
-    runs in a private folder next to the output (seeded with the previous embeddings, which
-    are reused when still valid); the output folder changes only once it has succeeded, so a
-    refused model or a failed search leaves the previous embedding in place.
+    runs in a private folder beside the output, seeded with the previous embeddings (reused
+    when still valid for the graph), which replaces the output folder whole once it has
+    succeeded: a refused model or a failed search leaves the previous embedding in place.
     """
     n = int(read_json(layout.dataset_info)["n_visible"])
     out = layout.embedding
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as staging:
         for old in out.glob("*-K*.json") if out.is_dir() else ():
             shutil.copy2(old, staging / old.name)
         sampler = QPUSampler(mock=p.mock, topology=p.topology, mock_shape=p.mock_shape,
@@ -43,13 +38,9 @@ def embed(p: EmbedParams, n_hidden: int, layout: Layout) -> dict:
             "n_hidden": n_hidden, "embedding_file": solver.path.name, "method": solver.method,
             **{k: facts[k] for k in ("num_qubits", "chain_length_max", "chain_length_mean")},
         }
-        out.mkdir(exist_ok=True)
-        os.replace(solver.path, out / solver.path.name)  # each file whole: rename, then
-        write_json(layout.solver_info, info)             # the record that points at it
-        for stale in out.iterdir():
-            if stale.name not in (solver.path.name, layout.solver_info.name):
+        for stale in staging.iterdir():
+            if stale != solver.path:
                 stale.unlink()
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        write_json(staging / layout.solver_info.name, info)
     wrote("embed", out / solver.path.name, layout.solver_info)
     return info

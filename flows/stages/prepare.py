@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from flows.artefacts import fresh_dir, write_array, write_json, wrote
+from flows.artefacts import staged_dir, write_array, write_json, wrote
 from flows.config import DataParams
 from flows.layout import Layout
 from rbmdiff.data import load_dataset
@@ -25,9 +25,9 @@ def prepare(p: DataParams, layout: Layout) -> dict:
         "test_rows": int(dataset.test.shape[0]), "binary": dataset.binary,
         "shape": list(dataset.shape) if dataset.shape else None,
     }
-    out = fresh_dir(layout.prepared)
-    write_array(out / "train.npy", train)
-    write_array(out / "test.npy", dataset.test)
-    write_json(layout.dataset_info, info)
-    wrote("prepare", out)
+    with staged_dir(layout.prepared) as staging:  # replaces the folder whole
+        write_array(staging / "train.npy", train)
+        write_array(staging / "test.npy", dataset.test)
+        write_json(staging / layout.dataset_info.name, info)
+    wrote("prepare", layout.prepared)
     return info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.artefacts import fresh_dir, read_json, read_prepared, write_json, wrote
+from flows.artefacts import read_json, read_prepared, staged_dir, write_json, wrote
 from flows.config import RouteParams
 from flows.layout import Layout
 from rbmdiff import samplers
@@ -47,11 +47,16 @@ def draw(route: str, p: RouteParams, layout: Layout) -> tuple[Samples, dict]:
 
 def sample(route: str, p: RouteParams, layout: Layout) -> dict:
     """Write reports/runs/<route>/samples.parquet (v0…, x0… columns; the sampler's info in the
-    schema metadata) and record.json (the §7 statistics); -> the record."""
-    result, record = draw(route, p, layout)
-    out = fresh_dir(layout.run(route))
-    write_parquet(samples_frame(result), out / "samples.parquet",
-                  metadata={"rbmdiff_info": result.info})
-    write_json(out / "record.json", record)
+    schema metadata) and record.json (the §7 statistics); -> the record.
+
+    Both are written in a private folder that replaces the route's folder whole, so
+    concurrent runs of one route, or a run killed part-way, never leave a mix of two runs.
+    """
+    with staged_dir(layout.run(route)) as staging:
+        result, record = draw(route, p, layout)
+        write_parquet(samples_frame(result), staging / "samples.parquet",
+                      metadata={"rbmdiff_info": result.info})
+        write_json(staging / "record.json", record)
+    out = layout.run(route)
     wrote(f"sample@{route}", out / "samples.parquet", out / "record.json")
     return record

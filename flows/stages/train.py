@@ -9,6 +9,7 @@ from flows.config import TrainParams
 from flows.layout import Layout
 from rbmdiff.io import write_parquet
 from rbmdiff.samplers.base import torch_threads
+from rbmdiff.train import RECOMMENDED_DSM
 from rbmdiff.train import train as fit
 
 
@@ -21,11 +22,15 @@ def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
 
         raise ParamsError(f"train.batch_size: {p.batch_size} exceeds the {x.shape[0]} "
                           "prepared training rows; lower it")
-    kwargs = p.model_dump(exclude={"threads"})
+    kwargs = p.model_dump(exclude={"threads", "recipe"})
+    recommended = p.recipe == "recommended" and p.method == "dsm" and p.score == "posterior"
+    if recommended:
+        kwargs.update(RECOMMENDED_DSM)
     with torch_threads(p.threads):
         result = fit(x, **kwargs, eval_data=test, progress=progress)
     rbm = result.rbm
     rbm.meta["training"]["data"] = info["name"]
+    rbm.meta["training"]["recipe"] = "recommended" if recommended else "plain"
     if info.get("shape"):
         rbm.meta["image_shape"] = info["shape"]
     rbm.save(layout.model)

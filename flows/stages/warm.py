@@ -151,18 +151,41 @@ def connect_or_start() -> socket.socket | None:
     sock = _connect(path)
     if sock is not None:
         return sock
-    starting = _alive(path.with_suffix(".pid"))
-    if not starting:
-        server = _start_server(path)
-        path.with_suffix(".pid").write_text(str(server.pid))
+    pidfile = path.with_suffix(".pid")
+    if _claim(pidfile):  # none running or starting: start one, warm it in the background
+        pidfile.write_text(str(_start_server(path).pid))
         return None
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + START_TIMEOUT_S  # another command started one: wait
     while time.monotonic() < deadline and not path.with_suffix(".failed").exists():
         sock = _connect(path)
-        if sock is not None or not _alive(path.with_suffix(".pid")):
+        if sock is not None:
             return sock
+        if not _alive(pidfile) and _age(pidfile) > 5.0:
+            return None  # it died (or its starter did, before writing the pid)
         time.sleep(0.05)
     return None
+
+
+def _claim(pidfile: Path) -> bool:
+    """Create ``pidfile`` exclusively (one command of several starting at once wins); a file
+    left by a server that has exited is taken over."""
+    for _ in range(2):
+        try:
+            os.close(os.open(pidfile, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return True
+        except FileExistsError:
+            if _alive(pidfile) or _age(pidfile) < 5.0:
+                return False  # running, or just claimed and its pid not yet written
+            pidfile.unlink(missing_ok=True)
+    return False
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last written (inf when it is missing)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def _alive(pidfile: Path) -> bool:
