@@ -475,3 +475,42 @@ def assert_same_outputs(root: Path, reference: Path) -> None:
     assert untimed(json.loads(a.metrics.read_text())) == untimed(json.loads(b.metrics.read_text()))
     grid = "samples_grid.png"  # the draws as images: no timing in it
     assert (a.figures / grid).read_bytes() == (b.figures / grid).read_bytes()
+
+
+# -- 4. a killed train stage resumes from its checkpoint -------------------------------------
+def test_a_killed_train_stage_resumes_to_the_uninterrupted_parameters(project, tmp_path):
+    """SIGKILL ``python -m flows.stages train`` once its checkpoint exists: the previous model
+    is byte-identical; the rerun resumes (its checkpoint is then gone) and ends with exactly
+    the parameters of an uninterrupted run; a checkpoint of other params is deleted."""
+    src, _ = project
+    killed, clean = copy_project(src, tmp_path / "killed"), copy_project(src, tmp_path / "clean")
+    for root in (killed, clean):
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["train"].update(method="pcd", steps=1500, seed=7)  # checkpoints every 100
+        write_params(root, params)
+    model = killed / "models" / "rbm.pt"
+    before = model.read_bytes()
+    (killed / "models" / ".train-0123456789abcdef.ckpt").write_bytes(b"other params")
+    argv = [sys.executable, "-m", "flows.stages", "train", "--quiet"]
+    env = {**ENV, "RBMDIFF_STAGE_SERVER": "0"}
+    proc = subprocess.Popen(argv, cwd=killed, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not [
+            c for c in (killed / "models").glob(".train-*.ckpt")
+            if c.name != ".train-0123456789abcdef.ckpt"]:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert model.read_bytes() == before
+    cks = list((killed / "models").glob(".train-*.ckpt"))
+    assert len(cks) == 1, cks  # this run's; the foreign one was removed
+    ck = cks[0]
+    assert 0 < __import__("torch").load(ck, weights_only=True)["step"] < 1500
+    for root in (killed, clean):
+        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert not list((killed / "models").glob(".train-*.ckpt"))
+    a, b = RBM.load(model), RBM.load(clean / "models" / "rbm.pt")
+    for x, y in zip(a.parameters(), b.parameters(), strict=True):
+        assert np.array_equal(x.numpy(), y.numpy())

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from pathlib import Path
+
 import pandas as pd
 
 from flows.artefacts import read_prepared, wrote
@@ -15,7 +20,12 @@ from rbmdiff.train import train as fit
 
 def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
     """Write models/rbm.pt and reports/training.parquet (one row per recorded epoch);
-    -> the last history record."""
+    -> the last history record.
+
+    Training checkpoints about every 100 steps (whole epochs) to ``models/.train-<hash>.ckpt``
+    (the hash of the arguments and the data), so a killed run resumes where it stopped and
+    ends with exactly the parameters of an uninterrupted one; a finished run removes it, and a
+    checkpoint of other arguments or data is deleted, not resumed."""
     x, test, info = read_prepared(layout)
     if p.batch_size > x.shape[0]:  # say which key to change, not only what failed
         from flows.config import ParamsError
@@ -26,8 +36,10 @@ def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
     recommended = p.recipe == "recommended" and p.method == "dsm" and p.score == "posterior"
     if recommended:
         kwargs.update(RECOMMENDED_DSM)
+    checkpoint = _checkpoint(layout, kwargs, x)
     with torch_threads(p.threads):
-        result = fit(x, **kwargs, eval_data=test, progress=progress)
+        result = fit(x, **kwargs, eval_data=test, progress=progress, checkpoint=checkpoint,
+                     checkpoint_every=math.ceil(100 / math.ceil(x.shape[0] / p.batch_size)))
     rbm = result.rbm
     rbm.meta["training"]["data"] = info["name"]
     rbm.meta["training"]["recipe"] = "recommended" if recommended else "plain"
@@ -36,5 +48,17 @@ def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
     rbm.save(layout.model)
     write_parquet(pd.DataFrame(result.history), layout.training,
                   metadata={"rbmdiff_training": rbm.meta["training"]})
+    checkpoint.unlink(missing_ok=True)  # only now: a kill before the saves keeps the work
     wrote("train", layout.model, layout.training)
     return result.history[-1] if result.history else {}
+
+
+def _checkpoint(layout: Layout, kwargs: dict, x) -> Path:
+    """This run's checkpoint path; removes checkpoints of other arguments or data."""
+    digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode())
+    digest.update(x.numpy().tobytes())
+    path = layout.model.parent / f".train-{digest.hexdigest()[:16]}.ckpt"
+    for other in layout.model.parent.glob(".train-*.ckpt"):
+        if other != path:
+            other.unlink(missing_ok=True)
+    return path
