@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -144,15 +145,54 @@ def meanfield_mean(
 
 
 def visible_enum_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
-    """m = Σ_v softmax_v(-F(v) + uᵀv) v over all 2^n visible states.
+    """m = Σ_v softmax_v(-F(v) + uᵀv) v over all 2^n visible states, factorised.
 
-    F is evaluated once for the 2^n states and shared by the batch, so a row costs one
-    (2^n × n) product instead of 2^m softplus rows: the cheap exact route when n ≤ m.
-    Differentiable in θ.  u: (B, n) -> (B, n).
+    Split v = (v', v'') into its first k = ⌊n/2⌋ and last n - k bits.  Since uᵀv = u'ᵀv' + u''ᵀv'',
+    the weight of state (i, j) is w_bij = E_ij α_bi β_bj with E_ij = e^{-F(v'_i, v''_j)} (shared
+    by the batch), α_bi = e^{u'ᵀv'_i} and β_bj = e^{u''ᵀv''_j}, so
+
+        Z_b = α_bᵀ E β_b,   m'_b = Σ_i α_bi (E β_b)_i v'_i / Z_b,   m''_b likewise with Eᵀα_b:
+
+    two (B × 2^k) @ (2^k × 2^{n-k}) products instead of a (B × 2^n) softmax and two
+    (B × 2^n) @ (2^n × n) products; F is evaluated once per call, not once per row.  Computed
+    in float64 with each row of E, and α, β, shifted to maximum 1; rows whose Z_b falls below
+    10^-250 (the weight sits where all three shifted factors are tiny) are redone by the
+    direct softmax.  Differentiable in θ and u.  u: (B, n) -> (B, n).
     """
-    v = binary_states(rbm.n_visible, dtype=rbm.dtype)  # (S, n)
+    n, k = rbm.n_visible, rbm.n_visible // 2
+    if k == 0:
+        return _visible_enum_mean_direct(rbm, u)
+    v1, v2 = _states(k, torch.float64), _states(n - k, torch.float64)  # (I, k), (J, n - k)
+    log_e = -rbm.free_energy(_states(n, rbm.dtype)).to(torch.float64).view(len(v1), len(v2))
+    row_max = log_e.detach().amax(1)  # (I,)
+    e = torch.exp(log_e - row_max[:, None])  # (I, J), each row's maximum is 1
+    u64 = u.to(torch.float64)
+    log_alpha = u64[:, :k] @ v1.T + row_max  # (B, I)
+    log_beta = u64[:, k:] @ v2.T  # (B, J)
+    alpha = torch.exp(log_alpha - log_alpha.detach().amax(1, keepdim=True))
+    beta = torch.exp(log_beta - log_beta.detach().amax(1, keepdim=True))
+    w1 = alpha * (beta @ e.T)  # (B, I): Σ_j w_bij
+    w2 = beta * (alpha @ e)  # (B, J): Σ_i w_bij
+    z = w1.sum(1, keepdim=True)
+    bad = ~(z[:, 0] > 1e-250)
+    m = torch.cat([w1 @ v1, w2 @ v2], dim=1) / torch.where(bad[:, None], 1.0, z)
+    if bad.any():
+        m = m.clone()
+        m[bad] = _visible_enum_mean_direct(rbm, u[bad]).to(torch.float64)
+    return m.to(rbm.dtype)
+
+
+def _visible_enum_mean_direct(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
+    """m = softmax_v(-F(v) + uᵀv) @ v over the (B × 2^n) weights.  u: (B, n) -> (B, n)."""
+    v = _states(rbm.n_visible, rbm.dtype)  # (S, n)
     logw = -rbm.free_energy(v)[None, :] + u @ v.T  # (B, S)
     return torch.softmax(logw, dim=1) @ v
+
+
+@functools.lru_cache(maxsize=16)
+def _states(k: int, dtype: torch.dtype) -> torch.Tensor:
+    """binary_states(k), built once per (k, dtype); callers must not modify it."""
+    return binary_states(k, dtype=dtype)
 
 
 def gibbs_mean(

@@ -57,3 +57,29 @@ def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
     assert len(pd.read_parquet(tmp_path / "throughput_stream.parquet")) == df["stream_samples"][0]
     assert (tmp_path / "throughput.png").stat().st_size > 0
     assert "vs_anneal" in proc.stdout
+
+
+def test_sampling_quality_quick_writes_one_row_per_model_sampler_and_setting(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sampling_quality
+    finally:
+        sys.path.pop(0)
+    proc = run_script("sampling_quality.py", tmp_path)
+    df = pd.read_parquet(tmp_path / "sampling_quality.parquet")
+    quality = ["mmd_data", "mmd_ref", "corr_rmse_data", "corr_rmse_ref"]
+    assert {"model", "n_visible", "n_hidden", "sampler", "setting_name", "setting",
+            "num_samples", "wall_s", "macs", "tv", "tv_floor", "mmd_data_floor", "mmd_ref_floor",
+            "params", "train_params", *quality} <= set(df.columns)
+    expected = {(m.name, name, s) for m in sampling_quality.MODELS
+                for name, (_, _, quick) in sampling_quality.GRIDS.items() for s in quick}
+    assert set(zip(df["model"], df["sampler"], df["setting"], strict=True)) == expected
+    assert len(df) == len(expected)
+    assert set(df["sampler"]) == {"sde", "ode", "gibbs", "anneal", "qpu"}
+    assert df[quality].notna().all().all() and (df["wall_s"] > 0).all()
+    assert df.loc[df["n_visible"] <= 20, ["tv", "tv_floor"]].notna().all().all()
+    assert (df.loc[df["sampler"] != "qpu", "macs"] > 0).all()
+    assert df.loc[df["sampler"] == "qpu", "macs"].isna().all()  # not multiply-adds: n/a
+    assert (df["num_samples"] == df["num_samples"].iloc[0]).all()
+    assert (tmp_path / "sampling_quality.png").stat().st_size > 0
+    assert "gibbs reaches" in proc.stdout or "gibbs does not reach" in proc.stdout

@@ -35,6 +35,24 @@ def test_gibbs_at_beta_keeps_shapes_binary(tiny_rbm):
     assert v.shape == (5, 6) and set(v.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_gibbs_stream_is_deterministic_and_independent_of_the_block_size(monkeypatch, tiny_rbm):
+    """Same seed, same samples; the uniforms are drawn in blocks of sweeps, and the block size
+    (here 1 sweep instead of all 37) must not change the stream; another seed differs."""
+    import rbmdiff.rbm as rbm_module
+
+    v0 = torch.zeros(200, 6, dtype=torch.float64)
+
+    def run(seed: int) -> torch.Tensor:
+        return tiny_rbm.gibbs(v0, 37, generator=torch.Generator().manual_seed(seed))
+
+    first = run(5)
+    torch.testing.assert_close(run(5), first, rtol=0, atol=0)
+    monkeypatch.setattr(rbm_module, "GIBBS_BLOCK", 1)
+    torch.testing.assert_close(run(5), first, rtol=0, atol=0)
+    assert not torch.equal(run(6), first)
+    assert torch.equal(tiny_rbm.gibbs(v0, 0), v0)
+
+
 def test_save_load_round_trip_keeps_parameters_and_meta(tmp_path, tiny_rbm):
     tiny_rbm.meta = {"score": "posterior", "eps": 1e-3, "training": {"method": "dsm", "seed": 4}}
     path = tmp_path / "m.pt"
