@@ -6,6 +6,7 @@ the numbers themselves are measurements, not assertions.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -24,12 +25,17 @@ def run_script(name: str, out: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_train_quality_quick_writes_one_row_per_task_and_method(tmp_path):
+def import_script(name: str):
+    """The benchmark script ``benchmarks/<name>.py`` as a module (for its task lists)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        import train_quality
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
+
+
+def test_train_quality_quick_writes_one_row_per_task_and_method(tmp_path):
+    train_quality = import_script("train_quality")
     proc = run_script("train_quality.py", tmp_path)
     df = pd.read_parquet(tmp_path / "train_quality.parquet")
     assert {"data", "n_hidden", "method", "seed", "steps", "wall_s", "kl", "train_ll",
@@ -60,11 +66,7 @@ def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
 
 
 def test_sampling_quality_quick_writes_one_row_per_model_sampler_and_setting(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import sampling_quality
-    finally:
-        sys.path.pop(0)
+    sampling_quality = import_script("sampling_quality")
     proc = run_script("sampling_quality.py", tmp_path)
     df = pd.read_parquet(tmp_path / "sampling_quality.parquet")
     quality = ["mmd_data", "mmd_ref", "corr_rmse_data", "corr_rmse_ref"]
