@@ -14,15 +14,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from flows.layout import Layout
 from rbmdiff.data import validate_array
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.rbm import atomic_write_bytes
+from rbmdiff.files import atomic_write_bytes
+
+if TYPE_CHECKING:  # torch only where tensors are read: the prepare stage runs without it
+    import torch
 
 log = logging.getLogger("flows")
 
@@ -101,8 +103,8 @@ def plain(obj: Any) -> Any:
         return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [plain(v) for v in obj]
-    if isinstance(obj, torch.Tensor | np.generic | np.ndarray):
-        return plain(obj.tolist())
+    if isinstance(obj, np.generic | np.ndarray) or type(obj).__module__.startswith("torch"):
+        return plain(obj.tolist())  # a tensor or a NumPy array or scalar
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj

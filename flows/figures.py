@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global state, no display, thread-safe
 from matplotlib.ticker import NullFormatter
 
-from rbmdiff.rbm import atomic_write_bytes
+from rbmdiff.files import atomic_write_bytes
 
 MARKERS = {"sde": "o", "ode": "D", "gibbs": "s", "anneal": "^", "qpu": "*"}
 

@@ -1,13 +1,16 @@
 """Time ``dvc repro`` of the default pipeline from a fresh clone, split by stage.
 
-    python -m flows.timing [--tiny] [--keep DIR] [--prefect]
+    python -m flows.timing [--tiny] [--keep DIR] [--prefect] [--floor]
 
 Makes a fresh clone (:func:`flows.testing.make_project`, default params unless ``--tiny``),
 runs ``dvc repro`` with its output streamed and time-stamped, and splits the wall time into
 each stage's own work (what the stage function reports), its process start (interpreter and
 imports) and DVC's bookkeeping (hashing, dvc.lock, the cache).  Orchestration is the latter
 two.  ``--prefect`` times ``rbmdiff-pipeline run`` (one Prefect flow run) on a fresh clone
-instead.  Prints a JSON report.
+instead.  ``--floor`` then measures DVC's own cost for this dvc.yaml: ``dvc repro -f`` again
+with each stage's command replaced by a copy of the outputs the real run wrote, so that only
+DVC's bookkeeping (and a ``cp``) remains; ``floor_share`` is that cost's share of a run whose
+stages did their work with no process start at all.  Prints a JSON report.
 """
 
 from __future__ import annotations
@@ -63,6 +66,32 @@ def time_repro(root: Path) -> dict:
     }
 
 
+def time_floor(root: Path) -> dict:
+    """Rerun every stage of ``root`` (after a real run) with commands that only copy back the
+    outputs that run wrote; -> DVC's wall time for the same stages, deps, params and outs."""
+    import shutil
+
+    import yaml
+
+    stash = Path(tempfile.mkdtemp(prefix="rbmdiff-floor-"))
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())
+    for stage in spec["stages"].values():
+        body = stage.get("do", stage)
+        paths = [next(iter(o)) if isinstance(o, dict) else o
+                 for key in ("outs", "metrics", "plots") for o in body.get(key, [])]
+        body["cmd"] = " && ".join(f"rm -rf {p} && mkdir -p $(dirname {p}) && cp -r {stash}/{p} {p}"
+                                  for p in paths)
+    for folder in ("data", "models", "reports"):
+        shutil.copytree(root / folder, stash / folder)
+    (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f"], cwd=root, env=env,
+                          check=True, capture_output=True, text=True)
+    return {"dvc_floor_s": round(time.perf_counter() - start, 2),
+            "floor_stages": done.stdout.count("Running stage")}
+
+
 def time_prefect(root: Path) -> dict:
     """Run ``python -m flows run`` (one Prefect flow run) in ``root``; -> totals, per stage."""
     env = {**os.environ, "PREFECT_HOME": str(root / ".prefect")}
@@ -90,10 +119,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="make the clone here and keep it")
     parser.add_argument("--prefect", action="store_true",
                         help="time `rbmdiff-pipeline run` (one Prefect flow) instead")
+    parser.add_argument("--floor", action="store_true",
+                        help="then time DVC alone on the same stages (commands that only copy); "
+                             "with dvc repro only")
     args = parser.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="rbmdiff-timing-"))
     root = make_project(folder / "rbmdiff", overrides=None if args.tiny else {})
-    print(json.dumps((time_prefect if args.prefect else time_repro)(root), indent=2))
+    report = (time_prefect if args.prefect else time_repro)(root)
+    if args.floor and not args.prefect:
+        floor = time_floor(root)
+        work = report.get("stage_work_s", report.get("stage_work_sum_s", 0.0))
+        report.update(floor, floor_share=round(floor["dvc_floor_s"]
+                                               / (floor["dvc_floor_s"] + work), 3))
+    print(json.dumps(report, indent=2))
     return 0
 
 

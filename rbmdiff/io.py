@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rbmdiff.rbm import atomic_write_bytes
+from rbmdiff.files import atomic_write_bytes
 from rbmdiff.samplers.base import Samples
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import torch
 from torch.nn.functional import softplus
 
 from rbmdiff.errors import RbmdiffError
+from rbmdiff.files import atomic_write_bytes
 
 MAGIC = "rbmdiff-model"
 FORMAT_VERSION = 1
@@ -243,22 +243,6 @@ def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
     generator when None): the same torch state gives the same NumPy stream."""
     seed = int(torch.randint(0, 2**63 - 1, (), generator=generator))
     return np.random.Generator(np.random.PCG64(seed))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plain(obj: Any) -> Any:

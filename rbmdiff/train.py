@@ -17,7 +17,8 @@ import torch
 from rbmdiff.data import is_binary
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
-from rbmdiff.rbm import RBM, atomic_write_bytes
+from rbmdiff.files import atomic_write_bytes
+from rbmdiff.rbm import RBM
 from rbmdiff.score import DEFAULT_EPS, logit_bound, make_score, to_logit
 from rbmdiff.sde import VPSDE, uniform01
 

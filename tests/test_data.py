@@ -25,6 +25,40 @@ def test_digits_split_follows_the_design():
     np.testing.assert_array_equal(binary.train.numpy(), (grey.train.numpy() > 0.5))
 
 
+@pytest.mark.parametrize("name", ["digits", "digits-binary"])
+def test_digits_read_without_sklearn_equal_sklearns_split(name, monkeypatch):
+    """The CSV read (no sklearn import) and the split by hand give exactly what
+    ``load_digits`` and ``train_test_split(test_size=0.2, random_state=0)`` give; so does the
+    fallback through sklearn when the file is not found."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    import rbmdiff.data
+
+    x = load_digits().data.astype(np.float32) / 16.0
+    if name == "digits-binary":
+        x = (x > 0.5).astype(np.float32)
+    train, test = train_test_split(x, test_size=0.2, random_state=0)
+    assert rbmdiff.data._digits_csv() is not None  # the fast path is the one taken here
+    for _ in range(2):
+        d = load_dataset(name)
+        np.testing.assert_array_equal(d.train.numpy(), train)
+        np.testing.assert_array_equal(d.test.numpy(), test)
+        monkeypatch.setattr(rbmdiff.data, "_digits_csv", lambda: None)
+
+
+def test_data_stage_imports_no_torch():
+    """rbmdiff.data, the params check and flows' artefact helpers load without torch: the
+    pipeline's first stage runs while the warm stage server imports torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, flows.config, flows.artefacts, flows.stages.prepare, rbmdiff.data;"
+            "rbmdiff.data.load_arrays('digits'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
 def test_files_round_trip(tmp_path, suffix):
     x = np.random.default_rng(0).random((12, 5))

@@ -67,3 +67,17 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
     gibbs = pd.read_parquet(clone / "reports" / "samples.parquet").set_index("sampler")
     assert '"sweeps": 7' in gibbs.loc["gibbs", "params"]
     assert (clone / "dvc.lock").read_text() != before
+
+
+def test_timing_floor_reruns_every_stage_with_copies_only(clone: Path) -> None:
+    """``python -m flows.timing --floor``: DVC alone on the same stages (run last: it rewrites
+    this clone's dvc.yaml).  Every stage reruns, and each puts back exactly what it wrote."""
+    from flows.timing import time_floor
+
+    outs = [clone / "reports" / "samples.parquet", clone / "models" / "rbm.pt",
+            clone / "data" / "prepared" / "train.npy"]
+    before = [p.read_bytes() for p in outs]
+    floor = time_floor(clone)
+    assert floor["floor_stages"] == len(STAGES) and floor["dvc_floor_s"] > 0
+    assert [p.read_bytes() for p in outs] == before
+    assert "python -m flows.stages" not in (clone / "dvc.yaml").read_text()

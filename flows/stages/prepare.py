@@ -1,13 +1,16 @@
-"""prepare: the data set's train/test split as arrays in [0, 1], with its description."""
+"""prepare: the data set's train/test split as arrays in [0, 1], with its description.
+
+Runs without torch (the first stage of ``dvc repro`` runs in its own process while the warm
+stage server imports torch on the other core; see :mod:`flows.stages.warm`)."""
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from flows.artefacts import staged_dir, write_array, write_json, wrote
 from flows.config import DataParams
 from flows.layout import Layout
-from rbmdiff.data import load_dataset
+from rbmdiff.data import is_binary, load_arrays
 
 
 def prepare(p: DataParams, layout: Layout) -> dict:
@@ -15,19 +18,18 @@ def prepare(p: DataParams, layout: Layout) -> dict:
 
     ``max_train_rows`` keeps a random subset (drawn with ``seed``) of the training rows.
     """
-    dataset = load_dataset(p.name)
-    train = dataset.train
+    train, test, shape = load_arrays(p.name)
     if p.max_train_rows is not None and p.max_train_rows < train.shape[0]:
-        g = torch.Generator().manual_seed(p.seed)
-        train = train[torch.randperm(train.shape[0], generator=g)[: p.max_train_rows]]
+        rows = np.random.default_rng(p.seed).permutation(train.shape[0])[: p.max_train_rows]
+        train = train[rows]
     info = {
-        "name": p.name, "n_visible": dataset.n_visible, "train_rows": int(train.shape[0]),
-        "test_rows": int(dataset.test.shape[0]), "binary": dataset.binary,
-        "shape": list(dataset.shape) if dataset.shape else None,
+        "name": p.name, "n_visible": int(train.shape[1]), "train_rows": int(train.shape[0]),
+        "test_rows": int(test.shape[0]), "binary": is_binary(train),
+        "shape": list(shape) if shape else None,
     }
     with staged_dir(layout.prepared) as staging:  # replaces the folder whole
         write_array(staging / "train.npy", train)
-        write_array(staging / "test.npy", dataset.test)
+        write_array(staging / "test.npy", test)
         write_json(staging / layout.dataset_info.name, info)
     wrote("prepare", layout.prepared)
     return info

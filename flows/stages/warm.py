@@ -55,13 +55,18 @@ KILL_GRACE_S = 10.0
 # environment variables read at import time by the modules the server preloads
 KEY_ENV_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "LD_", "CUDA",
                     "PREFECT_", "MPLBACKEND", "MPLCONFIGDIR", "XDG_", "HOME", "TQDM")
-PRELOAD = (
-    "torch", "numpy", "pandas", "pyarrow.parquet", "yaml", "pydantic", "matplotlib.figure",
-    "dimod", "dwave.system", "dwave.samplers", "minorminer", "networkx",
-    "rbmdiff.train", "rbmdiff.samplers", "rbmdiff.samplers.qpu", "rbmdiff.io",
-    "rbmdiff.metrics", "rbmdiff.exact", "rbmdiff.data", "flows.config", "flows.layout",
-    "flows.artefacts", "flows.figures", "flows.stages.prepare", "flows.stages.train",
-    "flows.stages.embed", "flows.stages.sample", "flows.stages.report",
+# What the server imports before it listens: the train stage (the one after prepare, which
+# runs in the first command's own process without torch), so that it waits for torch only.
+PRELOAD = ("torch", "numpy", "pandas", "pyarrow.parquet", "yaml", "pydantic", "rbmdiff.train",
+           "rbmdiff.io", "flows.config", "flows.layout", "flows.artefacts", "flows.stages.train")
+# ... and then, one module at a time whenever no command is waiting, in the order the later
+# stages need them (a child forked earlier imports what it lacks itself).
+PRELOAD_LATER = (
+    "networkx", "minorminer", "dimod", "dwave.system", "flows.stages.embed",
+    "dwave.samplers", "rbmdiff.samplers.sde", "rbmdiff.samplers.gibbs",
+    "rbmdiff.samplers.anneal", "rbmdiff.samplers.qpu", "rbmdiff.metrics", "rbmdiff.exact",
+    "rbmdiff.data", "flows.stages.sample", "matplotlib.figure", "flows.figures",
+    "flows.stages.report", "flows.stages.prepare",
 )
 _LEN = struct.Struct("!I")
 
@@ -242,13 +247,23 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
 
 
 # -- the server's side ----------------------------------------------------------------------
-def serve(path: Path, idle_s: float) -> int:
+def _preload(name: str) -> bool:
+    """Import ``name``; False if that left a Python thread running (one could hold a lock at
+    a fork), and the server must stop."""
     import importlib
 
-    for name in PRELOAD:
-        importlib.import_module(name)
-    if threading.active_count() != 1:  # a running Python thread could hold a lock at fork
-        print(f"not serving: {threading.enumerate()} run after the imports", file=sys.stderr)
+    importlib.import_module(name)
+    if threading.active_count() != 1:
+        print(f"not serving: {threading.enumerate()} run after importing {name}",
+              file=sys.stderr)
+        return False
+    return True
+
+
+def serve(path: Path, idle_s: float) -> int:
+    import select
+
+    if not all(_preload(name) for name in PRELOAD):
         return 1
     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -264,12 +279,21 @@ def serve(path: Path, idle_s: float) -> int:
     children: set[int] = set()
     last_busy = time.monotonic()
     listener.settimeout(1.0)
+    later, code = list(PRELOAD_LATER), 0
     while True:
         children -= {pid for pid in children if _reaped(pid)}
         if children:
             last_busy = time.monotonic()
         elif time.monotonic() - last_busy > idle_s or not _still_ours(path, ident):
             break
+        if later and not select.select([listener], [], [], 0)[0]:  # nobody waiting: import
+            try:
+                if not _preload(later.pop(0)):
+                    code = 1
+                    break
+            except ImportError:  # an extra not installed: a stage that needs it will say so
+                pass
+            continue
         try:
             conn, _ = listener.accept()
         except TimeoutError:
@@ -298,7 +322,7 @@ def serve(path: Path, idle_s: float) -> int:
     log = path.with_suffix(".log")
     if log.is_file() and log.stat().st_size == 0:
         log.unlink(missing_ok=True)
-    return 0
+    return code
 
 
 def _reaped(pid: int) -> bool:

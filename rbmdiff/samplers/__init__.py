@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from typing import TYPE_CHECKING
 
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.samplers.base import Sampler, Samples
+
+if TYPE_CHECKING:
+    from rbmdiff.samplers.base import Sampler, Samples
 
 REGISTRY: dict[str, str] = {
     "sde": "rbmdiff.samplers.sde:SDESampler",
@@ -45,6 +48,16 @@ def _inherited(cls: type) -> list[str]:
         if "__init__" in vars(base):
             names += list(inspect.signature(base.__init__).parameters)
     return names
+
+
+def __getattr__(name: str):
+    """``Sampler`` and ``Samples`` on first use, so that the registry (read when params.yaml
+    is checked) does not import torch."""
+    if name in ("Sampler", "Samples"):
+        from rbmdiff.samplers import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'rbmdiff.samplers' has no attribute {name!r}")
 
 
 __all__ = ["REGISTRY", "Sampler", "Samples", "get"]

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from rbmdiff.errors import RbmdiffError
+from rbmdiff.files import atomic_write_bytes
 from rbmdiff.ising import hidden_labels, split_samples, to_ising, visible_labels
-from rbmdiff.rbm import RBM, atomic_write_bytes
+from rbmdiff.rbm import RBM
 from rbmdiff.samplers.anneal import sampler_seed
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info
 
