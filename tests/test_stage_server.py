@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from flows.stages import warm
 from flows.testing import make_project
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Unix sockets, fork, /proc")
@@ -171,3 +172,19 @@ def test_commands_started_at_once_share_one_server(tmp_path):
     # exactly one ran in-process (and started the server); the others waited for it
     assert sum("(in this process)" in e for e in errs) == 1, errs
     assert sum("(in a warm server's child)" in e for e in errs) == 2, errs
+
+
+def test_files_of_long_gone_servers_are_swept(tmp_path):
+    """Socket, log and failure marker of a server killed outright a day ago go when a new
+    server starts; a live server's files and recent ones stay."""
+    old = time.time() - 2 * warm.STALE_S
+    gone = [tmp_path / f"a.{s}" for s in ("sock", "log", "failed")]
+    live = [tmp_path / f"b.{s}" for s in ("sock", "log")]
+    recent = [tmp_path / "c.log"]
+    for path in gone + live + recent:
+        path.write_text("")
+    for path in gone + live:
+        os.utime(path, (old, old))
+    (tmp_path / "b.pid").write_text(str(os.getpid()))
+    warm._sweep(tmp_path)
+    assert not any(p.exists() for p in gone) and all(p.exists() for p in live + recent)

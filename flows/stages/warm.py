@@ -52,6 +52,7 @@ ENV_IDLE = "RBMDIFF_STAGE_SERVER_IDLE"
 DEFAULT_IDLE_S = 120.0
 START_TIMEOUT_S = 120.0  # waiting for a server that another command started
 KILL_GRACE_S = 10.0
+STALE_S = 86400.0  # files of servers gone this long are swept when a new server starts
 # environment variables read at import time by the modules the server preloads
 KEY_ENV_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "LD_", "CUDA",
                     "PREFECT_", "MPLBACKEND", "MPLCONFIGDIR", "XDG_", "HOME", "TQDM")
@@ -159,6 +160,7 @@ def connect_or_start() -> socket.socket | None:
     pidfile = path.with_suffix(".pid")
     if _claim(pidfile):  # none running or starting: start one, warm it in the background
         pidfile.write_text(str(_start_server(path).pid))
+        _sweep(path.parent)
         return None
     deadline = time.monotonic() + START_TIMEOUT_S  # another command started one: wait
     while time.monotonic() < deadline and not path.with_suffix(".failed").exists():
@@ -169,6 +171,15 @@ def connect_or_start() -> socket.socket | None:
             return None  # it died (or its starter did, before writing the pid)
         time.sleep(0.05)
     return None
+
+
+def _sweep(folder: Path, age_s: float = STALE_S) -> None:
+    """Remove what servers killed outright left (socket, log, failure marker) for code
+    versions untouched for ``age_s``; a live server's files are kept."""
+    for item in folder.iterdir():
+        if item.suffix in (".sock", ".log", ".failed") and _age(item) > age_s:
+            if not _alive(item.with_suffix(".pid")):
+                item.unlink(missing_ok=True)
 
 
 def _claim(pidfile: Path) -> bool:
