@@ -114,6 +114,20 @@ def test_sde_with_exact_posterior_score_samples_the_rbm():
     assert s.info["cost_units"] == 101 and s.info["m_method"] == "exact"
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_ode_with_few_steps_samples_the_rbm(scale):
+    """The probability-flow ODE with N = 5 Heun steps and the exact score: TV to the 6×4
+    RBM's law within 1.5× that of i.i.d. draws + 0.02 (measured 0.056 / 0.048 against 0.045 /
+    0.032).  With a Heun corrector on the last step it was 0.65 / 0.92: the drift ∝ 1/σ²(t_ε)
+    overshot and inverted the samples."""
+    rbm = RBM.random(6, 4, scale=scale, seed=3, dtype=torch.float64)
+    rbm.meta = {"score": "posterior", "eps": 1e-3}
+    _, p = visible_law(rbm)
+    s = samplers.get("ode", steps=5, batch_size=4000).sample(rbm, 4000, seed=0)
+    assert total_variation(empirical_law(s.v), p) < 1.5 * expected_tv(p, 4000) + 0.02
+    assert s.info["cost_units"] == 2 * 5 - 1 + 1  # Heun, Euler's last step, the denoising
+
+
 def test_registry_and_statistics_record():
     with pytest.raises(RbmdiffError, match="unknown sampler"):
         samplers.get("metropolis")
