@@ -23,7 +23,7 @@ long block-Gibbs run started at the training data otherwise (64 hidden).  Each m
 is what an independent perfect sample of the same size scores (mean and sd over a few draws).
 
 Cost: wall time at one torch thread, and multiply-adds per sample (``macs``): 2nm per Gibbs
-sweep; per score evaluation (N + 1 for the SDE, 2N + 1 for Heun) 2nm per mean-field sweep,
+sweep; per score evaluation (N + 1 for the SDE, 2N for Heun: Euler last) 2nm per mean-field sweep,
 or ≈ 2·2^n + 2^n·n·m / batch for exact m by (factorised) visible enumeration; nm per
 annealing sweep (≈ the couplings); n/a for the QPU.  Prints the table and, per model, where
 Gibbs (and the ODE, annealing) reach the quality of the longest SDE; writes

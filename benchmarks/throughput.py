@@ -9,18 +9,55 @@ A block-Gibbs sweep on B chains of an n×m RBM is two products, (B, n)@(n, m) an
 with R_matmul measured in the same run, as the best rate of (B, n)@(n, m) and (B, m)@(m, n)
 products (``matmul_same_shape``) and of a 1024³ product (``matmul_peak``).  ``before``: the
 kernel this project had until issue 6 (per sweep, ``torch.bernoulli(torch.sigmoid(·))`` on fresh
-tensors, torch's generator), timed in the same run.  Peers on the same RBM, same chains, same
-sweeps: scikit-learn's ``BernoulliRBM.gibbs`` (one sweep per call,
-NumPy) and dwave-samplers' ``SimulatedAnnealingSampler`` on the RBM's BQM (one Metropolis
-sweep = one visit of all n + m units, per read), both at β = 1.  Also: peak RSS while drawing
-many samples from a digits-sized RBM, streamed to Parquet in batches.
+tensors, torch's generator), timed in the same run.
 
-    python benchmarks/throughput.py            # full run (about a minute or two)
+Peers on the same RBM, same sweeps, both at β = 1: scikit-learn's ``BernoulliRBM.gibbs`` (one
+sweep per call, float64 NumPy) on the same chains, and dwave-samplers'
+``SimulatedAnnealingSampler`` on the RBM's BQM (one Metropolis sweep = one visit of all n + m
+units, per read; β from 0.1 up to 1, geometric).  Every peer is timed as its best batch of
+≥ 0.2 s CPU (``--quick``: 0.05 s) over the row's interleaved rounds (below), NumPy's BLAS
+limited to torch's thread count (its idle threads spin, which the CPU clock charges).  The
+annealer's cost per read does not depend on how many chains Gibbs runs, so it gets one rate per
+RBM shape (its best times over all that shape's rows), on a BQM built beforehand (the RBM→BQM
+conversion is not charged to it), as the marginal cost of a read (its fixed cost per call,
+``anneal_call_overhead_s``, is shared by the reads of a call and left out), and that rate
+serves every chain count of the shape: ``anneal_sweeps_per_s`` = read-sweeps/s ÷ chains.
+
+Everything a row reports (kernel, products, the sweep's parts, peers) is timed in interleaved
+rounds (:func:`interleaved_best`; ≥ 5 rounds and ≥ 20 s of them, ``--quick``: 3), each round
+timing one batch of every function in turn, and each function's best batch is kept: on a shared
+machine the kernel and its peers then see the same spells of load.
+
+Where a sweep's time goes, per shape, in the same run (CPU clock, best of): ``rng``, drawing
+the B·(n+m) float32 uniforms of one sweep with the kernel's generator and block size (NumPy
+PCG64 ``random(out=, dtype=float32)``, blocks of ``GIBBS_BLOCK`` units); ``matmul``, the two
+``addmm`` products alone; ``elementwise``, the ``sigmoid_`` + ``gt_`` passes alone.  Their shares
+of the full sweep, and
+
+    roofline_bound_rng = t_roof / (t_roof + t_rng),     t_roof = 4 B n m / R_matmul_same_shape
+
+the highest roofline fraction a kernel that draws one float32 uniform per unit could reach even
+with free σ and comparison and products at the measured matmul rate.  Flops per uniform:
+4 n m / (n + m).
+
+``gibbs_16bit_*``: a PROTOTYPE kept in this file only (not the library's kernel): the same sweep
+with 16-bit uniforms k (four per PCG64 ``random_raw`` word); a unit is 1 iff k < 2^16·σ(x),
+except on the ties k = ⌊2^16·σ(x)⌋ (probability 2^-16), resolved by a fresh float32 uniform
+against the fractional part, so P(1) = σ(x) exactly up to float32 rounding.
+``roofline_bound_rng16``: ``roofline_bound_rng`` with its 16-bit draws in place of the float32
+fill.
+``gibbs_16bit_law_max_z``: the largest |z| of its law checks (:func:`check_16bit_law`).
+
+Also: peak RSS while drawing many samples from a digits-sized RBM, streamed to Parquet in
+batches.
+
+    python benchmarks/throughput.py            # full run (a few minutes)
     python benchmarks/throughput.py --quick    # < 30 s
 
 Torch's thread count matters (``--threads``; default 1 on this shared machine).  ``--clock cpu``
-(the default) times by the process's CPU time, which other jobs on a shared machine do not
-inflate; ``--clock wall`` by wall time (use it with ``--threads`` > 1).
+(the default) times by the process's CPU time, which other jobs on a shared machine inflate far
+less than wall time (not at all only on an idle machine: shared caches still cost ±25 % here);
+``--clock wall`` by wall time (use it with ``--threads`` > 1).
 """
 
 from __future__ import annotations
@@ -36,7 +73,7 @@ import pandas as pd
 import torch
 
 from rbmdiff import samplers
-from rbmdiff.rbm import RBM
+from rbmdiff.rbm import GIBBS_BLOCK, RBM
 
 RESULTS = Path(__file__).parent / "results"
 FULL_SHAPES = ((64, 16, 1024), (64, 16, 10000), (64, 64, 1024), (256, 256, 1024),
@@ -46,31 +83,41 @@ clock = CLOCKS["cpu"]  # set by run()
 QUICK_SHAPES = ((64, 16, 256), (256, 256, 256))
 
 
-def best_time(fn: Callable[[], object], *, repeats: int, min_s: float = 0.05) -> float:
-    """Best wall time of one call over ``repeats`` timed batches (each ≥ ``min_s``)."""
-    fn()  # warm-up
-    n_calls, best = 1, float("inf")
-    while True:  # calls per batch such that a batch lasts ≥ min_s
-        t0 = clock()
-        for _ in range(n_calls):
-            fn()
-        dt = clock() - t0
-        if dt >= min_s:
-            break
-        n_calls *= 2
-    best = dt / n_calls
-    for _ in range(repeats - 1):
-        t0 = clock()
-        for _ in range(n_calls):
-            fn()
-        best = min(best, (clock() - t0) / n_calls)
-    return best
+def interleaved_best(fns: dict[str, tuple[Callable[[], object], float]], *, rounds: int,
+                     min_total_s: float = 0.0, max_rounds: int = 50) -> dict[str, float]:
+    """Best time (``clock``) of one call of each function, over ``rounds`` rounds (more, up to
+    ``max_rounds``, until the rounds took ``min_total_s``) that each time one batch of every
+    function in turn, so that all of them, the kernel and its peers, see the same spells of load
+    on a shared machine.  ``fns``: name -> (function, min_s), a batch being as many calls as
+    last ≥ min_s (found in the first round, after one warm-up call).  Also: ``rounds`` run."""
+    start, done = clock(), 1
+    calls, best = {}, {}
+    for name, (fn, min_s) in fns.items():
+        fn()  # warm-up
+        n = 1
+        while True:
+            t0 = clock()
+            for _ in range(n):
+                fn()
+            dt = clock() - t0
+            if dt >= min_s:
+                break
+            n = max(2 * n, int(n * 1.2 * min_s / max(dt, 1e-6)))
+        calls[name], best[name] = n, dt / n
+    while done < rounds or (clock() - start < min_total_s and done < max_rounds):
+        for name, (fn, _) in fns.items():
+            t0 = clock()
+            for _ in range(calls[name]):
+                fn()
+            best[name] = min(best[name], (clock() - t0) / calls[name])
+        done += 1
+    return {**best, "rounds": done}
 
 
-def matmul_rate(rows: int, inner: int, cols: int, *, repeats: int) -> float:
-    """Measured flop/s of a float32 (rows, inner)@(inner, cols) product: 2·rows·inner·cols / t."""
+def matmul(rows: int, inner: int, cols: int) -> tuple[Callable[[], object], int]:
+    """A float32 (rows, inner)@(inner, cols) product and its flop count 2·rows·inner·cols."""
     a, b = torch.randn(rows, inner), torch.randn(inner, cols)
-    return 2 * rows * inner * cols / best_time(lambda: a @ b, repeats=repeats)
+    return (lambda: a @ b), 2 * rows * inner * cols
 
 
 def gibbs_before(rbm: RBM, v: torch.Tensor, sweeps: int, g: torch.Generator) -> torch.Tensor:
@@ -83,25 +130,9 @@ def gibbs_before(rbm: RBM, v: torch.Tensor, sweeps: int, g: torch.Generator) -> 
     return v
 
 
-def torch_sweeps_per_s(rbm: RBM, chains: int, sweeps: int, *,
-                       repeats: int) -> tuple[float, float, float]:
-    """(RBM.gibbs, samplers.get('gibbs') end to end, the pre-issue-6 kernel) sweeps/s on
-    ``chains`` chains."""
-    g = torch.Generator().manual_seed(0)
-    v = torch.bernoulli(torch.full((chains, rbm.n_visible), 0.5), generator=g)
-    raw = sweeps / best_time(lambda: rbm.gibbs(v, sweeps, generator=g), repeats=repeats)
-    before = sweeps / best_time(lambda: gibbs_before(rbm, v, sweeps, g), repeats=repeats)
-    sampler = samplers.get("gibbs", sweeps=sweeps, threads=None)
-    best = float("inf")
-    for k in range(repeats):
-        t0 = clock()
-        sampler.sample(rbm, chains, seed=k)
-        best = min(best, clock() - t0)
-    return raw, sweeps / best, before
-
-
-def sklearn_sweeps_per_s(rbm: RBM, chains: int, sweeps: int, *, repeats: int) -> float:
-    """scikit-learn BernoulliRBM.gibbs (v -> h -> v, one sweep per call) on the same RBM."""
+def sklearn_gibbs(rbm: RBM, chains: int, sweeps: int) -> Callable[[], None]:
+    """scikit-learn BernoulliRBM.gibbs (v -> h -> v, one sweep per call, float64 NumPy) on the
+    same RBM and chains: ``sweeps`` sweeps."""
     from sklearn.neural_network import BernoulliRBM
 
     peer = BernoulliRBM(n_components=rbm.n_hidden, random_state=0)
@@ -116,20 +147,259 @@ def sklearn_sweeps_per_s(rbm: RBM, chains: int, sweeps: int, *, repeats: int) ->
         for _ in range(sweeps):
             v = peer.gibbs(v)
 
-    return sweeps / best_time(run, repeats=repeats)
+    return run
 
 
-def anneal_sweeps_per_s(rbm: RBM, chains: int, sweeps: int, *, repeats: int = 2) -> float:
-    """dwave-samplers simulated annealing ending at β = 1, ``chains`` reads × ``sweeps``
-    sweeps; sweeps/s per read-set, i.e. comparable with Gibbs sweeps/s on ``chains`` chains.
-    Best of ``repeats`` calls."""
-    sampler = samplers.get("anneal", num_sweeps=sweeps, beta_start=0.1, beta=1.0)
-    best = float("inf")
-    for k in range(repeats):
-        t0 = clock()
-        sampler.sample(rbm, chains, seed=k)
-        best = min(best, clock() - t0)
-    return sweeps / best
+def anneal_calls(rbm: RBM, sweeps: int, *, min_s: float) -> tuple[Callable[[], object],
+                                                                    Callable[[], object], int]:
+    """dwave-samplers simulated annealing (β from 0.1 up to 1, geometric, ``sweeps`` sweeps per
+    read) on the RBM's BQM, built beforehand (the RBM→BQM conversion is not charged to the
+    peer): (a call on 1 read, a call on R reads, R), R such that the R − 1 reads beyond the
+    first take ≥ ``min_s``.  Each call has a fixed cost (loading the BQM, ≈ 0.1 s at 784×500)
+    that its reads share, so the peer's rate is the marginal one, (R − 1)·sweeps / (t_R − t_1)."""
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    from rbmdiff.ising import to_bqm
+
+    bqm, sa = to_bqm(rbm), SimulatedAnnealingSampler()
+    kwargs = {"num_sweeps": sweeps, "beta_range": (0.1, 1.0), "beta_schedule_type": "geometric"}
+
+    def call(reads: int) -> Callable[[], object]:
+        return lambda: sa.sample(bqm, num_reads=reads, seed=0, **kwargs)
+
+    def seconds(reads: int) -> float:
+        return interleaved_best({"sa": (call(reads), 0.0)}, rounds=2)["sa"]
+
+    t_1, reads = seconds(1), 2
+    while (t_r := seconds(reads)) - t_1 < min_s:
+        reads = max(2 * reads, int(reads * 1.2 * min_s / max(t_r - t_1, 1e-3)))
+    return call(1), call(reads), reads
+
+
+def kernel_parts(rbm: RBM, chains: int, sweeps: int) -> dict[str, Callable[[], object]]:
+    """The kernel's parts, to time alone: ``rng``, the uniforms as the kernel draws them
+    (NumPy PCG64 float32 fill, blocks of up to ``GIBBS_BLOCK`` units, i.e. several sweeps per
+    call); ``matmul``, the two ``addmm(out=)`` products; ``elementwise``, ``sigmoid_`` + ``gt_``
+    on both layers; and for the 16-bit prototype ``rng16`` (its ``random_raw`` words) and
+    ``elementwise16`` (``sigmoid_`` + :func:`bernoulli16_`).  The ``rng*`` calls draw a block
+    of sweeps, the others one sweep."""
+    B, n, m = chains, rbm.n_visible, rbm.n_hidden
+    per_sweep = B * (n + m)
+    block = max(1, min(sweeps, GIBBS_BLOCK // per_sweep))
+    buf = np.empty((block, per_sweep), dtype=np.float32)
+    rng, bits = np.random.Generator(np.random.PCG64(0)), np.random.PCG64(1)
+    words = -(-block * per_sweep // 4)
+    rng.random(out=buf, dtype=np.float32)
+    W, b, c = rbm.W.detach(), rbm.b.detach(), rbm.c.detach()
+    g = torch.Generator().manual_seed(0)
+    v = torch.bernoulli(torch.full((B, n), 0.5), generator=g)
+    h = torch.bernoulli(torch.full((B, m), 0.5), generator=g)
+    u = torch.from_numpy(buf[0])
+    uh, uv = u[: B * m].view(B, m), u[B * m:].view(B, n)
+    x_h, x_v = torch.randn(B, m, generator=g), torch.randn(B, n, generator=g)
+    k = torch.from_numpy(bits.random_raw(-(-per_sweep // 4)).view(np.uint16)[:per_sweep])
+    kh, kv = k[: B * m].view(B, m), k[B * m:].view(B, n)
+    s_h, s_v, tie_rng = torch.empty(B, m), torch.empty(B, n), np.random.Generator(bits)
+
+    def products() -> None:
+        torch.addmm(c, v, W, out=h)
+        torch.addmm(b, h, W.T, out=v)
+
+    def elementwise() -> None:
+        x_h.sigmoid_().gt_(uh)
+        x_v.sigmoid_().gt_(uv)
+
+    def elementwise16() -> None:
+        bernoulli16_(x_h.sigmoid_(), kh, s_h, tie_rng)
+        bernoulli16_(x_v.sigmoid_(), kv, s_v, tie_rng)
+
+    return {"rng": lambda: rng.random(out=buf, dtype=np.float32), "matmul": products,
+            "elementwise": elementwise, "rng16": lambda: bits.random_raw(words),
+            "elementwise16": elementwise16}
+
+
+# -- prototype: 16 random bits per unit (this file only; not the library's kernel) ----------
+def bernoulli16_(x: torch.Tensor, k: torch.Tensor, scratch: torch.Tensor,
+                 rng: np.random.Generator) -> torch.Tensor:
+    """In place: x holds σ (float32, 2-D), k 16-bit uniforms (uint16, x's shape); x becomes
+    1{unit}, with P(1) = σ exactly up to float32 rounding.
+
+    With s = 2^16·σ and f = ⌊s⌋: k < f (probability f/2^16) gives 1, k > f gives 0, and the
+    tie k = f (probability 2^-16) gives 1 with probability s − f, from a fresh float32 uniform:
+    P(1) = f/2^16 + (s − f)/2^16 = σ.  Passes: e = k − s (exact), clamp to [−1, 0] (−1: k ≤ s − 1,
+    i.e. 1; 0: k ≥ s, i.e. 0; in between: a tie, e = −(s − f)), frac (nonzero only on ties),
+    the comparison, and a row minimum that finds the rows holding ties (NumPy fixes those)."""
+    torch.add(k, x, alpha=-65536.0, out=x)
+    x.clamp_(-1.0, 0.0)
+    torch.frac(x, out=scratch)
+    x.lt_(scratch)  # −1 < 0 -> 1;  0 < 0 -> 0;  ties (e = frac) -> 0, redrawn below
+    rows = np.flatnonzero(scratch.amin(1).numpy() < 0)
+    if len(rows):
+        xn, fr = x.numpy(), scratch.numpy()
+        for r in rows:
+            cols = np.flatnonzero(fr[r])
+            xn[r, cols] = rng.random(len(cols), dtype=np.float32) < -fr[r, cols]
+    return x
+
+
+def gibbs_16bit(rbm: RBM, v: torch.Tensor, sweeps: int, *, seed: int) -> torch.Tensor:
+    """PROTOTYPE: ``RBM.gibbs`` (β = 1, no field, float32) with 16-bit uniforms, four per
+    PCG64 ``random_raw`` word, drawn in blocks of up to ``GIBBS_BLOCK`` units; units by
+    :func:`bernoulli16_`.  (B, n) -> (B, n) of 0/1."""
+    with torch.no_grad():
+        v = v.to(torch.float32).clone()
+        W, b, c = rbm.W.detach(), rbm.b.detach(), rbm.c.detach()
+        B, n, m = v.shape[0], rbm.n_visible, rbm.n_hidden
+        h = torch.empty(B, m)
+        scratch_h, scratch_v = torch.empty(B, m), torch.empty(B, n)
+        per_sweep = B * (n + m)
+        block = max(1, min(sweeps, GIBBS_BLOCK // per_sweep))
+        bits = np.random.PCG64(seed)
+        rng = np.random.Generator(bits)  # the ties' float32 uniforms, same stream
+        for first in range(0, sweeps, block):
+            count = min(block, sweeps - first)
+            raw = bits.random_raw(-(-count * per_sweep // 4)).view(np.uint16)
+            for k in torch.from_numpy(raw[: count * per_sweep]).view(count, per_sweep):
+                torch.addmm(c, v, W, out=h).sigmoid_()
+                bernoulli16_(h, k[: B * m].view(B, m), scratch_h, rng)
+                torch.addmm(b, h, W.T, out=v).sigmoid_()
+                bernoulli16_(v, k[B * m:].view(B, n), scratch_v, rng)
+    return v
+
+
+def check_16bit_law(draws: int, *, seed: int = 0) -> float:
+    """Largest |z| of the 16-bit prototype's law checks (≲ 4 expected):
+    (1) ``draws`` units at each of several σ (random k): mean against σ;
+    (2) the same with every k forced onto the tie ⌊2^16 σ⌋: mean against 2^16 σ − ⌊2^16 σ⌋;
+    (3) :func:`gibbs_16bit` on a 4×3 RBM (|W| ~ 1): frequencies of the 16 visible states over
+    ``draws // 10`` chains after 20 sweeps, against the exact law ∝ exp(−F(v))."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    z = []
+    for p in (0.3, 0.5, 0.7771234, 1e-3, 0.9999):
+        p32 = float(np.float32(p))
+        s = p32 * 65536.0
+        x = torch.full((draws // 1000, 1000), p32)
+        k = torch.from_numpy(rng.integers(0, 65536, x.shape, dtype=np.uint16))
+        forced = torch.full(x.shape, int(s), dtype=torch.uint16)
+        for kk, target in ((k, p32), (forced, s - int(s))):
+            mean = bernoulli16_(x.clone(), kk, torch.empty_like(x), rng).mean(dtype=torch.float64)
+            if 0 < target < 1:
+                z.append(abs(float(mean) - target) / np.sqrt(target * (1 - target) / x.numel()))
+            else:  # a sure outcome (e.g. σ = 1/2: s is an integer, the tie always gives 0)
+                z.append(0.0 if float(mean) == target else float("inf"))
+    small = RBM.random(4, 3, scale=1.0, seed=seed)
+    chains = draws // 10
+    v0 = torch.from_numpy((rng.random((chains, 4)) < 0.5).astype(np.float32))
+    v = gibbs_16bit(small, v0, 20, seed=seed + 1)
+    states = torch.tensor([[(i >> j) & 1 for j in range(4)] for i in range(16)],
+                          dtype=torch.float32)
+    p = torch.softmax(-small.free_energy(states).double(), 0).numpy()
+    counts = np.bincount((v.numpy() @ (1 << np.arange(4))).astype(int), minlength=16)
+    z.extend(np.abs(counts - chains * p) / np.sqrt(chains * p * (1 - p)))
+    return float(max(z))
+
+
+def row_timings(rbm: RBM, chains: int, sweeps: int, anneal: dict, *, rounds: int,
+                min_total_s: float, min_s: float, peer_min_s: float,
+                peak: Callable[[], object]) -> dict[str, float]:
+    """Best seconds per call of everything one row reports, by one :func:`interleaved_best`:
+    the kernel, the pre-issue-6 kernel, the ``gibbs`` sampler end to end, the 16-bit
+    prototype, the same-shape and 1024³ products, the kernel's parts, sklearn and the annealer
+    (``anneal``: :func:`anneal_calls` for this RBM shape)."""
+    g = torch.Generator().manual_seed(0)
+    v = torch.bernoulli(torch.full((chains, rbm.n_visible), 0.5), generator=g)
+    sampler = samplers.get("gibbs", sweeps=sweeps, threads=None)
+    mm_a, _ = matmul(chains, rbm.n_visible, rbm.n_hidden)
+    mm_b, _ = matmul(chains, rbm.n_hidden, rbm.n_visible)
+    parts = kernel_parts(rbm, chains, sweeps)
+    fns = {
+        "gibbs": (lambda: rbm.gibbs(v, sweeps, generator=g), min_s),
+        "before": (lambda: gibbs_before(rbm, v, sweeps, g), min_s),
+        "sampler": (lambda: sampler.sample(rbm, chains, seed=0), min_s),
+        "gibbs16": (lambda: gibbs_16bit(rbm, v, sweeps, seed=0), min_s),
+        "mm_a": (mm_a, min_s), "mm_b": (mm_b, min_s), "peak": (peak, min_s),
+        **{name: (fn, min_s) for name, fn in parts.items()},
+        "sklearn": (sklearn_gibbs(rbm, chains, sweeps), peer_min_s),
+        "sa_1": (anneal["sa_1"], peer_min_s / 4), "sa_r": (anneal["sa_r"], 0.0),
+    }
+    return interleaved_best(fns, rounds=rounds, min_total_s=min_total_s)
+
+
+def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, rounds: int, row_s: float,
+        min_s: float, peer_min_s: float, threads: int, clock_name: str = "cpu") -> pd.DataFrame:
+    """One row per RBM shape and chain count: rates, roofline fractions, where the sweep's time
+    goes, peer ratios, the 16-bit prototype.  Per row, everything is timed by one
+    :func:`interleaved_best` (≥ ``rounds`` rounds and ≥ ``row_s`` seconds of them; batches
+    ≥ ``min_s``, peers' ≥ ``peer_min_s``)."""
+    from threadpoolctl import threadpool_limits
+    from tqdm.auto import tqdm
+
+    global clock
+    clock = CLOCKS[clock_name]
+    torch.set_num_threads(threads)
+    peak_fn, peak_flops = matmul(1024, 1024, 1024)
+    peak_s = float("inf")
+    anneal: dict[tuple[int, int], dict] = {}  # per RBM shape, shared by its chain counts
+    rows = []
+    # NumPy's BLAS (sklearn's products) at the same thread count as torch: its idle threads
+    # spin, which the CPU clock would charge to the peer (≈ 6× at 64×16 on this machine)
+    with threadpool_limits(limits=threads):
+        for n, m, chains in tqdm(shapes, desc="throughput", dynamic_ncols=True):
+            rbm = RBM.random(n, m, scale=0.1, seed=0)
+            if (n, m) not in anneal:
+                sa_1, sa_r, reads = anneal_calls(rbm, sweeps, min_s=peer_min_s)
+                anneal[n, m] = {"sa_1": sa_1, "sa_r": sa_r, "reads": reads,
+                                "t_1": float("inf"), "t_r": float("inf")}
+            sa = anneal[n, m]
+            t = row_timings(rbm, chains, sweeps, sa, rounds=rounds, min_total_s=row_s,
+                            min_s=min_s, peer_min_s=peer_min_s, peak=peak_fn)
+            block = max(1, min(sweeps, GIBBS_BLOCK // (chains * (n + m))))  # sweeps / draw
+            peak_s = min(peak_s, t["peak"])
+            sa["t_1"], sa["t_r"] = min(sa["t_1"], t["sa_1"]), min(sa["t_r"], t["sa_r"])
+            same = 2 * chains * n * m / min(t["mm_a"], t["mm_b"])  # same flops either way
+            raw = sweeps / t["gibbs"]
+            b16 = sweeps / t["gibbs16"]
+            part = {name: t[name] / (block if name.startswith("rng") else 1)  # s per sweep
+                    for name in ("rng", "matmul", "elementwise", "rng16", "elementwise16")}
+            units = chains * (n + m)
+            flops = 4 * chains * n * m
+            t_roof = flops / same
+            rows.append({
+                "n_visible": n, "n_hidden": m, "chains": chains, "sweeps": sweeps,
+                "threads": threads, "clock": clock_name, "rounds": t.pop("rounds"),
+                "gibbs_sweeps_per_s": raw, "gibbs_before_sweeps_per_s": sweeps / t["before"],
+                "speedup_vs_before": t["before"] / t["gibbs"],
+                "sampler_sweeps_per_s": sweeps / t["sampler"], "chain_sweeps_per_s": raw * chains,
+                "gibbs_gflops": raw * flops / 1e9, "matmul_same_shape_gflops": same / 1e9,
+                "roofline_same_shape": raw * flops / same,
+                "flops_per_uniform": 4 * n * m / (n + m),
+                "rng_ns_per_uniform": part["rng"] / units * 1e9,
+                "elementwise_ns_per_unit": part["elementwise"] / units * 1e9,
+                "rng_share": part["rng"] * raw, "matmul_share": part["matmul"] * raw,
+                "elementwise_share": part["elementwise"] * raw,
+                "roofline_bound_rng": t_roof / (t_roof + part["rng"]),
+                "roofline_from_parts": t_roof / (part["rng"] + part["matmul"]
+                                                 + part["elementwise"]),
+                "sklearn_sweeps_per_s": sweeps / t["sklearn"],
+                "vs_sklearn": t["sklearn"] / t["gibbs"],
+                "anneal_reads_timed": sa["reads"],
+                "gibbs_16bit_sweeps_per_s": b16, "gibbs_16bit_vs_gibbs": b16 / raw,
+                "gibbs_16bit_roofline_same_shape": b16 * flops / same,
+                "gibbs_16bit_rng_ns_per_unit": part["rng16"] / units * 1e9,
+                "roofline_bound_rng16": t_roof / (t_roof + part["rng16"]),
+                "gibbs_16bit_elementwise_ns_per_unit": part["elementwise16"] / units * 1e9,
+            })
+    df = pd.DataFrame(rows)
+    # shared per shape: the best 1-read and R-read times over all rounds of all its rows
+    per_read = {key: (sa["t_r"] - sa["t_1"]) / (sa["reads"] - 1) for key, sa in anneal.items()}
+    keys = list(zip(df["n_visible"], df["n_hidden"], strict=True))
+    df["anneal_read_sweeps_per_s"] = [sweeps / per_read[key] for key in keys]
+    df["anneal_call_overhead_s"] = [max(anneal[key]["t_1"] - per_read[key], 0.0) for key in keys]
+    df["anneal_sweeps_per_s"] = df["anneal_read_sweeps_per_s"] / df["chains"]
+    df["vs_anneal"] = df["gibbs_sweeps_per_s"] / df["anneal_sweeps_per_s"]
+    df["matmul_peak_gflops"] = peak_flops / peak_s / 1e9
+    df["roofline_peak"] = df["gibbs_gflops"] / df["matmul_peak_gflops"]
+    return df
 
 
 def stream_peak_rss(rbm: RBM, num_samples: int, batch: int, path: Path) -> dict:
@@ -151,40 +421,6 @@ def stream_peak_rss(rbm: RBM, num_samples: int, batch: int, path: Path) -> dict:
             "stream_wall_s": time.perf_counter() - t0, "peak_rss_mib": after / 1024,
             "peak_rss_growth_mib": (after - before) / 1024,
             "parquet_mib": path.stat().st_size / 2**20}
-
-
-def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, repeats: int,
-        anneal_chains: int, threads: int, clock_name: str = "cpu") -> pd.DataFrame:
-    """One row per RBM shape: rates, roofline fractions and peer ratios."""
-    from tqdm.auto import tqdm
-
-    global clock
-    clock = CLOCKS[clock_name]
-    torch.set_num_threads(threads)
-    peak = matmul_rate(1024, 1024, 1024, repeats=repeats)
-    rows = []
-    for n, m, chains in tqdm(shapes, desc="throughput", dynamic_ncols=True):
-        rbm = RBM.random(n, m, scale=0.1, seed=0)
-        same = max(matmul_rate(chains, n, m, repeats=repeats),
-                   matmul_rate(chains, m, n, repeats=repeats))
-        raw, end_to_end, before = torch_sweeps_per_s(rbm, chains, sweeps, repeats=repeats)
-        sk = sklearn_sweeps_per_s(rbm, chains, sweeps, repeats=repeats)
-        # the annealer is slow: time it on fewer reads and scale to ``chains`` (linear in reads)
-        reads = min(chains, anneal_chains)
-        sa = anneal_sweeps_per_s(rbm, reads, sweeps) * reads / chains
-        flops = 4 * chains * n * m
-        rows.append({
-            "n_visible": n, "n_hidden": m, "chains": chains, "sweeps": sweeps,
-            "threads": threads, "clock": clock_name, "gibbs_sweeps_per_s": raw,
-            "gibbs_before_sweeps_per_s": before, "speedup_vs_before": raw / before,
-            "sampler_sweeps_per_s": end_to_end, "chain_sweeps_per_s": raw * chains,
-            "gibbs_gflops": raw * flops / 1e9, "matmul_same_shape_gflops": same / 1e9,
-            "matmul_peak_gflops": peak / 1e9,
-            "roofline_same_shape": raw * flops / same, "roofline_peak": raw * flops / peak,
-            "sklearn_sweeps_per_s": sk, "anneal_sweeps_per_s": sa, "anneal_reads_timed": reads,
-            "vs_sklearn": raw / sk, "vs_anneal": raw / sa,
-        })
-    return pd.DataFrame(rows)
 
 
 def plot(df: pd.DataFrame, path: Path) -> None:
@@ -224,8 +460,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = ap.parse_args(argv)
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     sweeps = args.sweeps or (10 if args.quick else 50)
-    df = run(shapes, sweeps=sweeps, repeats=2 if args.quick else 5,
-             anneal_chains=16 if args.quick else 128, threads=args.threads, clock_name=args.clock)
+    df = run(shapes, sweeps=sweeps, rounds=3 if args.quick else 5,
+             row_s=0.0 if args.quick else 20.0,
+             min_s=0.02 if args.quick else 0.1, peer_min_s=0.05 if args.quick else 0.2,
+             threads=args.threads, clock_name=args.clock)
+    df["gibbs_16bit_law_max_z"] = check_16bit_law(10**5 if args.quick else 10**6)
     args.out.mkdir(parents=True, exist_ok=True)
     stream_n = args.stream_samples or (20_000 if args.quick else 1_000_000)
     rss = stream_peak_rss(RBM.random(64, 16, scale=0.1, seed=0), stream_n, 10_000,
@@ -233,14 +472,27 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     df = df.assign(**rss)
     df.to_parquet(args.out / "throughput.parquet", index=False)
     plot(df, args.out / "throughput.png")
-    cols = ["n_visible", "n_hidden", "chains", "threads", "gibbs_sweeps_per_s",
-            "gibbs_before_sweeps_per_s", "speedup_vs_before", "gibbs_gflops",
-            "matmul_same_shape_gflops", "matmul_peak_gflops", "roofline_same_shape",
-            "roofline_peak", "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
-            "vs_anneal"]
+    key = ["n_visible", "n_hidden", "chains"]
+    tables = {
+        "rates and peers": ["threads", "gibbs_sweeps_per_s", "gibbs_before_sweeps_per_s",
+                            "speedup_vs_before", "gibbs_gflops", "matmul_same_shape_gflops",
+                            "matmul_peak_gflops", "roofline_same_shape", "roofline_peak",
+                            "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
+                            "vs_anneal"],
+        "where a sweep goes": ["flops_per_uniform", "rng_ns_per_uniform",
+                               "elementwise_ns_per_unit", "rng_share", "matmul_share",
+                               "elementwise_share", "roofline_bound_rng", "roofline_from_parts"],
+        "16-bit prototype": ["gibbs_16bit_sweeps_per_s", "gibbs_16bit_vs_gibbs",
+                             "gibbs_16bit_roofline_same_shape", "gibbs_16bit_rng_ns_per_unit",
+                             "gibbs_16bit_elementwise_ns_per_unit", "roofline_bound_rng16"],
+    }
     with pd.option_context("display.width", 200):
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        for title, cols in tables.items():
+            print(f"-- {title}")
+            print(df[key + cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print({k: round(v, 2) if isinstance(v, float) else v for k, v in rss.items()})
+        print(f"16-bit prototype law checks: max |z| = {df['gibbs_16bit_law_max_z'].iloc[0]:.2f}"
+              " (≲ 4 expected)")
     return df
 
 

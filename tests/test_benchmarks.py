@@ -57,7 +57,9 @@ def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
     assert {"n_visible", "n_hidden", "chains", "threads", "gibbs_sweeps_per_s",
             "matmul_same_shape_gflops", "matmul_peak_gflops", "roofline_same_shape",
             "roofline_peak", "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
-            "vs_anneal", "peak_rss_mib", "stream_samples"} <= set(df.columns)
+            "vs_anneal", "peak_rss_mib", "stream_samples", "anneal_read_sweeps_per_s",
+            "rng_share", "elementwise_share", "roofline_bound_rng", "flops_per_uniform",
+            "gibbs_16bit_sweeps_per_s", "gibbs_16bit_law_max_z"} <= set(df.columns)
     assert len(df) >= 2
     assert (df["gibbs_sweeps_per_s"] > 0).all()
     assert len(pd.read_parquet(tmp_path / "throughput_stream.parquet")) == df["stream_samples"][0]
