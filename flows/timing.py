@@ -73,23 +73,24 @@ def time_floor(root: Path) -> dict:
 
     import yaml
 
-    stash = Path(tempfile.mkdtemp(prefix="rbmdiff-floor-"))
-    spec = yaml.safe_load((root / "dvc.yaml").read_text())
-    for stage in spec["stages"].values():
-        body = stage.get("do", stage)
-        paths = [next(iter(o)) if isinstance(o, dict) else o
-                 for key in ("outs", "metrics", "plots") for o in body.get(key, [])]
-        body["cmd"] = " && ".join(f"rm -rf {p} && mkdir -p $(dirname {p}) && cp -r {stash}/{p} {p}"
-                                  for p in paths)
-    for folder in ("data", "models", "reports"):
-        shutil.copytree(root / folder, stash / folder)
-    (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f"], cwd=root, env=env,
-                          check=True, capture_output=True, text=True)
-    return {"dvc_floor_s": round(time.perf_counter() - start, 2),
-            "floor_stages": done.stdout.count("Running stage")}
+    with tempfile.TemporaryDirectory(prefix="rbmdiff-floor-") as folder:
+        stash = Path(folder)
+        spec = yaml.safe_load((root / "dvc.yaml").read_text())
+        for stage in spec["stages"].values():
+            body = stage.get("do", stage)
+            paths = [next(iter(o)) if isinstance(o, dict) else o
+                     for key in ("outs", "metrics", "plots") for o in body.get(key, [])]
+            body["cmd"] = " && ".join(
+                f"rm -rf {p} && mkdir -p $(dirname {p}) && cp -r {stash}/{p} {p}" for p in paths)
+        for name in ("data", "models", "reports"):
+            shutil.copytree(root / name, stash / name)
+        (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f"], cwd=root, env=env,
+                              check=True, capture_output=True, text=True)
+        return {"dvc_floor_s": round(time.perf_counter() - start, 2),
+                "floor_stages": done.stdout.count("Running stage")}
 
 
 def time_prefect(root: Path) -> dict:
