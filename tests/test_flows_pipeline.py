@@ -151,6 +151,27 @@ def test_second_run_does_nothing(project) -> None:
     assert summary["ran"] == [] and sorted(summary["skipped"]) == sorted(STAGES)
 
 
+def test_cli_run_with_nothing_stale_does_not_start_prefect(project, monkeypatch, capsys):
+    """`rbmdiff-pipeline run` on an up-to-date project answers from `dvc status` alone: the
+    same summary, no flow run (the flow is replaced by one that fails if called)."""
+    import json
+
+    import flows.pipeline
+    from flows.cli import main
+
+    root, _ = project
+
+    def no_flow(**kw):
+        raise AssertionError("the flow ran although nothing was stale")
+
+    monkeypatch.setattr(flows.pipeline, "pipeline", no_flow)
+    assert main(["--root", str(root), "run", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert summary["ran"] == [] and sorted(summary["skipped"]) == sorted(STAGES)
+    assert "Prefect not started" in err
+
+
 def test_one_sampler_change_reruns_that_route_and_the_report(project) -> None:
     from flows.pipeline import pipeline
 
