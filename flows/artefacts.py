@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,8 +104,9 @@ def plain(obj: Any) -> Any:
         return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [plain(v) for v in obj]
-    if isinstance(obj, np.generic | np.ndarray) or type(obj).__module__.startswith("torch"):
-        return plain(obj.tolist())  # a tensor or a NumPy array or scalar
+    torch = sys.modules.get("torch")  # not loaded: obj is no tensor (prepare runs without)
+    if isinstance(obj, np.generic | np.ndarray) or (torch and isinstance(obj, torch.Tensor)):
+        return plain(obj.tolist())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj

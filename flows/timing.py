@@ -69,28 +69,35 @@ def time_repro(root: Path) -> dict:
 def time_floor(root: Path) -> dict:
     """Rerun every stage of ``root`` (after a real run) with commands that only copy back the
     outputs that run wrote; -> DVC's wall time for the same stages, deps, params and outs."""
+    import shlex
     import shutil
 
     import yaml
 
+    saved = {name: (root / name).read_bytes() for name in ("dvc.yaml", "dvc.lock")}
     with tempfile.TemporaryDirectory(prefix="rbmdiff-floor-") as folder:
         stash = Path(folder)
-        spec = yaml.safe_load((root / "dvc.yaml").read_text())
+        spec = yaml.safe_load(saved["dvc.yaml"])
         for stage in spec["stages"].values():
             body = stage.get("do", stage)
             paths = [next(iter(o)) if isinstance(o, dict) else o
                      for key in ("outs", "metrics", "plots") for o in body.get(key, [])]
             body["cmd"] = " && ".join(
-                f"rm -rf {p} && mkdir -p $(dirname {p}) && cp -r {stash}/{p} {p}" for p in paths)
+                f"rm -rf {p} && mkdir -p $(dirname {p}) && cp -r {shlex.quote(str(stash))}/{p} {p}"
+                for p in paths)
         for name in ("data", "models", "reports"):
             shutil.copytree(root / name, stash / name)
-        (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f"], cwd=root, env=env,
-                              check=True, capture_output=True, text=True)
-        return {"dvc_floor_s": round(time.perf_counter() - start, 2),
-                "floor_stages": done.stdout.count("Running stage")}
+        try:  # the project's own dvc.yaml and dvc.lock are put back afterwards
+            (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+            env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f"], cwd=root,
+                                  env=env, check=True, capture_output=True, text=True)
+            elapsed = time.perf_counter() - start
+        finally:
+            for name, data in saved.items():
+                (root / name).write_bytes(data)
+    return {"dvc_floor_s": round(elapsed, 2), "floor_stages": done.stdout.count("Running stage")}
 
 
 def time_prefect(root: Path) -> dict:
@@ -127,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="rbmdiff-timing-"))
     root = make_project(folder / "rbmdiff", overrides=None if args.tiny else {})
     report = (time_prefect if args.prefect else time_repro)(root)
-    if args.floor and not args.prefect:
+    if args.floor and args.prefect:
+        parser.error("--floor times dvc repro's stages; it does not go with --prefect")
+    if args.floor:
         floor = time_floor(root)
         work = report.get("stage_work_s", report.get("stage_work_sum_s", 0.0))
         report.update(floor, floor_share=round(floor["dvc_floor_s"]

@@ -26,3 +26,7 @@ def __getattr__(name: str):
 
         return VPSDE
     raise AttributeError(f"module 'rbmdiff' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

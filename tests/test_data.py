@@ -47,16 +47,46 @@ def test_digits_read_without_sklearn_equal_sklearns_split(name, monkeypatch):
         monkeypatch.setattr(rbmdiff.data, "_digits_csv", lambda: None)
 
 
-def test_data_stage_imports_no_torch():
-    """rbmdiff.data, the params check and flows' artefact helpers load without torch: the
-    pipeline's first stage runs while the warm stage server imports torch."""
+def test_data_stage_imports_no_torch(tmp_path):
+    """The pipeline's prepare stage (params check, digits, artefact writing) runs without
+    torch: it is the first stage, run while the warm stage server imports torch."""
+    import shutil
     import subprocess
     import sys
+    from pathlib import Path
 
-    code = ("import sys, flows.config, flows.artefacts, flows.stages.prepare, rbmdiff.data;"
-            "rbmdiff.data.load_arrays('digits'); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    shutil.copy(Path(__file__).parents[1] / "params.yaml", tmp_path / "params.yaml")
+    code = ("import sys; from flows.stages.__main__ import main; "
+            f"rc = main(['prepare', '--params', {str(tmp_path / 'params.yaml')!r}, '--quiet']); "
+            "print(rc, 'torch' in sys.modules, 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**__import__("os").environ,
+                                          "RBMDIFF_STAGE_SERVER": "0"})
+    assert out.stdout.split() == ["0", "False", "False"], out.stderr[-2000:]
+    assert np.load(tmp_path / "data" / "prepared" / "train.npy").shape == (1437, 64)
+
+
+def test_prepare_keeps_a_seeded_subset_of_training_rows(tmp_path):
+    """max_train_rows: that many distinct rows of the training set, in their order; the same
+    for the same seed, others for another seed; ``binary`` describes the data set."""
+    from flows.config import DataParams
+    from flows.layout import Layout
+    from flows.stages.prepare import prepare
+
+    full = load_dataset("digits-binary").train.numpy()
+
+    def subset(seed: int, folder: str) -> tuple[np.ndarray, dict]:
+        layout = Layout(tmp_path / folder)
+        info = prepare(DataParams(name="digits-binary", max_train_rows=100, seed=seed), layout)
+        return np.load(layout.prepared / "train.npy"), info
+
+    a, info = subset(3, "a")
+    b, _ = subset(3, "b")
+    c, _ = subset(4, "c")
+    assert a.shape == (100, 64) and info["train_rows"] == 100 and info["binary"]
+    rest = iter(full)  # a is a subsequence of the training rows: each one, in their order
+    assert all(any(np.array_equal(row, other) for other in rest) for row in a)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])

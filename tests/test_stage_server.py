@@ -188,3 +188,31 @@ def test_files_of_long_gone_servers_are_swept(tmp_path):
     (tmp_path / "b.pid").write_text(str(os.getpid()))
     warm._sweep(tmp_path)
     assert not any(p.exists() for p in gone) and all(p.exists() for p in live + recent)
+
+
+def test_a_server_that_drops_the_request_leaves_the_stage_to_the_command(tmp_path, monkeypatch):
+    """A server that stops before a child has taken the request (no acknowledgement): the
+    command gets None, runs the stage itself, and has its signal handlers back."""
+    import socket
+    import threading
+
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def drop() -> None:
+        conn, _ = listener.accept()
+        conn.recv(1 << 16)
+        conn.close()
+
+    thread = threading.Thread(target=drop)
+    thread.start()
+    monkeypatch.setattr(warm, "socket_path", lambda: path)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        assert warm.run_in_server(["prepare"], time.time()) is None
+    finally:
+        thread.join(10)
+        listener.close()
+    assert signal.getsignal(signal.SIGINT) is handler

@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     from rbmdiff.errors import RbmdiffError
 
     label = args.stage + (f"@{args.route}" if args.route else "")
-    stage_function(args.stage)  # imports: the process's start, not the stage's work
-    began = time.time()
     try:
+        stage_function(args.stage)  # imports: the process's start, not the stage's work
+        began = time.time()
         run_stage(args.stage, args.route, args.params, progress=not args.quiet)
     except RbmdiffError as exc:
         print(f"stage {label}: error: {exc}", file=sys.stderr)

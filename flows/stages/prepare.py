@@ -16,15 +16,18 @@ from rbmdiff.data import is_binary, load_arrays
 def prepare(p: DataParams, layout: Layout) -> dict:
     """Write data/prepared/{train,test}.npy (N, n) and dataset.json; -> the description.
 
-    ``max_train_rows`` keeps a random subset (drawn with ``seed``) of the training rows.
+    ``max_train_rows`` keeps a random subset (drawn with ``seed`` by NumPy's PCG64; until
+    this revision by torch's generator, so the subset changed once) of the training rows, in
+    their order.
     """
     train, test, shape = load_arrays(p.name)
+    binary = is_binary(train)  # of the data set, as the train stage's score choice expects
     if p.max_train_rows is not None and p.max_train_rows < train.shape[0]:
         rows = np.random.default_rng(p.seed).permutation(train.shape[0])[: p.max_train_rows]
-        train = train[rows]
+        train = train[np.sort(rows)]
     info = {
         "name": p.name, "n_visible": int(train.shape[1]), "train_rows": int(train.shape[0]),
-        "test_rows": int(test.shape[0]), "binary": is_binary(train),
+        "test_rows": int(test.shape[0]), "binary": binary,
         "shape": list(shape) if shape else None,
     }
     with staged_dir(layout.prepared) as staging:  # replaces the folder whole

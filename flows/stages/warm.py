@@ -2,11 +2,14 @@
 
 ``dvc repro`` starts one process per stage, and each paid ≈2 s of interpreter start and
 imports (torch, pandas, pydantic, dwave) before its work: 18 s of a 66 s default run.  Here
-the first stage command starts one server process that imports all of that once and listens
-on a Unix socket.  Every stage command (the first included) connects and hands over its
-arguments, working directory, environment, start time and its stdin/stdout/stderr; the
-server forks a child that runs the stage exactly as the command would have, writing to the
-command's own streams, and the command exits with the child's status.  The server exits
+the first stage command starts one server process and runs its own stage itself (prepare needs
+no torch) while the server imports torch and what the train stage needs, then listens on a
+Unix socket; the rest (dwave, matplotlib, …) it imports one module at a time whenever no
+command is waiting.  Every later stage command connects and hands over its arguments, working
+directory, environment, start time and its stdin/stdout/stderr; the server forks a child that
+acknowledges the request and runs the stage exactly as the command would have, writing to the
+command's own streams, and the command exits with the child's status (without the
+acknowledgement, e.g. the server stopped first, it runs the stage itself).  The server exits
 after ``RBMDIFF_STAGE_SERVER_IDLE`` seconds (default 120) without a stage running.
 
 What keeps this from ever running stale or foreign code:
@@ -33,6 +36,7 @@ on the command's side.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -70,6 +74,7 @@ PRELOAD_LATER = (
     "flows.stages.report", "flows.stages.prepare",
 )
 _LEN = struct.Struct("!I")
+ACK = b"A"  # a forked child has the request: from here on the stage runs there
 
 
 # -- the command's side ---------------------------------------------------------------------
@@ -160,7 +165,8 @@ def connect_or_start() -> socket.socket | None:
     pidfile = path.with_suffix(".pid")
     if _claim(pidfile):  # none running or starting: start one, warm it in the background
         pidfile.write_text(str(_start_server(path).pid))
-        _sweep(path.parent)
+        with contextlib.suppress(OSError):
+            _sweep(path.parent)
         return None
     deadline = time.monotonic() + START_TIMEOUT_S  # another command started one: wait
     while time.monotonic() < deadline and not path.with_suffix(".failed").exists():
@@ -177,7 +183,7 @@ def _sweep(folder: Path, age_s: float = STALE_S) -> None:
     """Remove what servers killed outright left (socket, log, failure marker) for code
     versions untouched for ``age_s``; a live server's files are kept."""
     for item in folder.iterdir():
-        if item.suffix in (".sock", ".log", ".failed") and _age(item) > age_s:
+        if item.suffix in (".sock", ".log", ".failed", ".pid") and _age(item) > age_s:
             if not _alive(item.with_suffix(".pid")):
                 item.unlink(missing_ok=True)
 
@@ -233,9 +239,14 @@ def run_in_server(argv: list[str], started: float) -> int | None:
     except OSError:
         sock.close()
         return None  # the server went away (idle exit) between connect and send
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: os._exit(128 + signum))  # child follows
-    reply = _recv_exact(sock, 4)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = [signal.signal(s, lambda signum, frame: os._exit(128 + signum)) for s in signals]
+    if _recv_exact(sock, 1) != ACK:  # the server exited without taking the request
+        sock.close()
+        for s, handler in zip(signals, before, strict=True):
+            signal.signal(s, handler)
+        return None
+    reply = _recv_exact(sock, 4)  # a signal now exits this command; its child follows
     if reply is None:
         print("python -m flows.stages: error: the stage process ended without an exit status "
               "(killed?); rerun, or set RBMDIFF_STAGE_SERVER=0 to run stages in-process",
@@ -258,15 +269,22 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
 
 
 # -- the server's side ----------------------------------------------------------------------
-def _preload(name: str) -> bool:
+def _preload(name: str, *, required: bool = True) -> bool:
     """Import ``name``; False if that left a Python thread running (one could hold a lock at
-    a fork), and the server must stop."""
+    a fork), and the server must stop.  A module that is not ``required`` may fail to import
+    (an extra not installed, a broken plugin): noted in the log, and a stage that needs it
+    imports it itself and reports the error."""
     import importlib
 
-    importlib.import_module(name)
-    if threading.active_count() != 1:
-        print(f"not serving: {threading.enumerate()} run after importing {name}",
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        if required:
+            raise
+        print(f"preloading {name} failed ({exc!r}); stages import it themselves",
               file=sys.stderr)
+    if threading.active_count() != 1:
+        print(f"stopping: {threading.enumerate()} run after importing {name}", file=sys.stderr)
         return False
     return True
 
@@ -298,12 +316,9 @@ def serve(path: Path, idle_s: float) -> int:
         elif time.monotonic() - last_busy > idle_s or not _still_ours(path, ident):
             break
         if later and not select.select([listener], [], [], 0)[0]:  # nobody waiting: import
-            try:
-                if not _preload(later.pop(0)):
-                    code = 1
-                    break
-            except ImportError:  # an extra not installed: a stage that needs it will say so
-                pass
+            if not _preload(later.pop(0), required=False):
+                code = 1  # commands waiting now get no ACK and run their stage themselves
+                break
             continue
         try:
             conn, _ = listener.accept()
@@ -355,6 +370,7 @@ def _child(conn: socket.socket, fds: list[int], request: dict) -> None:
     """Become the stage command: its streams, folder, environment and arguments."""
     code = 1
     try:
+        conn.sendall(ACK)
         os.setpgid(0, 0)  # its own group, so a kill of the group reaches all it may start
         for target, fd in enumerate(fds):
             os.dup2(fd, target)

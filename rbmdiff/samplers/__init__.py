@@ -60,4 +60,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rbmdiff.samplers' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 __all__ = ["REGISTRY", "Sampler", "Samples", "get"]
