@@ -30,12 +30,17 @@ from flows.testing import make_project
 STAGE_LINE = re.compile(r"stage (\S+): ([\d.]+) s in the stage(?:, ([\d.]+) s in the process)?")
 
 
+def dvc_env() -> dict:
+    """The environment for ``dvc repro``: no analytics, this interpreter first on PATH (the
+    stages' ``python``)."""
+    return {**os.environ, "DVC_NO_ANALYTICS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def time_repro(root: Path) -> dict:
     """Run ``dvc repro`` in ``root``; -> totals and the per-stage split (seconds)."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=root, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=root, env=dvc_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stages: dict[str, dict] = {}
     current, began = None, start
@@ -89,10 +94,9 @@ def time_floor(root: Path) -> dict:
             shutil.copytree(root / name, stash / name)
         try:  # the project's own dvc.yaml and dvc.lock are put back afterwards
             (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-            env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
             start = time.perf_counter()
             done = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f"], cwd=root,
-                                  env=env, check=True, capture_output=True, text=True)
+                                  env=dvc_env(), check=True, capture_output=True, text=True)
             elapsed = time.perf_counter() - start
         finally:
             for name, data in saved.items():
@@ -131,16 +135,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="then time DVC alone on the same stages (commands that only copy); "
                              "with dvc repro only")
     args = parser.parse_args(argv)
+    if args.floor and args.prefect:
+        parser.error("--floor times dvc repro's stages; it does not go with --prefect")
     folder = args.keep or Path(tempfile.mkdtemp(prefix="rbmdiff-timing-"))
     root = make_project(folder / "rbmdiff", overrides=None if args.tiny else {})
     report = (time_prefect if args.prefect else time_repro)(root)
-    if args.floor and args.prefect:
-        parser.error("--floor times dvc repro's stages; it does not go with --prefect")
     if args.floor:
         floor = time_floor(root)
-        work = report.get("stage_work_s", report.get("stage_work_sum_s", 0.0))
-        report.update(floor, floor_share=round(floor["dvc_floor_s"]
-                                               / (floor["dvc_floor_s"] + work), 3))
+        report.update(floor, floor_share=round(
+            floor["dvc_floor_s"] / (floor["dvc_floor_s"] + report["stage_work_s"]), 3))
     print(json.dumps(report, indent=2))
     return 0
 

@@ -17,14 +17,11 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-h
 pytest.importorskip("dvc")
 
 from flows.testing import git, make_project, write_params
+from flows.timing import dvc_env
 
 ROUTES = ("gibbs",)  # one route keeps it short; tests/test_flows_pipeline.py runs all five
 STAGES = {"prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"}
-ENV = {
-    **os.environ,
-    "DVC_NO_ANALYTICS": "1",
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-}
+ENV = dvc_env()
 
 
 def repro(root: Path) -> tuple[list[str], list[str]]:

@@ -34,6 +34,7 @@ from flows.artefacts import staged_dir
 from flows.config import load_params
 from flows.layout import Layout
 from flows.testing import make_project, write_params
+from flows.timing import dvc_env
 from rbmdiff import RBM
 from rbmdiff.io import read_info
 
@@ -42,11 +43,9 @@ STAGES = ["prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report
 OUTPUTS = ("data/prepared", "models", "reports", "dvc.lock")  # what a run writes
 TIMING = {"wall_s", "samples_per_s", "timing"}  # the only keys two equal runs may differ in
 ENV = {
-    **os.environ,
-    "DVC_NO_ANALYTICS": "1",
+    **dvc_env(),
     "OMP_NUM_THREADS": "1",  # one torch thread, as in this process: the same floating point
     "MKL_NUM_THREADS": "1",
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
 }
 
 

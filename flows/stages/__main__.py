@@ -34,7 +34,7 @@ def run_stage(name: str, route: str | None, params_path: Path, *, progress: bool
 
     params = load_params(params_path)
     layout = Layout(params_path.parent)
-    function = stage_function(name)
+    function = stage_function(name)  # imported already by main(): a lookup
     if name == "prepare":
         return function(params.data, layout)
     if name == "train":

@@ -16,9 +16,8 @@ from rbmdiff.data import is_binary, load_arrays
 def prepare(p: DataParams, layout: Layout) -> dict:
     """Write data/prepared/{train,test}.npy (N, n) and dataset.json; -> the description.
 
-    ``max_train_rows`` keeps a random subset (drawn with ``seed`` by NumPy's PCG64; until
-    this revision by torch's generator, so the subset changed once) of the training rows, in
-    their order.
+    ``max_train_rows`` keeps a random subset (drawn with ``seed`` by NumPy's PCG64) of the
+    training rows, in their order.
     """
     train, test, shape = load_arrays(p.name)
     binary = is_binary(train)  # of the data set, as the train stage's score choice expects
