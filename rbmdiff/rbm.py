@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.nn.functional import softplus
 
+from rbmdiff import native
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.files import atomic_write_bytes
 
@@ -151,21 +152,24 @@ class RBM:
     ) -> torch.Tensor:
         """``sweeps`` block-Gibbs sweeps h ~ σ(β(c + Wᵀv)), v ~ σ(β(b + u + Wh)) at inverse
         temperature β, with an optional extra visible field u.  (B, n) -> (B, n) of 0/1, no
-        gradient.
+        gradient.  Deterministic for a fixed ``generator`` state, which it advances by one
+        draw (the seed of its own stream).
 
-        Each unit is set to 1 iff U < σ(x) for a uniform U (torch.bernoulli's rule), done in
-        place in two preallocated buffers: x = c + vW by ``addmm(out=)``, then σ and the
-        comparison overwrite it.  The uniforms (24-bit in float32, 53-bit in float64) of up
-        to :data:`GIBBS_BLOCK` units are drawn by one call for a block of sweeps, the first
-        B·m of a sweep for h and the next B·n for v, from NumPy's PCG64 seeded by one draw
-        from ``generator`` (its float fill is ~1.5× faster than torch's CPU generator, the
-        dominant cost for small RBMs).  Deterministic for a fixed generator state.
+        Per layer, x = c + vW by ``addmm(out=)`` into a preallocated buffer, then each unit
+        is set to 1 iff U < σ(x) for a uniform U, in place.  float32 models do that in one
+        compiled pass (:mod:`rbmdiff.native`: 24 random bits, e^{-x} and a comparison per
+        unit, no tensor of uniforms); float64 models, or any model when no C compiler is
+        available, use torch: ``sigmoid_`` and ``gt_`` against 24-bit (float32) or 53-bit
+        (float64) uniforms, drawn for a block of sweeps (up to :data:`GIBBS_BLOCK` units)
+        per call from NumPy's PCG64.  Same law, different streams: :meth:`gibbs_kernel`
+        names the one in use.
         """
         if sweeps < 0:
             raise RbmdiffError(f"sweeps must be ≥ 0, got {sweeps}")
         with torch.no_grad():
             shape = v.shape
-            v = v.to(self.dtype).reshape(-1, self.n_visible).clone()
+            v = v.to(self.dtype).reshape(-1, self.n_visible)
+            v = v.clone(memory_format=torch.contiguous_format)
             if sweeps == 0:
                 return v.reshape(shape)
             W, b, c = self.W.detach(), self.b.detach(), self.c.detach()
@@ -177,11 +181,19 @@ class RBM:
             if b.dim() == 2 and b.shape[0] != B:
                 b = b.expand(B, n)
             h = torch.empty(B, m, dtype=self.dtype)
+            seed = _seed(generator)
+            kern = native.kernel() if self.dtype == torch.float32 else None
+            if kern is not None:
+                draw_ = kern.drawer(kern.seed_state(seed))
+                for _ in range(sweeps):
+                    draw_(torch.addmm(c, v, W, out=h))
+                    draw_(torch.addmm(b, h, W.T, out=v))
+                return v.reshape(shape)
             per_sweep = B * (n + m)
             block = max(1, min(sweeps, GIBBS_BLOCK // per_sweep))
             u_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
             uniforms = torch.empty(block, per_sweep, dtype=u_dtype)
-            rng = _numpy_rng(generator)
+            rng = np.random.Generator(np.random.PCG64(seed))
             for first in range(0, sweeps, block):
                 count = min(block, sweeps - first)
                 rng.random(out=uniforms[:count].numpy(), dtype=uniforms.numpy().dtype)
@@ -190,6 +202,12 @@ class RBM:
                     torch.addmm(c, v, W, out=h).sigmoid_().gt_(u[: B * m].view(B, m))
                     torch.addmm(b, h, W.T, out=v).sigmoid_().gt_(u[B * m:].view(B, n))
         return v.reshape(shape)
+
+    def gibbs_kernel(self) -> str:
+        """Which kernel :meth:`gibbs` uses for this model here: "native-avx2",
+        "native-portable" (compiled, bit-identical to each other) or "torch"."""
+        kern = native.kernel() if self.dtype == torch.float32 else None
+        return kern.name if kern is not None else "torch"
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -238,11 +256,10 @@ class RBM:
         return f"RBM(n_visible={self.n_visible}, n_hidden={self.n_hidden}, dtype={self.dtype})"
 
 
-def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
-    """A NumPy PCG64 generator seeded by one 63-bit draw from ``generator`` (torch's default
-    generator when None): the same torch state gives the same NumPy stream."""
-    seed = int(torch.randint(0, 2**63 - 1, (), generator=generator))
-    return np.random.Generator(np.random.PCG64(seed))
+def _seed(generator: torch.Generator | None) -> int:
+    """One 63-bit draw from ``generator`` (torch's default generator when None): the seed of
+    a Gibbs call's own stream, so the same torch state gives the same samples."""
+    return int(torch.randint(0, 2**63 - 1, (), generator=generator))
 
 
 def _plain(obj: Any) -> Any:

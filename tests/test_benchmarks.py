@@ -58,8 +58,9 @@ def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
             "matmul_same_shape_gflops", "matmul_peak_gflops", "roofline_same_shape",
             "roofline_peak", "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
             "vs_anneal", "peak_rss_mib", "stream_samples", "anneal_read_sweeps_per_s",
-            "rng_share", "elementwise_share", "roofline_bound_rng", "flops_per_uniform",
-            "gibbs_16bit_sweeps_per_s", "gibbs_16bit_law_max_z"} <= set(df.columns)
+            "torch_rng_share", "torch_elementwise_share", "roofline_bound_rng",
+            "flops_per_uniform", "gibbs_kernel", "torch_kernel_sweeps_per_s", "native_share",
+            "native_ns_per_unit", "roofline_from_parts"} <= set(df.columns)
     assert len(df) >= 2
     assert (df["gibbs_sweeps_per_s"] > 0).all()
     assert len(pd.read_parquet(tmp_path / "throughput_stream.parquet")) == df["stream_samples"][0]

@@ -84,7 +84,7 @@ class GibbsSampler:
         info = make_info(
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
             cost_units=sweeps_per_chain, cost_unit="sweeps",
-            chains=chains, chain_sweeps=chains * sweeps_per_chain,
+            chains=chains, chain_sweeps=chains * sweeps_per_chain, kernel=rbm.gibbs_kernel(),
             multiply_adds=2 * chains * sweeps_per_chain * rbm.n_visible * rbm.n_hidden,
         )
         return Samples(v=v_all.to(torch.float32), info=info)

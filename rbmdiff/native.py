@@ -1,0 +1,167 @@
+"""The compiled half of block Gibbs: σ, the random bits and the comparison in one pass.
+
+``_native/bernoulli.c`` is compiled on first use with the system C compiler (``$CC``, else
+``cc``) into ``$XDG_CACHE_HOME/rbmdiff/native`` (default ``~/.cache/rbmdiff/native``), under
+a name that hashes the source, the flags and the platform, and loaded with ctypes.  Where no
+compiler works, :func:`kernel` returns None after one warning and :meth:`rbmdiff.RBM.gibbs`
+uses its torch kernel: same law, another random stream, 2–4× slower on small RBMs
+(``benchmarks/throughput.py``).  ``RBMDIFF_NATIVE=0`` turns the compiled kernel off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SOURCE = Path(__file__).parent / "_native" / "bernoulli.c"
+FLAGS = ("-O2", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=off")
+COMPILE_TIMEOUT_S = 120
+
+_lock = threading.Lock()
+_loaded: dict[tuple, Kernel | None] = {}  # by ($CC, $XDG_CACHE_HOME)
+
+
+class Kernel:
+    """The loaded library: ``bernoulli_`` draws units in place, ``seed_state`` makes the
+    generator state it advances (16 xoshiro128+ lanes, 64 uint32 words)."""
+
+    def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
+        self.path = path
+        self._bernoulli = lib.rbmdiff_bernoulli
+        self._bernoulli.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                                    ctypes.c_int]
+        self._bernoulli.restype = None
+        self._exp_neg = lib.rbmdiff_exp_neg
+        self._exp_neg.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                  ctypes.c_int]
+        self._exp_neg.restype = None
+        self.state_words = int(lib.rbmdiff_state_words())
+        self.simd = bool(lib.rbmdiff_simd())
+        self.name = "native-avx2" if self.simd else "native-portable"
+
+    def seed_state(self, seed: int) -> np.ndarray:
+        """A fresh generator state from a non-negative integer seed (NumPy's SeedSequence
+        spreads it over the words; a lane that came out all zero, which xoshiro cannot
+        leave, gets a 1)."""
+        state = np.random.SeedSequence(seed).generate_state(self.state_words, np.uint32)
+        lanes = state.reshape(4, -1)
+        lanes[0, ~lanes.any(axis=0)] = 1
+        return state
+
+    def bernoulli_(self, x: torch.Tensor, state: np.ndarray, *, portable: bool = False) -> None:
+        """x <- 1 where U < σ(x), else 0, in place (x contiguous float32 on the CPU)."""
+        self.drawer(state, portable=portable)(x)
+
+    def drawer(self, state: np.ndarray, *, portable: bool = False
+               ) -> Callable[[torch.Tensor], None]:
+        """``bernoulli_`` bound to one state, checks done once (a sweep calls it twice, and
+        the checks and NumPy's ``.ctypes`` cost ~15 µs a call, 15 % of a 64×16 sweep over
+        1,024 chains).  The caller passes contiguous float32 CPU tensors."""
+        if state.dtype != np.uint32 or state.size != self.state_words or not (
+                state.flags.c_contiguous and state.flags.writeable):
+            raise ValueError(f"state must be {self.state_words} writable uint32 words")
+        draw, address, flag = self._bernoulli, state.ctypes.data, int(portable)
+
+        def draw_(x: torch.Tensor) -> None:
+            if x.dtype != torch.float32 or not x.is_contiguous() or x.is_cuda:
+                raise ValueError("the compiled kernel takes a contiguous float32 CPU tensor")
+            draw(x.data_ptr(), x.numel(), address, flag)
+            _ = state  # the address stays valid while this closure lives
+
+        return draw_
+
+    def exp_neg(self, x: np.ndarray, *, portable: bool = False) -> np.ndarray:
+        """e^{-x} as the kernel computes it (x clamped to [-88, 87]); for its accuracy test."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.empty_like(x)
+        self._exp_neg(x.ctypes.data, out.ctypes.data, x.size, int(portable))
+        return out
+
+
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/rbmdiff/native (default ~/.cache/rbmdiff/native)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "rbmdiff" / "native"
+
+
+def _compiler() -> list[str]:
+    return shlex.split(os.environ.get("CC") or "cc")
+
+
+def library_path(directory: Path | None = None) -> Path:
+    """Where the library for this source, compiler command, flags and platform lives."""
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), repr((_compiler(), FLAGS)).encode(),
+                 f"{sys.platform}-{platform.machine()}".encode()):
+        key.update(part)
+    return (directory or cache_dir()) / f"bernoulli-{key.hexdigest()[:16]}.so"
+
+
+def _compile(target: Path) -> None:
+    """Compile to a temporary name beside ``target``, then rename: concurrent processes
+    each finish their own file and the last rename wins, never a half-written library."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.stem + ".", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        cmd = [*_compiler(), *FLAGS, "-o", tmp, str(SOURCE), "-lm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["no message"])[0]
+            raise RuntimeError(f"`{shlex.join(cmd[:1])}` failed: {first}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(path: Path) -> Kernel:
+    if not path.is_file():
+        _compile(path)
+    try:
+        return Kernel(ctypes.CDLL(str(path)), path)
+    except (OSError, AttributeError):  # a truncated or foreign file: build it again
+        path.unlink(missing_ok=True)
+        _compile(path)
+        return Kernel(ctypes.CDLL(str(path)), path)
+
+
+def _build() -> Kernel:
+    try:
+        return _load(library_path())
+    except PermissionError:  # a read-only cache folder: build into a private one
+        return _load(library_path(Path(tempfile.mkdtemp(prefix="rbmdiff-native-"))))
+
+
+def kernel() -> Kernel | None:
+    """The compiled kernel, built on the first call; None when RBMDIFF_NATIVE=0 or when it
+    cannot be built (one RuntimeWarning per process says why and what to do)."""
+    if os.environ.get("RBMDIFF_NATIVE", "1").strip() == "0":
+        return None
+    key = (os.environ.get("CC"), os.environ.get("XDG_CACHE_HOME"))
+    with _lock:
+        if key not in _loaded:
+            try:
+                _loaded[key] = _build()
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                _loaded[key] = None
+                warnings.warn(
+                    f"rbmdiff: the compiled Gibbs kernel is unavailable ({exc}); using the "
+                    "torch kernel (same law, 2-4x slower on small RBMs). Install a C compiler "
+                    "or set CC to one; RBMDIFF_NATIVE=0 silences this.",
+                    RuntimeWarning, stacklevel=2,
+                )
+        return _loaded[key]

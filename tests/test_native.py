@@ -1,0 +1,169 @@
+"""The compiled Gibbs kernel (rbmdiff.native): its exponential against double precision, its
+draws against σ, its two implementations against each other, its law inside RBM.gibbs
+against exact enumeration, and the fallback to torch when it cannot be built."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from rbmdiff import RBM, native
+from rbmdiff.exact import empirical_law, total_variation, visible_law
+
+
+@pytest.fixture(scope="module")
+def kern() -> native.Kernel:
+    k = native.kernel()
+    if k is None:
+        pytest.skip("no C compiler here: the torch kernel is tested instead")
+    return k
+
+
+def test_a_machine_with_a_compiler_builds_the_kernel():
+    """Otherwise every native test below would skip silently where CI has a compiler."""
+    if not shutil.which((os.environ.get("CC") or "cc").split()[0]):
+        pytest.skip("no C compiler on PATH")
+    k = native.kernel()
+    assert k is not None and k.path.is_file()
+    assert RBM.random(4, 3, seed=0).gibbs_kernel() == k.name
+    assert RBM.random(4, 3, seed=0, dtype=torch.float64).gibbs_kernel() == "torch"
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_exp_neg_is_within_two_ulp_of_double_precision(kern, portable):
+    x = np.concatenate([np.linspace(-88, 87, 400_001), np.float32([0, -0.0, 1e-30, -1e-30])])
+    got = kern.exp_neg(x.astype(np.float32), portable=portable).astype(np.float64)
+    want = np.exp(-x.astype(np.float32).astype(np.float64))
+    assert np.max(np.abs(got / want - 1)) < 2.4e-7  # float32 ulp 1.19e-7
+    # beyond the clamp: e^{-x} of the clamped x, finite
+    far = kern.exp_neg(np.float32([-1e4, -200, 200, 1e4]), portable=portable)
+    np.testing.assert_allclose(far, np.exp([88, 88, -87, -87]), rtol=3e-7)
+
+
+def test_simd_and_portable_paths_draw_bit_identical_units(kern):
+    if not kern.simd:
+        pytest.skip("this CPU has no AVX2+FMA: only the portable path exists")
+    g = torch.Generator().manual_seed(0)
+    state_a = kern.seed_state(7)
+    state_b = state_a.copy()
+    for count in (1, 15, 16, 17, 33, 1000, 4099):  # tails of every kind
+        x = 4 * torch.randn(count, generator=g)
+        a, b = x.clone(), x.clone()
+        kern.bernoulli_(a, state_a)
+        kern.bernoulli_(b, state_b, portable=True)
+        assert torch.equal(a, b), count
+        assert np.array_equal(state_a, state_b), count
+
+
+def test_draws_have_mean_sigma_and_no_lane_correlation(kern):
+    """200,000 draws per logit: |mean − σ(x)| ≤ 5 sd (sd = √(σ(1−σ)/N)); saturated logits
+    give exact 0s and 1s (P(1 | x = −30) ≈ 9e-14).  At x = 0, neighbouring units (other
+    lanes) and units 16 apart (the same lane, next output) are uncorrelated to within 5 sd."""
+    logits = torch.tensor([-30.0, -9.0, -3.0, -0.4, 0.0, 0.25, 1.5, 6.0, 30.0])
+    N = 200_000
+    x = logits.repeat(N)  # unit i has logit i mod 9: spread over every lane
+    kern.bernoulli_(x, kern.seed_state(1))
+    means = x.view(N, -1).double().mean(0)
+    p = torch.sigmoid(logits.double())
+    assert set(x.unique().tolist()) == {0.0, 1.0}
+    assert torch.all((means - p).abs() <= 5 * torch.sqrt(p * (1 - p) / N) + 1e-12), means - p
+    assert means[0] == 0 and means[-1] == 1
+
+    z = torch.zeros(1 << 20)
+    kern.bernoulli_(z, kern.seed_state(2))
+    s = (2 * z.double() - 1)
+    for lag in (1, 8, 16, 32):
+        corr = float((s[:-lag] * s[lag:]).mean())
+        assert abs(corr) <= 5 / math.sqrt(len(s)), (lag, corr)
+
+
+def test_the_state_advances_and_seeds_give_distinct_streams(kern):
+    state = kern.seed_state(3)
+    first, second = torch.zeros(64), torch.zeros(64)
+    kern.bernoulli_(first, state)
+    kern.bernoulli_(second, state)
+    assert not torch.equal(first, second)
+    again = torch.zeros(64)
+    kern.bernoulli_(again, kern.seed_state(3))
+    assert torch.equal(first, again)
+    other = torch.zeros(64)
+    kern.bernoulli_(other, kern.seed_state(4))
+    assert not torch.equal(first, other)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kern.bernoulli_(torch.zeros(4, 4).T, state)
+    with pytest.raises(ValueError, match="uint32"):
+        kern.bernoulli_(torch.zeros(4), state[:10])
+
+
+@pytest.fixture(params=["native", "torch"])
+def gibbs_kernel(request, monkeypatch):
+    if request.param == "torch":
+        monkeypatch.setenv("RBMDIFF_NATIVE", "0")
+    elif native.kernel() is None:
+        pytest.skip("no C compiler here")
+    return request.param
+
+
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_float32_gibbs_matches_the_exact_law(gibbs_kernel, beta):
+    """50,000 chains of an 8×4 float32 RBM, 200 sweeps, against enumeration of its 256
+    states: E TV(p̂, p) ≤ ½ √(2/(πN)) Σ√p_i ≤ 0.0286, ≈ 0.015–0.02 for these laws (sd
+    ≈ 0.001); a kernel off by a per cent in σ fails the second bound."""
+    rbm64 = RBM.random(8, 4, scale=1.0, seed=0, dtype=torch.float64)
+    rbm = rbm64.to(torch.float32)
+    assert rbm.gibbs_kernel().startswith(gibbs_kernel)
+    N = 50_000
+    _, p = visible_law(RBM(beta * rbm64.W, beta * rbm64.b, beta * rbm64.c))
+    g = torch.Generator().manual_seed(5)
+    v = rbm.gibbs(torch.zeros(N, 8), 200, beta=beta, generator=g)
+    tv = total_variation(empirical_law(v), p)
+    expected = float(0.5 * torch.sqrt(2 * p * (1 - p) / (math.pi * N)).sum())
+    assert tv <= 0.03 and tv <= expected + 0.006, (tv, expected)
+
+
+def test_float32_gibbs_is_deterministic_per_generator_state(gibbs_kernel):
+    rbm = RBM.random(12, 5, scale=1.0, seed=1)
+    v0 = torch.zeros(300, 12)
+    a = rbm.gibbs(v0, 7, generator=torch.Generator().manual_seed(9))
+    b = rbm.gibbs(v0, 7, generator=torch.Generator().manual_seed(9))
+    c = rbm.gibbs(v0, 7, generator=torch.Generator().manual_seed(10))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # a non-contiguous start is copied, not rejected
+    assert torch.equal(rbm.gibbs(torch.zeros(12, 300).T, 7,
+                                 generator=torch.Generator().manual_seed(9)), a)
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("cc", ["false", "/nonexistent/cc"])
+def test_without_a_working_compiler_gibbs_falls_back_to_torch(fresh_loader, monkeypatch, cc):
+    monkeypatch.setenv("CC", cc)
+    with pytest.warns(RuntimeWarning, match="compiled Gibbs kernel is unavailable"):
+        assert native.kernel() is None
+    rbm = RBM.random(8, 4, scale=1.0, seed=0)
+    assert rbm.gibbs_kernel() == "torch"  # no second warning: the outcome is remembered
+    v = rbm.gibbs(torch.zeros(10, 8), 3, generator=torch.Generator().manual_seed(0))
+    assert v.shape == (10, 8) and set(v.unique().tolist()) <= {0.0, 1.0}
+    assert not any(fresh_loader.rglob("*.so"))
+
+
+def test_a_truncated_cached_library_is_rebuilt(fresh_loader, kern):
+    """A half-written file where the library should be (a copy cut short, never one this
+    process has loaded) is replaced by a fresh build, not loaded or reported."""
+    target = native.library_path()
+    target.parent.mkdir(parents=True)
+    target.write_bytes(kern.path.read_bytes()[:100])
+    rebuilt = native.kernel()
+    assert rebuilt is not None and rebuilt.path == target
+    assert target.stat().st_size == kern.path.stat().st_size
+    assert not list(fresh_loader.rglob("*.tmp"))
