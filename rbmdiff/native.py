@@ -42,7 +42,7 @@ class Kernel:
         self.path = path
         self._bernoulli = lib.rbmdiff_bernoulli
         self._bernoulli.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
-                                    ctypes.c_int]
+                                    ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
         self._bernoulli.restype = None
         self._exp_neg = lib.rbmdiff_exp_neg
         self._exp_neg.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -61,24 +61,32 @@ class Kernel:
         lanes[0, ~lanes.any(axis=0)] = 1
         return state
 
-    def bernoulli_(self, x: torch.Tensor, state: np.ndarray, *, portable: bool = False) -> None:
-        """x <- 1 where U < σ(x), else 0, in place (x contiguous float32 on the CPU)."""
-        self.drawer(state, portable=portable)(x)
+    def bernoulli_(self, x: torch.Tensor, state: np.ndarray, bias: torch.Tensor | None = None,
+                   *, portable: bool = False) -> None:
+        """x <- 1 where U < σ(x + bias), else 0, in place.  x: contiguous float32 CPU tensor;
+        bias: None, a row (x's last dimension, broadcast over the rows) or x's shape."""
+        self.drawer(state, portable=portable)(x, bias)
 
     def drawer(self, state: np.ndarray, *, portable: bool = False
-               ) -> Callable[[torch.Tensor], None]:
-        """``bernoulli_`` bound to one state, checks done once (a sweep calls it twice, and
-        the checks and NumPy's ``.ctypes`` cost ~15 µs a call, 15 % of a 64×16 sweep over
-        1,024 chains).  The caller passes contiguous float32 CPU tensors."""
+               ) -> Callable[[torch.Tensor, torch.Tensor | None], None]:
+        """``bernoulli_`` bound to one state, the state's checks done once (a sweep calls it
+        twice, and NumPy's ``.ctypes`` alone costs µs a call)."""
         if state.dtype != np.uint32 or state.size != self.state_words or not (
                 state.flags.c_contiguous and state.flags.writeable):
             raise ValueError(f"state must be {self.state_words} writable uint32 words")
         draw, address, flag = self._bernoulli, state.ctypes.data, int(portable)
 
-        def draw_(x: torch.Tensor) -> None:
-            if x.dtype != torch.float32 or not x.is_contiguous() or x.is_cuda:
+        def draw_(x: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+            if not _plain_f32(x):
                 raise ValueError("the compiled kernel takes a contiguous float32 CPU tensor")
-            draw(x.data_ptr(), x.numel(), address, flag)
+            if bias is None:
+                draw(x.data_ptr(), x.numel(), None, 0, address, flag)
+            elif _plain_f32(bias) and bias.shape in (x.shape, x.shape[-1:]):
+                draw(x.data_ptr(), x.numel(), bias.data_ptr(), bias.numel(), address, flag)
+            else:
+                raise ValueError(f"bias of shape {tuple(bias.shape)} for units of shape "
+                                 f"{tuple(x.shape)}: need a contiguous float32 row or the same "
+                                 "shape")
             _ = state  # the address stays valid while this closure lives
 
         return draw_
@@ -89,6 +97,10 @@ class Kernel:
         out = np.empty_like(x)
         self._exp_neg(x.ctypes.data, out.ctypes.data, x.size, int(portable))
         return out
+
+
+def _plain_f32(t: torch.Tensor) -> bool:
+    return t.dtype == torch.float32 and t.is_contiguous() and not t.is_cuda and t.numel() > 0
 
 
 def cache_dir() -> Path:

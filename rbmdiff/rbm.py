@@ -155,11 +155,12 @@ class RBM:
         gradient.  Deterministic for a fixed ``generator`` state, which it advances by one
         draw (the seed of its own stream).
 
-        Per layer, x = c + vW by ``addmm(out=)`` into a preallocated buffer, then each unit
-        is set to 1 iff U < σ(x) for a uniform U, in place.  float32 models do that in one
-        compiled pass (:mod:`rbmdiff.native`: 24 random bits, e^{-x} and a comparison per
-        unit, no tensor of uniforms); float64 models, or any model when no C compiler is
-        available, use torch: ``sigmoid_`` and ``gt_`` against 24-bit (float32) or 53-bit
+        Per layer each unit is set to 1 iff U < σ(x), x = c + vW, for a uniform U, in place
+        in a preallocated buffer.  float32 models compute vW by ``mm(out=)`` and the rest in
+        one compiled pass (:mod:`rbmdiff.native`: the bias, 24 random bits, e^{-x} and a
+        comparison per unit, no tensor of uniforms); float64 models, or any model when no C
+        compiler is available, use torch: x by ``addmm(out=)``, then ``sigmoid_`` and
+        ``gt_`` against 24-bit (float32) or 53-bit
         (float64) uniforms, drawn for a block of sweeps (up to :data:`GIBBS_BLOCK` units)
         per call from NumPy's PCG64.  Same law, different streams: :meth:`gibbs_kernel`
         names the one in use.
@@ -178,16 +179,19 @@ class RBM:
             if beta != 1.0:
                 W, b, c = beta * W, beta * b, beta * c
             B, n, m = v.shape[0], self.n_visible, self.n_hidden
+            if b.dim() == 2 and b.shape[0] == 1:
+                b = b[0]
             if b.dim() == 2 and b.shape[0] != B:
                 b = b.expand(B, n)
             h = torch.empty(B, m, dtype=self.dtype)
             seed = _seed(generator)
-            kern = native.kernel() if self.dtype == torch.float32 else None
-            if kern is not None:
+            kern = native.kernel() if self.dtype == torch.float32 and B > 0 else None
+            if kern is not None:  # the biases are added in the pass: mm, not addmm
                 draw_ = kern.drawer(kern.seed_state(seed))
+                b, c, WT = b.contiguous(), c.contiguous(), W.T
                 for _ in range(sweeps):
-                    draw_(torch.addmm(c, v, W, out=h))
-                    draw_(torch.addmm(b, h, W.T, out=v))
+                    draw_(torch.mm(v, W, out=h), c)
+                    draw_(torch.mm(h, WT, out=v), b)
                 return v.reshape(shape)
             per_sweep = B * (n + m)
             block = max(1, min(sweeps, GIBBS_BLOCK // per_sweep))

@@ -1,7 +1,8 @@
-/* Fused Bernoulli draw for block Gibbs: x[i] <- 1 if U_i < sigma(x[i]) else 0, in place.
+/* Fused Bernoulli draw for block Gibbs: x[i] <- 1 if U_i < sigma(x[i] + bias[i mod period])
+ * else 0, in place.
  *
- * One pass per unit: 24 random bits, e^{-x} and one comparison, with no tensor of
- * uniforms or probabilities in memory.  The rule, for x clamped to [-88, 87]:
+ * One pass per unit: the bias, 24 random bits, e^{-x} and one comparison, with no tensor of
+ * uniforms or probabilities in memory.  The rule, for x (bias added) clamped to [-88, 87]:
  *
  *     k = (r >> 8) | 1                the top 24 bits of a 32-bit random word r, made odd
  *     unit = 1  iff  k * (1 + e^{-x}) < 2^24      (k + k e^{-x} by one fused multiply-add)
@@ -83,14 +84,30 @@ static inline float draw_1(float x, uint32_t r)
     return fmaf(k, e, k) < TWO24 ? 1.0f : 0.0f;
 }
 
-static void bernoulli_generic(float *x, int64_t count, uint32_t *state)
+/* bias[j .. j+LANES) with indices mod period, in buf unless they lie in one piece; j < period */
+static inline const float *bias_block(const float *bias, int64_t period, int64_t j, float *buf)
 {
+    if (j + LANES <= period)
+        return bias + j;
+    for (int l = 0; l < LANES; l++, j++)
+        buf[l] = bias[j % period];
+    return buf;
+}
+
+static void bernoulli_generic(float *x, int64_t count, const float *bias, int64_t period,
+                              uint32_t *state)
+{
+    float buf[LANES];
+    int64_t j = 0; /* i mod period */
     for (int64_t i = 0; i < count; i += LANES) {
+        const float *b = bias ? bias_block(bias, period, j, buf) : NULL;
         for (int l = 0; l < LANES; l++) {
             uint32_t r = xoshiro_next(state, l);
             if (i + l < count)
-                x[i + l] = draw_1(x[i + l], r);
+                x[i + l] = draw_1(b ? x[i + l] + b[l] : x[i + l], r);
         }
+        if (bias && (j += LANES) >= period)
+            j %= period;
     }
 }
 
@@ -149,8 +166,11 @@ AVX2 static inline __m256 draw_8(__m256 x, __m256i r)
     return _mm256_and_ps(below, _mm256_set1_ps(1.0f));
 }
 
-AVX2 static void bernoulli_avx2(float *x, int64_t count, uint32_t *state)
+AVX2 static void bernoulli_avx2(float *x, int64_t count, const float *bias, int64_t period,
+                               uint32_t *state)
 {
+    float buf[LANES];
+    int64_t j = 0; /* i mod period */
     __m256i s[2][4];
     for (int g = 0; g < 2; g++)
         for (int w = 0; w < 4; w++)
@@ -164,8 +184,19 @@ AVX2 static void bernoulli_avx2(float *x, int64_t count, uint32_t *state)
             memcpy(tail, px, (size_t)left * sizeof(float));
             px = tail;
         }
-        for (int g = 0; g < 2; g++)
-            _mm256_storeu_ps(px + 8 * g, draw_8(_mm256_loadu_ps(px + 8 * g), xoshiro_next_8(s[g])));
+        if (bias) {
+            const float *b = bias_block(bias, period, j, buf);
+            for (int g = 0; g < 2; g++) {
+                __m256 xv = _mm256_add_ps(_mm256_loadu_ps(px + 8 * g), _mm256_loadu_ps(b + 8 * g));
+                _mm256_storeu_ps(px + 8 * g, draw_8(xv, xoshiro_next_8(s[g])));
+            }
+            if ((j += LANES) >= period)
+                j %= period;
+        } else {
+            for (int g = 0; g < 2; g++)
+                _mm256_storeu_ps(px + 8 * g,
+                                 draw_8(_mm256_loadu_ps(px + 8 * g), xoshiro_next_8(s[g])));
+        }
         if (left < LANES)
             memcpy(x + i, tail, (size_t)left * sizeof(float));
     }
@@ -206,18 +237,22 @@ int rbmdiff_simd(void)
 
 int rbmdiff_state_words(void) { return STATE_WORDS; }
 
-/* x[0 .. count) <- Bernoulli(sigma(x)) in place; state: STATE_WORDS words, advanced.
+/* x[i] <- Bernoulli(sigma(x[i] + bias[i mod period])) in place for i < count; bias may be
+ * NULL (then period is ignored), else period >= 1.  state: STATE_WORDS words, advanced.
  * portable != 0 forces the portable implementation (tests compare the two). */
-void rbmdiff_bernoulli(float *x, int64_t count, uint32_t *state, int portable)
+void rbmdiff_bernoulli(float *x, int64_t count, const float *bias, int64_t period,
+                       uint32_t *state, int portable)
 {
+    if (bias && period < 1)
+        return;
 #if HAVE_AVX2_PATH
     if (!portable && have_avx2()) {
-        bernoulli_avx2(x, count, state);
+        bernoulli_avx2(x, count, bias, period, state);
         return;
     }
 #endif
     (void)portable;
-    bernoulli_generic(x, count, state);
+    bernoulli_generic(x, count, bias, period, state);
 }
 
 /* out <- e^{-clamp(x)}: the kernel's exponential, exported for its accuracy test. */
