@@ -39,7 +39,7 @@ torch kernel ``rng``, drawing the B·(n+m) float32 uniforms of one sweep with it
 block size (NumPy PCG64 ``random(out=, dtype=float32)``, blocks of ``GIBBS_BLOCK`` units), and
 ``elementwise``, its ``sigmoid_`` + ``gt_`` passes.  Their shares of the full sweep, and
 
-    roofline_bound_rng = t_roof / (t_roof + t_rng),     t_roof = 4 B n m / R_matmul_same_shape
+    torch_roofline_bound_rng = t_roof / (t_roof + t_rng),   t_roof = 4 B n m / R_same_shape
 
 the highest roofline fraction a kernel that fills a float32 uniform per unit could reach even
 with free σ and comparison and products at the measured matmul rate.  Flops per uniform:
@@ -315,7 +315,7 @@ def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, rounds: int, r
                 "elementwise_ns_per_unit": part["elementwise"] / units * 1e9,
                 "torch_rng_share": part["rng"] * sweeps / t["torch_kernel"],
                 "torch_elementwise_share": part["elementwise"] * sweeps / t["torch_kernel"],
-                "roofline_bound_rng": t_roof / (t_roof + part["rng"]),
+                "torch_roofline_bound_rng": t_roof / (t_roof + part["rng"]),
                 "sklearn_sweeps_per_s": sweeps / t["sklearn"],
                 "vs_sklearn": t["sklearn"] / t["gibbs"],
                 "anneal_reads_timed": sa["reads"],
@@ -364,7 +364,8 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     labels = [f"{r.n_visible}×{r.n_hidden}\nB={r.chains}" for r in df.itertuples()]
     x = np.arange(len(df))
     fig, ax = plt.subplots(figsize=(7, 4))
-    for k, (col, name) in enumerate([("gibbs_sweeps_per_s", "rbmdiff gibbs"),
+    ours = f"rbmdiff gibbs ({df['gibbs_kernel'].iloc[0]})"
+    for k, (col, name) in enumerate([("gibbs_sweeps_per_s", ours),
                                      ("sklearn_sweeps_per_s", "sklearn BernoulliRBM.gibbs"),
                                      ("anneal_sweeps_per_s", "dwave-samplers SA")]):
         ax.bar(x + (k - 1) * 0.27, df[col] * df["chains"], width=0.27, label=name)
@@ -415,7 +416,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                "roofline_from_parts", "torch_kernel_roofline_same_shape",
                                "flops_per_uniform", "rng_ns_per_uniform",
                                "elementwise_ns_per_unit", "torch_rng_share",
-                               "torch_elementwise_share", "roofline_bound_rng"],
+                               "torch_elementwise_share", "torch_roofline_bound_rng"],
     }
     with pd.option_context("display.width", 200):
         for title, cols in tables.items():

@@ -3,14 +3,16 @@
 ``_native/bernoulli.c`` is compiled on first use with the system C compiler (``$CC``, else
 ``cc``) into ``$XDG_CACHE_HOME/rbmdiff/native`` (default ``~/.cache/rbmdiff/native``), under
 a name that hashes the source, the flags and the platform, and loaded with ctypes.  Where no
-compiler works, :func:`kernel` returns None after one warning and :meth:`rbmdiff.RBM.gibbs`
-uses its torch kernel: same law, another random stream, 2–4× slower on small RBMs
-(``benchmarks/throughput.py``).  ``RBMDIFF_NATIVE=0`` turns the compiled kernel off.
+compiler works (or the CPU has neither AVX2+FMA nor a fused multiply-add instruction for the
+portable C), :func:`kernel` returns None after one warning and :meth:`rbmdiff.RBM.gibbs` uses
+its torch kernel: same law, another random stream, 1.2–3× slower (``benchmarks/throughput.py``).
+``RBMDIFF_NATIVE=0`` turns the compiled kernel off.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
 import platform
@@ -50,6 +52,7 @@ class Kernel:
         self._exp_neg.restype = None
         self.state_words = int(lib.rbmdiff_state_words())
         self.simd = bool(lib.rbmdiff_simd())
+        self.fast = self.simd or bool(lib.rbmdiff_portable_fast())
         self.name = "native-avx2" if self.simd else "native-portable"
 
     def seed_state(self, seed: int) -> np.ndarray:
@@ -64,7 +67,9 @@ class Kernel:
     def bernoulli_(self, x: torch.Tensor, state: np.ndarray, bias: torch.Tensor | None = None,
                    *, portable: bool = False) -> None:
         """x <- 1 where U < σ(x + bias), else 0, in place.  x: contiguous float32 CPU tensor;
-        bias: None, a row (x's last dimension, broadcast over the rows) or x's shape."""
+        bias: None, a row (x's last dimension, broadcast over the rows) or x's shape.  Writes
+        through x's pointer: not for tensors autograd tracks (their version counter is not
+        bumped)."""
         self.drawer(state, portable=portable)(x, bias)
 
     def drawer(self, state: np.ndarray, *, portable: bool = False
@@ -100,7 +105,8 @@ class Kernel:
 
 
 def _plain_f32(t: torch.Tensor) -> bool:
-    return t.dtype == torch.float32 and t.is_contiguous() and not t.is_cuda and t.numel() > 0
+    return (t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
+            and t.numel() > 0)
 
 
 def cache_dir() -> Path:
@@ -110,7 +116,7 @@ def cache_dir() -> Path:
 
 
 def _compiler() -> list[str]:
-    return shlex.split(os.environ.get("CC") or "cc")
+    return shlex.split(os.environ.get("CC") or "") or ["cc"]
 
 
 def library_path(directory: Path | None = None) -> Path:
@@ -154,8 +160,11 @@ def _load(path: Path) -> Kernel:
 def _build() -> Kernel:
     try:
         return _load(library_path())
-    except PermissionError:  # a read-only cache folder: build into a private one
-        return _load(library_path(Path(tempfile.mkdtemp(prefix="rbmdiff-native-"))))
+    except OSError as exc:  # a read-only cache folder: build into this user's temp folder
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+        return _load(library_path(Path(tempfile.gettempdir()) / f"rbmdiff-native-{user}"))
 
 
 def kernel() -> Kernel | None:
@@ -167,13 +176,17 @@ def kernel() -> Kernel | None:
     with _lock:
         if key not in _loaded:
             try:
-                _loaded[key] = _build()
-            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                built = _build()
+                if not built.fast:
+                    raise RuntimeError("this CPU has no AVX2+FMA and no fast fmaf, on which "
+                                       "the portable C is slower than torch")
+                _loaded[key] = built
+            except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as exc:
                 _loaded[key] = None
                 warnings.warn(
                     f"rbmdiff: the compiled Gibbs kernel is unavailable ({exc}); using the "
-                    "torch kernel (same law, 2-4x slower on small RBMs). Install a C compiler "
-                    "or set CC to one; RBMDIFF_NATIVE=0 silences this.",
+                    "torch kernel (same law, another stream, 1.2-3x slower). Install a C "
+                    "compiler or set CC to one; RBMDIFF_NATIVE=0 silences this.",
                     RuntimeWarning, stacklevel=2,
                 )
         return _loaded[key]

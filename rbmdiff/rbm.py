@@ -157,7 +157,7 @@ class RBM:
 
         Per layer each unit is set to 1 iff U < σ(x), x = c + vW, for a uniform U, in place
         in a preallocated buffer.  float32 models compute vW by ``mm(out=)`` and the rest in
-        one compiled pass (:mod:`rbmdiff.native`: the bias, 24 random bits, e^{-x} and a
+        one compiled pass (:mod:`rbmdiff.native`: the bias, 23 random bits, e^{-x} and a
         comparison per unit, no tensor of uniforms); float64 models, or any model when no C
         compiler is available, use torch: x by ``addmm(out=)``, then ``sigmoid_`` and
         ``gt_`` against 24-bit (float32) or 53-bit

@@ -58,7 +58,7 @@ def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
             "matmul_same_shape_gflops", "matmul_peak_gflops", "roofline_same_shape",
             "roofline_peak", "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
             "vs_anneal", "peak_rss_mib", "stream_samples", "anneal_read_sweeps_per_s",
-            "torch_rng_share", "torch_elementwise_share", "roofline_bound_rng",
+            "torch_rng_share", "torch_elementwise_share", "torch_roofline_bound_rng",
             "flops_per_uniform", "gibbs_kernel", "torch_kernel_sweeps_per_s", "native_share",
             "native_ns_per_unit", "roofline_from_parts"} <= set(df.columns)
     assert len(df) >= 2

@@ -1,7 +1,7 @@
 /* Fused Bernoulli draw for block Gibbs: x[i] <- 1 if U_i < sigma(x[i] + bias[i mod period])
  * else 0, in place.
  *
- * One pass per unit: the bias, 24 random bits, e^{-x} and one comparison, with no tensor of
+ * One pass per unit: the bias, 23 random bits, e^{-x} and one comparison, with no tensor of
  * uniforms or probabilities in memory.  The rule, for x (bias added) clamped to [-88, 87]:
  *
  *     k = (r >> 8) | 1                the top 24 bits of a 32-bit random word r, made odd
@@ -23,8 +23,9 @@
  * still advances all lanes once.
  *
  * Two implementations with the same operations in the same order (fma where the other
- * fuses): AVX2+FMA, chosen at run time when the CPU has both, and portable C.  They give
- * bit-identical results; compile with -ffp-contract=off so the compiler adds no fusing.
+ * fuses, NaN clamped to -88 as max_ps does): AVX2+FMA, chosen at run time when the CPU has
+ * both, and portable C.  They give bit-identical results for every input, NaNs included;
+ * compile with -ffp-contract=off so the compiler adds no fusing.
  */
 #include <math.h>
 #include <stdint.h>
@@ -42,9 +43,10 @@ static const float C6 = 1.3836845755577087e-3f, C5 = -8.374815806746483e-3f,
 
 /* ---- portable C ------------------------------------------------------------------ */
 
-static inline float clampf(float x)
+static inline float clampf(float x) /* as max_ps then min_ps: NaN -> X_MIN */
 {
-    return fminf(fmaxf(x, X_MIN), X_MAX);
+    x = x > X_MIN ? x : X_MIN;
+    return x < X_MAX ? x : X_MAX;
 }
 
 static inline float exp_neg_1(float x) /* e^{-x} for x in [X_MIN, X_MAX] */
@@ -119,7 +121,8 @@ static void exp_neg_generic(const float *x, float *out, int64_t count)
 
 /* ---- AVX2 + FMA -------------------------------------------------------------------- */
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* not on Windows: MinGW gcc does not align the stack for 32-byte spills (GCC bug 54412) */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
 #define AVX2 __attribute__((target("avx2,fma")))
@@ -236,6 +239,17 @@ int rbmdiff_simd(void)
 }
 
 int rbmdiff_state_words(void) { return STATE_WORDS; }
+
+/* Whether the portable implementation is fast here: fmaf an instruction, not a library
+ * call (aarch64, say).  On x86 without AVX2+FMA it is ~10x slower than torch's kernel. */
+int rbmdiff_portable_fast(void)
+{
+#ifdef FP_FAST_FMAF
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 /* x[i] <- Bernoulli(sigma(x[i] + bias[i mod period])) in place for i < count; bias may be
  * NULL (then period is ignored), else period >= 1.  state: STATE_WORDS words, advanced.
