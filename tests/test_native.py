@@ -4,9 +4,12 @@ against exact enumeration, and the fallback to torch when it cannot be built."""
 
 from __future__ import annotations
 
+import errno
 import math
 import shutil
+import tempfile
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -234,3 +237,27 @@ def test_a_truncated_cached_library_is_rebuilt(fresh_loader, kern):
     assert rebuilt is not None and rebuilt.path == target
     assert target.stat().st_size == kern.path.stat().st_size
     assert not list(fresh_loader.rglob("*.tmp"))
+
+
+def test_a_read_only_cache_folder_builds_into_a_per_user_temp_folder(fresh_loader, monkeypatch,
+                                                                     tmp_path_factory):
+    temp = tmp_path_factory.mktemp("temp")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    load = native._load
+
+    def read_only(path):
+        if fresh_loader in path.parents:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return load(path)
+
+    monkeypatch.setattr(native, "_load", read_only)
+    k = native.kernel()
+    assert k is not None and k.path.parent.parent == temp
+    assert k.path.parent.name.startswith("rbmdiff-native-")
+
+
+def test_a_cpu_where_the_portable_c_is_slow_gets_the_torch_kernel(fresh_loader, monkeypatch):
+    monkeypatch.setattr(native, "_build", lambda: SimpleNamespace(fast=False))
+    with pytest.warns(RuntimeWarning, match="no AVX2"):
+        assert native.kernel() is None
+    assert RBM.random(4, 3, seed=0).gibbs_kernel() == "torch"
