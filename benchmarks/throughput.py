@@ -34,7 +34,7 @@ timing one batch of every function in turn, and each function's best batch is ke
 machine the kernel and its peers then see the same spells of load.
 
 Where a sweep's time goes, per shape, in the same run (CPU clock, best of): ``matmul``, the
-two ``addmm`` products alone; ``native``, the compiled pass on both layers alone; and for the
+two ``mm`` products alone; ``native``, the compiled pass (biases added) on both layers; for the
 torch kernel ``rng``, drawing the B·(n+m) float32 uniforms of one sweep with its generator and
 block size (NumPy PCG64 ``random(out=, dtype=float32)``, blocks of ``GIBBS_BLOCK`` units), and
 ``elementwise``, its ``sigmoid_`` + ``gt_`` passes.  Their shares of the full sweep, and
@@ -175,8 +175,9 @@ def anneal_calls(rbm: RBM, sweeps: int, *, min_s: float) -> tuple[Callable[[], o
 
 
 def kernel_parts(rbm: RBM, chains: int, sweeps: int) -> dict[str, Callable[[], object]]:
-    """The kernels' parts, to time alone: ``matmul``, the two ``addmm(out=)`` products;
-    ``native``, the compiled pass on both layers (absent without a compiler); and the torch
+    """The kernels' parts, to time alone: ``matmul``, the two ``mm(out=)`` products;
+    ``native``, the compiled pass on both layers, biases included (absent without a
+    compiler); and the torch
     kernel's ``rng``, its uniforms as it draws them (NumPy PCG64 float32 fill, blocks of up to
     ``GIBBS_BLOCK`` units, i.e. several sweeps per call), and ``elementwise``, ``sigmoid_`` +
     ``gt_`` on both layers.  ``rng`` draws a block of sweeps, the others one sweep."""
@@ -194,9 +195,9 @@ def kernel_parts(rbm: RBM, chains: int, sweeps: int) -> dict[str, Callable[[], o
     uh, uv = u[: B * m].view(B, m), u[B * m:].view(B, n)
     x_h, x_v = torch.randn(B, m, generator=g), torch.randn(B, n, generator=g)
 
-    def products() -> None:
-        torch.addmm(c, v, W, out=h)
-        torch.addmm(b, h, W.T, out=v)
+    def products() -> None:  # as the compiled kernel's sweep: the biases are added in its pass
+        torch.mm(v, W, out=h)
+        torch.mm(h, W.T, out=v)
 
     def elementwise() -> None:
         x_h.sigmoid_().gt_(uh)
@@ -206,12 +207,12 @@ def kernel_parts(rbm: RBM, chains: int, sweeps: int) -> dict[str, Callable[[], o
              "elementwise": elementwise}
     kern = native.kernel()
     if kern is not None:  # its cost does not depend on the values (no branches)
-        draw_ = kern.drawer(kern.seed_state(0))
-        y_h, y_v = x_h.clone(), x_v.clone()
+        state = kern.seed_state(0)
+        draw_h, draw_v = kern.bound(state, x_h.clone(), c), kern.bound(state, x_v.clone(), b)
 
         def compiled() -> None:
-            draw_(y_h)
-            draw_(y_v)
+            draw_h()
+            draw_v()
 
         parts["native"] = compiled
     return parts

@@ -187,11 +187,15 @@ class RBM:
             seed = _seed(generator)
             kern = native.kernel() if self.dtype == torch.float32 and B > 0 else None
             if kern is not None:  # the biases are added in the pass: mm, not addmm
-                draw_ = kern.drawer(kern.seed_state(seed))
-                b, c, WT = b.contiguous(), c.contiguous(), W.T
+                state = kern.seed_state(seed)
+                draw_h = kern.bound(state, h, c.contiguous())
+                draw_v = kern.bound(state, v, b.contiguous())
+                WT = W.T
                 for _ in range(sweeps):
-                    draw_(torch.mm(v, W, out=h), c)
-                    draw_(torch.mm(h, WT, out=v), b)
+                    torch.mm(v, W, out=h)  # same shape: h keeps its storage
+                    draw_h()
+                    torch.mm(h, WT, out=v)
+                    draw_v()
                 return v.reshape(shape)
             per_sweep = B * (n + m)
             block = max(1, min(sweeps, GIBBS_BLOCK // per_sweep))
