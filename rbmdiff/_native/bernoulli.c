@@ -91,9 +91,21 @@ static inline const float *bias_block(const float *bias, int64_t period, int64_t
 {
     if (j + LANES <= period)
         return bias + j;
-    for (int l = 0; l < LANES; l++, j++)
-        buf[l] = bias[j % period];
+    for (int l = 0; l < LANES; l++) {
+        buf[l] = bias[j];
+        if (++j == period)
+            j = 0;
+    }
     return buf;
+}
+
+/* (j + LANES) mod period for j < period, dividing only when period < LANES */
+static inline int64_t next_j(int64_t j, int64_t period)
+{
+    j += LANES;
+    if (j < period)
+        return j;
+    return period >= LANES ? j - period : j % period;
 }
 
 static void bernoulli_generic(float *x, int64_t count, const float *bias, int64_t period,
@@ -108,8 +120,8 @@ static void bernoulli_generic(float *x, int64_t count, const float *bias, int64_
             if (i + l < count)
                 x[i + l] = draw_1(b ? x[i + l] + b[l] : x[i + l], r);
         }
-        if (bias && (j += LANES) >= period)
-            j %= period;
+        if (bias)
+            j = next_j(j, period);
     }
 }
 
@@ -193,8 +205,7 @@ AVX2 static void bernoulli_avx2(float *x, int64_t count, const float *bias, int6
                 __m256 xv = _mm256_add_ps(_mm256_loadu_ps(px + 8 * g), _mm256_loadu_ps(b + 8 * g));
                 _mm256_storeu_ps(px + 8 * g, draw_8(xv, xoshiro_next_8(s[g])));
             }
-            if ((j += LANES) >= period)
-                j %= period;
+            j = next_j(j, period);
         } else {
             for (int g = 0; g < 2; g++)
                 _mm256_storeu_ps(px + 8 * g,
