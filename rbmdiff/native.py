@@ -5,7 +5,7 @@
 a name that hashes the source, the flags and the platform, and loaded with ctypes.  Where no
 compiler works (or the CPU has neither AVX2+FMA nor a fused multiply-add instruction for the
 portable C), :func:`kernel` returns None after one warning and :meth:`rbmdiff.RBM.gibbs` uses
-its torch kernel: same law, another random stream, 1.2–3× slower (``benchmarks/throughput.py``).
+its torch kernel: same law, another random stream, 1.2–3.4× slower (``benchmarks/throughput.py``).
 ``RBMDIFF_NATIVE=0`` turns the compiled kernel off.
 """
 
@@ -188,7 +188,7 @@ def kernel() -> Kernel | None:
                 _loaded[key] = None
                 warnings.warn(
                     f"rbmdiff: the compiled Gibbs kernel is unavailable ({exc}); using the "
-                    "torch kernel (same law, another stream, 1.2-3x slower). Install a C "
+                    "torch kernel (same law, another stream, 1.2-3.4x slower). Install a C "
                     "compiler or set CC to one; RBMDIFF_NATIVE=0 silences this.",
                     RuntimeWarning, stacklevel=2,
                 )
