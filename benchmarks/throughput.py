@@ -41,8 +41,8 @@ block size (NumPy PCG64 ``random(out=, dtype=float32)``, blocks of ``GIBBS_BLOCK
 
     torch_roofline_bound_rng = t_roof / (t_roof + t_rng),   t_roof = 4 B n m / R_same_shape
 
-the highest roofline fraction a kernel that fills a float32 uniform per unit could reach even
-with free σ and comparison and products at the measured matmul rate.  Flops per uniform:
+the highest roofline fraction a kernel using that float32 fill could reach even with free σ and
+comparison and products at the measured matmul rate.  Flops per uniform:
 4 n m / (n + m).
 
 Also: peak RSS while drawing many samples from a digits-sized RBM, streamed to Parquet in

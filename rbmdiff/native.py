@@ -5,7 +5,8 @@
 a name that hashes the source, the flags and the platform, and loaded with ctypes.  Where no
 compiler works (or the CPU has neither AVX2+FMA nor a fused multiply-add instruction for the
 portable C), :func:`kernel` returns None after one warning and :meth:`rbmdiff.RBM.gibbs` uses
-its torch kernel: same law, another random stream, 1.2–3.4× slower (``benchmarks/throughput.py``).
+its torch kernel: same law, another random stream, 1.2–3.4× slower at one thread
+(``benchmarks/throughput.py``).
 ``RBMDIFF_NATIVE=0`` turns the compiled kernel off.
 """
 
@@ -76,8 +77,8 @@ class Kernel:
               portable: bool = False) -> Callable[[], None]:
         """``bernoulli_(x, state, bias)`` as a call without arguments, every check and
         conversion done once: for a buffer redrawn in place many times (``RBM.gibbs`` draws
-        its two layers' buffers every sweep; checking and converting per call cost ~8 µs, a
-        tenth of a 64×16 sweep over 1,024 chains).  The call keeps x, bias and state alive;
+        its two layers' buffers every sweep; checking and converting per call cost ~8 µs, about
+        5 % of a 64×16 sweep over 1,024 chains).  The call keeps x, bias and state alive;
         x must keep its storage (``out=`` of the right shape does)."""
         if state.dtype != np.uint32 or state.size != self.state_words or not (
                 state.flags.c_contiguous and state.flags.writeable):

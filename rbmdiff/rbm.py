@@ -171,7 +171,7 @@ class RBM:
             shape = v.shape
             v = v.to(self.dtype).reshape(-1, self.n_visible)
             v = v.clone(memory_format=torch.contiguous_format)
-            if sweeps == 0:
+            if sweeps == 0 or v.shape[0] == 0:
                 return v.reshape(shape)
             W, b, c = self.W.detach(), self.b.detach(), self.c.detach()
             if field is not None:
@@ -185,7 +185,7 @@ class RBM:
                 b = b.expand(B, n)
             h = torch.empty(B, m, dtype=self.dtype)
             seed = _seed(generator)
-            kern = native.kernel() if self.dtype == torch.float32 and B > 0 else None
+            kern = native.kernel() if self.dtype == torch.float32 else None
             if kern is not None:  # the biases are added in the pass: mm, not addmm
                 state = kern.seed_state(seed)
                 draw_h = kern.bound(state, h, c.contiguous())

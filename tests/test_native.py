@@ -31,8 +31,12 @@ def test_a_machine_with_a_compiler_builds_the_kernel():
     """Otherwise every native test below would skip silently where CI has a compiler."""
     if not shutil.which(native._compiler()[0]):
         pytest.skip("no C compiler on PATH")
+    built = native._build()  # builds and loads, whether or not this CPU gets to use it
+    assert built.path.is_file() and built.state_words == 64
+    if not built.fast:
+        pytest.skip("x86 without AVX2+FMA: the torch kernel is used, by design")
     k = native.kernel()
-    assert k is not None and k.path.is_file()
+    assert k is not None and k.path == built.path
     assert RBM.random(4, 3, seed=0).gibbs_kernel() == k.name
     assert RBM.random(4, 3, seed=0, dtype=torch.float64).gibbs_kernel() == "torch"
 
@@ -192,6 +196,11 @@ def test_float32_gibbs_matches_the_exact_law(gibbs_kernel, beta):
     tv = total_variation(empirical_law(v), p)
     expected = float(0.5 * torch.sqrt(2 * p * (1 - p) / (math.pi * N)).sum())
     assert tv <= 0.03 and tv <= expected + 0.006, (tv, expected)
+
+
+def test_gibbs_on_no_chains_returns_no_chains(gibbs_kernel):
+    rbm = RBM.random(6, 4, seed=0)
+    assert rbm.gibbs(torch.zeros(0, 6), 5).shape == (0, 6)
 
 
 def test_float32_gibbs_is_deterministic_per_generator_state(gibbs_kernel):

@@ -47,8 +47,9 @@ def test_gibbs_matches_exact_law_within_tv_003(rbm_8x4, beta):
 
 def test_float32_gibbs_with_a_clamped_field_matches_the_shifted_law(rbm_8x4):
     """RBM.gibbs with an extra visible field u samples p(v | u) ∝ e^{-F(v) + uᵀv}, the law of
-    the RBM with visible bias b + u; float32 model (24-bit uniforms).  50,000 chains from
-    v = 0, 200 sweeps: same bound as above (E TV ≤ 0.0286 for 256 states, seed 2)."""
+    the RBM with visible bias b + u; float32 model (the compiled kernel where it builds).
+    50,000 chains from v = 0, 200 sweeps: same bound as above (E TV ≤ 0.0286 for 256 states,
+    seed 2)."""
     N = 50_000
     rbm = rbm_8x4.to(torch.float32)
     u = torch.linspace(-1.5, 1.5, 8)
