@@ -167,8 +167,20 @@ def _build() -> Kernel:
     except OSError as exc:  # a read-only cache folder: build into this user's temp folder
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-        return _load(library_path(Path(tempfile.gettempdir()) / f"rbmdiff-native-{user}"))
+        return _load(library_path(_private_temp_folder()))
+
+
+def _private_temp_folder() -> Path:
+    """This user's rbmdiff-native folder in the temp folder, made 0700; a fresh private one
+    when that name exists but belongs to someone else or others can write to it (a library
+    planted there would run in this process)."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = Path(tempfile.gettempdir()) / f"rbmdiff-native-{uid if uid is not None else 'user'}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    st = folder.lstat()
+    if uid is not None and (st.st_uid != uid or st.st_mode & 0o022 or folder.is_symlink()):
+        folder = Path(tempfile.mkdtemp(prefix="rbmdiff-native-"))
+    return folder
 
 
 def kernel() -> Kernel | None:

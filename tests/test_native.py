@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import shutil
 import tempfile
 import warnings
@@ -262,7 +263,18 @@ def test_a_read_only_cache_folder_builds_into_a_per_user_temp_folder(fresh_loade
     monkeypatch.setattr(native, "_load", read_only)
     k = native.kernel()
     assert k is not None and k.path.parent.parent == temp
-    assert k.path.parent.name.startswith("rbmdiff-native-")
+    assert k.path.parent.name == f"rbmdiff-native-{os.getuid()}"
+    assert k.path.parent.stat().st_mode & 0o077 == 0
+
+
+def test_a_temp_folder_others_can_write_to_is_not_used(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / f"rbmdiff-native-{os.getuid()}"
+    planted.mkdir(mode=0o777)
+    planted.chmod(0o777)
+    folder = native._private_temp_folder()
+    assert folder != planted and folder.parent == tmp_path and folder.is_dir()
+    assert native._private_temp_folder() != planted
 
 
 def test_a_cpu_where_the_portable_c_is_slow_gets_the_torch_kernel(fresh_loader, monkeypatch):
