@@ -160,10 +160,9 @@ class RBM:
         one compiled pass (:mod:`rbmdiff.native`: the bias, 23 random bits, e^{-x} and a
         comparison per unit, no tensor of uniforms); float64 models, or any model when no C
         compiler is available, use torch: x by ``addmm(out=)``, then ``sigmoid_`` and
-        ``gt_`` against 24-bit (float32) or 53-bit
-        (float64) uniforms, drawn for a block of sweeps (up to :data:`GIBBS_BLOCK` units)
-        per call from NumPy's PCG64.  Same law, different streams: :meth:`gibbs_kernel`
-        names the one in use.
+        ``gt_`` against 24-bit (float32) or 53-bit (float64) uniforms, drawn for a block of
+        sweeps (up to :data:`GIBBS_BLOCK` units) per call from NumPy's PCG64.  Same law,
+        different streams: :meth:`gibbs_kernel` names the one in use.
         """
         if sweeps < 0:
             raise RbmdiffError(f"sweeps must be ≥ 0, got {sweeps}")
@@ -182,10 +181,11 @@ class RBM:
             if b.dim() == 2 and b.shape[0] == 1:
                 b = b[0]
             if b.dim() == 2 and b.shape[0] != B:
-                b = b.expand(B, n)
+                raise RbmdiffError(f"field has {b.shape[0]} rows for {B} chains; give one row "
+                                   "or one per chain")
             h = torch.empty(B, m, dtype=self.dtype)
             seed = _seed(generator)
-            kern = native.kernel() if self.dtype == torch.float32 else None
+            kern = self._compiled_kernel()
             if kern is not None:  # the biases are added in the pass: mm, not addmm
                 state = kern.seed_state(seed)
                 draw_h = kern.bound(state, h, c.contiguous())
@@ -214,8 +214,12 @@ class RBM:
     def gibbs_kernel(self) -> str:
         """Which kernel :meth:`gibbs` uses for this model here: "native-avx2",
         "native-portable" (compiled, bit-identical to each other) or "torch"."""
-        kern = native.kernel() if self.dtype == torch.float32 else None
+        kern = self._compiled_kernel()
         return kern.name if kern is not None else "torch"
+
+    def _compiled_kernel(self) -> native.Kernel | None:
+        """The compiled Gibbs pass, for float32 models where it builds (float64: torch)."""
+        return native.kernel() if self.dtype == torch.float32 else None
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 
@@ -24,6 +25,12 @@ from rbmdiff import RBM  # noqa: E402
 def tiny_rbm() -> RBM:
     """6 visible × 4 hidden, strong enough couplings that the law is far from uniform."""
     return RBM.random(6, 4, scale=1.0, seed=3, dtype=torch.float64)
+
+
+def expected_tv(p: torch.Tensor, num: int) -> float:
+    """E TV(p̂_N, p) ≈ ½ Σ_i E|p̂_i - p_i| ≈ ½ Σ_i √(2 p_i (1 - p_i) / (π N))  (normal approx.)."""
+    p = p.double()
+    return float(0.5 * torch.sqrt(2 * p * (1 - p) / (math.pi * num)).sum())
 
 
 def brute_log_z(rbm: RBM) -> float:

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from rbmdiff import RBM, native
+from rbmdiff import RBM, RbmdiffError, native
 from rbmdiff.exact import empirical_law, total_variation, visible_law
+from tests.conftest import expected_tv
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +170,7 @@ def test_float32_gibbs_with_a_field_per_row_matches_each_rows_law(gibbs_kernel):
                                       generator=torch.Generator().manual_seed(3))
     for rows, u in ((v[:N], u1), (v[N:], u2)):
         _, p = visible_law(RBM(rbm64.W, rbm64.b + u.double(), rbm64.c))
-        expected = float(0.5 * torch.sqrt(2 * p * (1 - p) / (math.pi * N)).sum())
-        assert total_variation(empirical_law(rows), p) <= expected + 0.008
+        assert total_variation(empirical_law(rows), p) <= expected_tv(p, N) + 0.008
 
 
 @pytest.fixture(params=["native", "torch"])
@@ -195,8 +195,7 @@ def test_float32_gibbs_matches_the_exact_law(gibbs_kernel, beta):
     g = torch.Generator().manual_seed(5)
     v = rbm.gibbs(torch.zeros(N, 8), 200, beta=beta, generator=g)
     tv = total_variation(empirical_law(v), p)
-    expected = float(0.5 * torch.sqrt(2 * p * (1 - p) / (math.pi * N)).sum())
-    assert tv <= 0.03 and tv <= expected + 0.006, (tv, expected)
+    assert tv <= 0.03 and tv <= expected_tv(p, N) + 0.006, (tv, expected_tv(p, N))
 
 
 def test_gibbs_on_no_chains_returns_no_chains(gibbs_kernel):
@@ -282,3 +281,9 @@ def test_a_cpu_where_the_portable_c_is_slow_gets_the_torch_kernel(fresh_loader, 
     with pytest.warns(RuntimeWarning, match="no AVX2"):
         assert native.kernel() is None
     assert RBM.random(4, 3, seed=0).gibbs_kernel() == "torch"
+
+
+def test_a_field_with_neither_one_row_nor_one_per_chain_is_refused(gibbs_kernel):
+    rbm = RBM.random(6, 4, seed=0)
+    with pytest.raises(RbmdiffError, match="field has 3 rows for 5 chains"):
+        rbm.gibbs(torch.zeros(5, 6), 2, field=torch.zeros(3, 6))

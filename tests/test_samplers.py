@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -10,17 +8,12 @@ from rbmdiff.data import load_dataset
 from rbmdiff.exact import empirical_law, total_variation, visible_law
 from rbmdiff.metrics import sample_record
 from rbmdiff.samplers.sde import probability_flow, reverse_sde
+from tests.conftest import expected_tv
 
 DESIGN_7_FIELDS = {
     "sampler", "params", "num_samples", "wall_s", "samples_per_s", "cost_units",
     "mean_abs_err", "corr_rmse", "mmd", "mean_free_energy", "test_log_likelihood", "tv_exact",
 }
-
-
-def expected_tv(p: torch.Tensor, num: int) -> float:
-    """E TV(p̂_N, p) ≈ ½ Σ_i E|p̂_i - p_i| ≈ ½ Σ_i √(2 p_i (1 - p_i) / (π N))  (normal approx.)."""
-    p = p.double()
-    return float(0.5 * torch.sqrt(2 * p * (1 - p) / (math.pi * num)).sum())
 
 
 @pytest.fixture(scope="module")

@@ -199,18 +199,15 @@ AVX2 static void bernoulli_avx2(float *x, int64_t count, const float *bias, int6
             memcpy(tail, px, (size_t)left * sizeof(float));
             px = tail;
         }
-        if (bias) {
-            const float *b = bias_block(bias, period, j, buf);
-            for (int g = 0; g < 2; g++) {
-                __m256 xv = _mm256_add_ps(_mm256_loadu_ps(px + 8 * g), _mm256_loadu_ps(b + 8 * g));
-                _mm256_storeu_ps(px + 8 * g, draw_8(xv, xoshiro_next_8(s[g])));
-            }
-            j = next_j(j, period);
-        } else {
-            for (int g = 0; g < 2; g++)
-                _mm256_storeu_ps(px + 8 * g,
-                                 draw_8(_mm256_loadu_ps(px + 8 * g), xoshiro_next_8(s[g])));
+        const float *b = bias ? bias_block(bias, period, j, buf) : NULL;
+        for (int g = 0; g < 2; g++) {
+            __m256 xv = _mm256_loadu_ps(px + 8 * g);
+            if (b)
+                xv = _mm256_add_ps(xv, _mm256_loadu_ps(b + 8 * g));
+            _mm256_storeu_ps(px + 8 * g, draw_8(xv, xoshiro_next_8(s[g])));
         }
+        if (bias)
+            j = next_j(j, period);
         if (left < LANES)
             memcpy(x + i, tail, (size_t)left * sizeof(float));
     }
