@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 SOURCE = Path(__file__).parent / "_native" / "bernoulli.c"
-FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=off")
+FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=off", "-pthread")
+# rbmdiff_gibbs (whole sweeps, fused) runs where the weights stay in a core's caches: up to
+# this many (n·m ≤ 2^15, 128 KB of float32 per copy; it keeps W and Wᵀ).  Above it the sweep
+# streams W from memory once per block of 4 chains, and mm + the pass is as fast or faster
+# (benchmarks/throughput.py: equal at 256×256, 0.8× at 784×500).
+FUSED_MAX_WEIGHTS = 1 << 15
+# Threads only where a call has enough work to pay for starting them (~30 µs each).
+THREAD_MIN_MULTIPLY_ADDS = 1 << 22
 COMPILE_TIMEOUT_S = 120
 
 _lock = threading.Lock()
@@ -51,6 +58,12 @@ class Kernel:
         self._exp_neg.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                   ctypes.c_int]
         self._exp_neg.restype = None
+        self._gibbs = lib.rbmdiff_gibbs
+        self._gibbs.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int,
+                                ctypes.c_int]
+        self._gibbs.restype = ctypes.c_int
         self.state_words = int(lib.rbmdiff_state_words())
         self.simd = bool(lib.rbmdiff_simd())
         self.fast = self.simd or bool(lib.rbmdiff_portable_fast())
@@ -64,6 +77,36 @@ class Kernel:
         lanes = state.reshape(4, -1)
         lanes[0, ~lanes.any(axis=0)] = 1
         return state
+
+    def fuses(self, n: int, m: int) -> bool:
+        """Whether :meth:`gibbs` is the fast way to sweep an n×m RBM here: AVX2+FMA and
+        weights that fit a core's caches (:data:`FUSED_MAX_WEIGHTS`)."""
+        return self.simd and n * m <= FUSED_MAX_WEIGHTS
+
+    def gibbs(self, v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+              sweeps: int, seed: int, *, threads: int = 1, portable: bool = False) -> None:
+        """``sweeps`` block-Gibbs sweeps on the chains v (B, n), in place, in one call:
+        h ~ σ(c + vW), v ~ σ(b + hWᵀ).  W (n, m); c (m,); b (n,) or (B, n), one row per
+        chain.  All contiguous float32 CPU tensors.  The random streams come from ``seed``
+        (0 ≤ seed < 2^64), one per block of 64 chains, so the result depends on the seed
+        and not on ``threads``.  ``portable`` runs the plain C that the AVX2 path matches bit
+        for bit (slow; for tests)."""
+        B, n = v.shape if v.dim() == 2 else (-1, -1)
+        if not (_plain_f32(v) and _plain_f32(W) and _plain_f32(c) and _plain_f32(b)) or (
+                W.shape != (n, W.shape[-1]) or c.shape != W.shape[1:]
+                or b.shape not in ((n,), (B, n))):
+            raise ValueError("gibbs takes contiguous float32 CPU tensors v (B, n), W (n, m), "
+                             "b (n,) or (B, n), c (m,)")
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
+        if sweeps <= 0:
+            return
+        rc = self._gibbs(v.data_ptr(), B, n, W.shape[1], W.data_ptr(), b.data_ptr(),
+                         1 if b.dim() == 1 else B, c.data_ptr(), sweeps, seed,
+                         max(1, threads), int(portable))
+        if rc != 0:
+            raise MemoryError(f"the compiled Gibbs sweep could not allocate buffers or start "
+                              f"{threads} threads for {B} chains of a {n}×{W.shape[1]} RBM")
 
     def bernoulli_(self, x: torch.Tensor, state: np.ndarray, bias: torch.Tensor | None = None,
                    *, portable: bool = False) -> None:

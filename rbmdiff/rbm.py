@@ -155,14 +155,17 @@ class RBM:
         gradient.  Deterministic for a fixed ``generator`` state, which it advances by one
         draw (the seed of its own stream).
 
-        Per layer each unit is set to 1 iff U < σ(x), x = c + vW, for a uniform U, in place
-        in a preallocated buffer.  float32 models compute vW by ``mm(out=)`` and the rest in
-        one compiled pass (:mod:`rbmdiff.native`: the bias, 23 random bits, e^{-x} and a
-        comparison per unit, no tensor of uniforms); float64 models, or any model when no C
-        compiler is available, use torch: x by ``addmm(out=)``, then ``sigmoid_`` and
-        ``gt_`` against 24-bit (float32) or 53-bit (float64) uniforms, drawn for a block of
-        sweeps (up to :data:`GIBBS_BLOCK` units) per call from NumPy's PCG64.  Same law,
-        different streams: :meth:`gibbs_kernel` names the one in use.
+        Per layer each unit is set to 1 iff U < σ(x), x = c + vW, for a uniform U.  float32
+        models use the compiled kernel (:mod:`rbmdiff.native`: the bias, 23 random bits,
+        e^{-x} and a comparison per unit, no tensor of uniforms): with AVX2 and weights that
+        fit a core's caches every sweep runs in one call, blocks of 4 chains at a time with
+        their fields in registers (threads share the blocks when the call is large, as
+        torch's thread count allows); otherwise vW by ``mm(out=)`` and a compiled pass per
+        layer, in preallocated buffers.  float64 models, or any model when no C compiler is
+        available, use torch: x by ``addmm(out=)``, then ``sigmoid_`` and ``gt_`` against
+        24-bit (float32) or 53-bit (float64) uniforms, drawn for a block of sweeps (up to
+        :data:`GIBBS_BLOCK` units) per call from NumPy's PCG64.  Same law, different
+        streams: :meth:`gibbs_kernel` names the one in use.
         """
         if sweeps < 0:
             raise RbmdiffError(f"sweeps must be ≥ 0, got {sweeps}")
@@ -186,6 +189,12 @@ class RBM:
             h = torch.empty(B, m, dtype=self.dtype)
             seed = _seed(generator)
             kern = self._compiled_kernel()
+            if kern is not None and kern.fuses(n, m):  # every sweep in one compiled call
+                work = B * sweeps * n * m
+                threads = torch.get_num_threads() if work >= native.THREAD_MIN_MULTIPLY_ADDS else 1
+                kern.gibbs(v, W.contiguous(), b.contiguous(), c.contiguous(), sweeps, seed,
+                           threads=threads)
+                return v.reshape(shape)
             if kern is not None:  # the biases are added in the pass: mm, not addmm
                 state = kern.seed_state(seed)
                 draw_h = kern.bound(state, h, c.contiguous())
@@ -212,10 +221,13 @@ class RBM:
         return v.reshape(shape)
 
     def gibbs_kernel(self) -> str:
-        """Which kernel :meth:`gibbs` uses for this model here: "native-avx2",
-        "native-portable" (compiled, bit-identical to each other) or "torch"."""
+        """Which kernel :meth:`gibbs` uses for this model here: "native-avx2-fused" (whole
+        sweeps in one call), "native-avx2" or "native-portable" (mm + a compiled pass; the
+        two passes are bit-identical) or "torch"."""
         kern = self._compiled_kernel()
-        return kern.name if kern is not None else "torch"
+        if kern is None:
+            return "torch"
+        return kern.name + ("-fused" if kern.fuses(self.n_visible, self.n_hidden) else "")
 
     def _compiled_kernel(self) -> native.Kernel | None:
         """The compiled Gibbs pass, for float32 models where it builds (float64: torch)."""

@@ -39,7 +39,8 @@ def test_a_machine_with_a_compiler_builds_the_kernel():
         pytest.skip("x86 without AVX2+FMA: the torch kernel is used, by design")
     k = native.kernel()
     assert k is not None and k.path == built.path
-    assert RBM.random(4, 3, seed=0).gibbs_kernel() == k.name
+    assert RBM.random(4, 3, seed=0).gibbs_kernel() == k.name + ("-fused" if k.simd else "")
+    assert RBM.random(300, 200, seed=0).gibbs_kernel() == k.name  # too large to fuse
     assert RBM.random(4, 3, seed=0, dtype=torch.float64).gibbs_kernel() == "torch"
 
 
@@ -173,12 +174,21 @@ def test_float32_gibbs_with_a_field_per_row_matches_each_rows_law(gibbs_kernel):
         assert total_variation(empirical_law(rows), p) <= expected_tv(p, N) + 0.008
 
 
-@pytest.fixture(params=["native", "torch"])
+@pytest.fixture(params=["native-avx2-fused", "native", "torch"])
 def gibbs_kernel(request, monkeypatch):
+    """Each of RBM.gibbs's kernels: whole sweeps fused (AVX2 only), mm + the compiled pass
+    (forced by a fusing limit of 0), and torch."""
     if request.param == "torch":
         monkeypatch.setenv("RBMDIFF_NATIVE", "0")
-    elif native.kernel() is None:
+        return "torch"
+    kern = native.kernel()
+    if kern is None:
         pytest.skip("no C compiler here")
+    if request.param == "native":
+        monkeypatch.setattr(native, "FUSED_MAX_WEIGHTS", 0)
+        return kern.name
+    if not kern.simd:
+        pytest.skip("this CPU has no AVX2+FMA: no fused sweep")
     return request.param
 
 
@@ -189,7 +199,7 @@ def test_float32_gibbs_matches_the_exact_law(gibbs_kernel, beta):
     ≈ 0.001); a kernel off by a per cent in σ fails the second bound."""
     rbm64 = RBM.random(8, 4, scale=1.0, seed=0, dtype=torch.float64)
     rbm = rbm64.to(torch.float32)
-    assert rbm.gibbs_kernel().startswith(gibbs_kernel)
+    assert rbm.gibbs_kernel() == gibbs_kernel
     N = 50_000
     _, p = visible_law(RBM(beta * rbm64.W, beta * rbm64.b, beta * rbm64.c))
     g = torch.Generator().manual_seed(5)
@@ -287,3 +297,68 @@ def test_a_field_with_neither_one_row_nor_one_per_chain_is_refused(gibbs_kernel)
     rbm = RBM.random(6, 4, seed=0)
     with pytest.raises(RbmdiffError, match="field has 3 rows for 5 chains"):
         rbm.gibbs(torch.zeros(5, 6), 2, field=torch.zeros(3, 6))
+
+
+@pytest.mark.parametrize("n, m", [(8, 4), (13, 21), (64, 16), (5, 40), (1, 1)])
+def test_fused_sweeps_match_the_portable_c_bit_for_bit(kern, n, m):
+    """The AVX2 sweep against the plain C one: 16- and 8-column tiles, padded layers, chain
+    counts that fill no block of 4 or chunk of 64, a field per chain; and the same result
+    on 1 or 3 threads (the streams belong to chunks of chains, not to threads)."""
+    if not kern.simd:
+        pytest.skip("this CPU has no AVX2+FMA: only the portable path exists")
+    g = torch.Generator().manual_seed(n * m)
+    W, c = torch.randn(n, m, generator=g), torch.randn(m, generator=g)
+    for B in (1, 3, 70, 130):
+        v0 = (torch.rand(B, n, generator=g) < 0.5).float()
+        for b in (torch.randn(n, generator=g), torch.randn(B, n, generator=g)):
+            runs = []
+            for threads, portable in ((1, False), (3, False), (1, True)):
+                v = v0.clone()
+                kern.gibbs(v, W, b, c, 3, seed=2**64 - 5, threads=threads, portable=portable)
+                runs.append(v)
+            assert set(runs[0].unique().tolist()) <= {0.0, 1.0}
+            assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2]), (B, b.shape)
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_fused_sweeps_match_the_exact_law_with_both_tile_widths(kern, portable):
+    """10 visible × 17 hidden units: the hidden layer is a 16-column tile and an 8-column
+    one, the visible layer one 16-column tile with 6 padded columns.  20,000 chains from
+    the all-zero state, 60 sweeps, against enumeration of the 1,024 visible states."""
+    rbm64 = RBM.random(10, 17, scale=0.6, seed=4, dtype=torch.float64)
+    rbm = rbm64.to(torch.float32)
+    _, p = visible_law(rbm64)
+    N = 20_000
+    v = torch.zeros(N, 10)
+    kern.gibbs(v, rbm.W, rbm.b, rbm.c, 60, seed=12, portable=portable)
+    tv = total_variation(empirical_law(v), p)
+    assert tv <= expected_tv(p, N) + 0.01, (tv, expected_tv(p, N))
+
+
+def test_fused_chains_are_independent(kern):
+    """Chains share a block of 4, a chunk of 64 and a generator state: from one start, chains
+    i and i + lag must still be uncorrelated, unit by unit (|r| ≤ 5/√N)."""
+    if not kern.simd:
+        pytest.skip("this CPU has no AVX2+FMA: no fused sweep")
+    rbm = RBM.random(8, 4, scale=1.0, seed=0)
+    N = 256 * 64
+    v = torch.zeros(N, 8)
+    kern.gibbs(v, rbm.W, rbm.b, rbm.c, 20, seed=3)
+    x = v.double()
+    for lag in (1, 2, 4, 64, 128):
+        a, b = x[:-lag] - x[:-lag].mean(0), x[lag:] - x[lag:].mean(0)
+        r = (a * b).mean(0) / (a.std(0) * b.std(0))
+        assert r.abs().max() <= 5 / math.sqrt(N - lag), (lag, r)
+
+
+def test_fused_sweeps_refuse_what_they_cannot_take(kern):
+    v = torch.zeros(3, 4)
+    W, b, c = torch.zeros(4, 2), torch.zeros(4), torch.zeros(2)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kern.gibbs(v.double(), W, b, c, 1, seed=0)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kern.gibbs(v, W, torch.zeros(2, 4), c, 1, seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        kern.gibbs(v, W, b, c, 1, seed=-1)
+    kern.gibbs(v, W, b, c, 0, seed=0)
+    assert torch.equal(v, torch.zeros(3, 4))

@@ -28,6 +28,8 @@
  * compile with -ffp-contract=off so the compiler adds no fusing.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -234,6 +236,191 @@ static int have_avx2(void)
 #define HAVE_AVX2_PATH 0
 #endif
 
+/* ---- whole sweeps, fused ---------------------------------------------------------- */
+
+/* rbmdiff_gibbs runs every sweep of a block of ROWS chains before the next block: both
+ * layers' fields are accumulated in registers, ROWS chains times 16 columns at a time (a tile;
+ * 8 columns for the last one when the layer's width rounded up to 8 is not a multiple of 16),
+ * starting from the bias, one fused multiply-add per input unit in input order, and each
+ * tile is drawn as soon as it is complete, so a sweep never leaves the core's caches and
+ * no field is stored.  Within a tile, vector q = r T + t (row r, 8-column vector t of T)
+ * takes its random words from group q & 1.  Chains are split into chunks of CHUNK, each
+ * with its own generator state derived from (seed, chunk index) by splitmix64, so the result
+ * does not depend on how many threads share the chunks. */
+#define ROWS 4
+#define CHUNK 64
+
+typedef struct {
+    int64_t n, m, n8, m8;           /* units per layer, and rounded up to a multiple of 8 */
+    const float *W;                 /* n x m8, zero-padded: hidden field c + v W */
+    const float *WT;                /* m x n8, zero-padded: visible field b + h W^T */
+    const float *c, *b;             /* m8; b_rows x n8 */
+    int64_t b_rows, B, sweeps;
+    float *v;                       /* B x n, updated in place */
+    uint64_t seed;
+    int avx2, threads;
+} sweep_job;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void chunk_state(uint64_t seed, int64_t chunk, uint32_t *state)
+{
+    uint64_t x = seed ^ ((uint64_t)chunk * 0xD1B54A32D192ED03ull);
+    for (int i = 0; i < STATE_WORDS; i += 2) {
+        uint64_t z = splitmix64(&x);
+        state[i] = (uint32_t)z;
+        state[i + 1] = (uint32_t)(z >> 32);
+    }
+    for (int l = 0; l < LANES; l++)
+        if (!(state[l] | state[LANES + l] | state[2 * LANES + l] | state[3 * LANES + l]))
+            state[l] = 1;
+}
+
+/* out[r][j] <- draw(bias[r][j] + sum_{k<K} in[r][k] W[k][j]) for r < ROWS, j < out8 */
+typedef void layer_fn(const float *in, int64_t in_stride, int64_t K, const float *W,
+                      int64_t out8, const float *const *bias, float *out, int64_t out_stride,
+                      uint32_t *state);
+
+static void layer_generic(const float *in, int64_t in_stride, int64_t K, const float *W,
+                          int64_t out8, const float *const *bias, float *out,
+                          int64_t out_stride, uint32_t *state)
+{
+    for (int64_t j = 0; j < out8; j += 16) {
+        int T = j + 16 <= out8 ? 2 : 1;
+        for (int r = 0; r < ROWS; r++)
+            for (int t = 0; t < T; t++) {
+                int g = (r * T + t) & 1;
+                for (int l = 0; l < 8; l++) {
+                    int64_t col = j + 8 * t + l;
+                    float acc = bias[r][col];
+                    for (int64_t k = 0; k < K; k++)
+                        acc = fmaf(in[r * in_stride + k], W[k * out8 + col], acc);
+                    out[r * out_stride + col] = draw_1(acc, xoshiro_next(state, 8 * g + l));
+                }
+            }
+    }
+}
+
+#if HAVE_AVX2_PATH
+/* named accumulators, not arrays: gcc spills an array of vectors on every update */
+#define FMA_ROW(r, a0, a1)                                                                    \
+    do {                                                                                      \
+        __m256 x_ = _mm256_broadcast_ss(in + (r) * in_stride + k);                            \
+        a0 = _mm256_fmadd_ps(x_, w0, a0);                                                     \
+        a1 = _mm256_fmadd_ps(x_, w1, a1);                                                     \
+    } while (0)
+
+AVX2 static void layer_avx2(const float *in, int64_t in_stride, int64_t K, const float *W,
+                            int64_t out8, const float *const *bias, float *out,
+                            int64_t out_stride, uint32_t *state)
+{
+    __m256i s0[4], s1[4];
+    for (int w = 0; w < 4; w++) {
+        s0[w] = _mm256_loadu_si256((const __m256i *)(state + LANES * w));
+        s1[w] = _mm256_loadu_si256((const __m256i *)(state + LANES * w + 8));
+    }
+    int64_t j = 0;
+    for (; j + 16 <= out8; j += 16) {
+        __m256 a00 = _mm256_loadu_ps(bias[0] + j), a01 = _mm256_loadu_ps(bias[0] + j + 8);
+        __m256 a10 = _mm256_loadu_ps(bias[1] + j), a11 = _mm256_loadu_ps(bias[1] + j + 8);
+        __m256 a20 = _mm256_loadu_ps(bias[2] + j), a21 = _mm256_loadu_ps(bias[2] + j + 8);
+        __m256 a30 = _mm256_loadu_ps(bias[3] + j), a31 = _mm256_loadu_ps(bias[3] + j + 8);
+        const float *w = W + j;
+        for (int64_t k = 0; k < K; k++, w += out8) {
+            __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+            FMA_ROW(0, a00, a01);
+            FMA_ROW(1, a10, a11);
+            FMA_ROW(2, a20, a21);
+            FMA_ROW(3, a30, a31);
+        }
+        float *o = out + j; /* vector q = 2r + t: group t */
+        _mm256_storeu_ps(o, draw_8(a00, xoshiro_next_8(s0)));
+        _mm256_storeu_ps(o + 8, draw_8(a01, xoshiro_next_8(s1)));
+        _mm256_storeu_ps(o + out_stride, draw_8(a10, xoshiro_next_8(s0)));
+        _mm256_storeu_ps(o + out_stride + 8, draw_8(a11, xoshiro_next_8(s1)));
+        _mm256_storeu_ps(o + 2 * out_stride, draw_8(a20, xoshiro_next_8(s0)));
+        _mm256_storeu_ps(o + 2 * out_stride + 8, draw_8(a21, xoshiro_next_8(s1)));
+        _mm256_storeu_ps(o + 3 * out_stride, draw_8(a30, xoshiro_next_8(s0)));
+        _mm256_storeu_ps(o + 3 * out_stride + 8, draw_8(a31, xoshiro_next_8(s1)));
+    }
+    if (j < out8) { /* the last 8 columns: vector q = r, group r & 1 */
+        __m256 a0 = _mm256_loadu_ps(bias[0] + j), a1 = _mm256_loadu_ps(bias[1] + j);
+        __m256 a2 = _mm256_loadu_ps(bias[2] + j), a3 = _mm256_loadu_ps(bias[3] + j);
+        const float *w = W + j;
+        for (int64_t k = 0; k < K; k++, w += out8) {
+            __m256 w0 = _mm256_loadu_ps(w);
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(in + k), w0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(in + in_stride + k), w0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(in + 2 * in_stride + k), w0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(in + 3 * in_stride + k), w0, a3);
+        }
+        float *o = out + j;
+        _mm256_storeu_ps(o, draw_8(a0, xoshiro_next_8(s0)));
+        _mm256_storeu_ps(o + out_stride, draw_8(a1, xoshiro_next_8(s1)));
+        _mm256_storeu_ps(o + 2 * out_stride, draw_8(a2, xoshiro_next_8(s0)));
+        _mm256_storeu_ps(o + 3 * out_stride, draw_8(a3, xoshiro_next_8(s1)));
+    }
+    for (int w = 0; w < 4; w++) {
+        _mm256_storeu_si256((__m256i *)(state + LANES * w), s0[w]);
+        _mm256_storeu_si256((__m256i *)(state + LANES * w + 8), s1[w]);
+    }
+}
+#endif
+
+/* every sweep of chains [first, first + rows), one chunk; scratch: ROWS (n8 + m8) floats */
+static void run_chunk(const sweep_job *job, int64_t first, int64_t rows, float *scratch)
+{
+    int64_t n = job->n, m = job->m, n8 = job->n8, m8 = job->m8;
+    layer_fn *layer = layer_generic;
+#if HAVE_AVX2_PATH
+    if (job->avx2)
+        layer = layer_avx2;
+#endif
+    uint32_t state[STATE_WORDS];
+    chunk_state(job->seed, first / CHUNK, state);
+    float *vb = scratch, *hb = scratch + ROWS * n8;
+    for (int64_t r0 = first; r0 < first + rows; r0 += ROWS) {
+        int64_t live = first + rows - r0 < ROWS ? first + rows - r0 : ROWS;
+        const float *bias_h[ROWS], *bias_v[ROWS];
+        memset(vb, 0, (size_t)(ROWS * n8) * sizeof(float));
+        for (int64_t r = 0; r < ROWS; r++) {
+            int64_t row = r < live ? r0 + r : r0; /* rows past the end: a copy, discarded */
+            if (r < live)
+                memcpy(vb + r * n8, job->v + row * n, (size_t)n * sizeof(float));
+            bias_h[r] = job->c;
+            bias_v[r] = job->b + (job->b_rows == 1 ? 0 : row * n8);
+        }
+        for (int64_t s = 0; s < job->sweeps; s++) {
+            layer(vb, n8, n, job->W, m8, bias_h, hb, m8, state);
+            layer(hb, m8, m, job->WT, n8, bias_v, vb, n8, state);
+        }
+        for (int64_t r = 0; r < live; r++)
+            memcpy(job->v + (r0 + r) * n, vb + r * n8, (size_t)n * sizeof(float));
+    }
+}
+
+typedef struct {
+    const sweep_job *job;
+    int index;
+    float *scratch;
+} worker;
+
+static void *run_worker(void *arg)
+{
+    const worker *w = arg;
+    const sweep_job *job = w->job;
+    for (int64_t first = (int64_t)w->index * CHUNK; first < job->B;
+         first += (int64_t)job->threads * CHUNK)
+        run_chunk(job, first, job->B - first < CHUNK ? job->B - first : CHUNK, w->scratch);
+    return NULL;
+}
+
 /* ---- exported ---------------------------------------------------------------------- */
 
 /* Which implementation rbmdiff_bernoulli uses on this CPU: 1 AVX2+FMA, 0 portable C. */
@@ -288,4 +475,66 @@ void rbmdiff_exp_neg(const float *x, float *out, int64_t count, int portable)
 #endif
     (void)portable;
     exp_neg_generic(x, out, count);
+}
+
+/* sweeps block-Gibbs sweeps on the B chains in v (B x n, in place): h ~ sigma(c + v W),
+ * v ~ sigma(b + h W^T), with W n x m row-major, c m floats, b b_rows (1 or B) x n.  threads
+ * >= 1 workers share the chunks.  Returns 0, or -1 when memory or a thread could not be had
+ * (v is then unchanged or partly swept: the caller raises). */
+int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, const float *b,
+                  int64_t b_rows, const float *c, int64_t sweeps, uint64_t seed, int threads,
+                  int portable)
+{
+    if (B <= 0 || sweeps <= 0)
+        return 0;
+    int64_t n8 = (n + 7) / 8 * 8, m8 = (m + 7) / 8 * 8, chunks = (B + CHUNK - 1) / CHUNK;
+    if (threads < 1)
+        threads = 1;
+    if (threads > chunks)
+        threads = (int)chunks;
+    size_t scratch = (size_t)(ROWS * (n8 + m8));
+    size_t total = (size_t)(n * m8 + m * n8 + m8 + b_rows * n8) + scratch * (size_t)threads;
+    float *buf = calloc(total, sizeof(float));
+    worker *workers = calloc((size_t)threads, sizeof(worker));
+    pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
+    int rc = 0;
+    if (!buf || !workers || !ids) {
+        rc = -1;
+        goto done;
+    }
+    float *Wp = buf, *WTp = Wp + n * m8, *cp = WTp + m * n8, *bp = cp + m8;
+    float *scr = bp + b_rows * n8;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++) {
+            Wp[i * m8 + j] = W[i * m + j];
+            WTp[j * n8 + i] = W[i * m + j];
+        }
+    memcpy(cp, c, (size_t)m * sizeof(float));
+    for (int64_t r = 0; r < b_rows; r++)
+        memcpy(bp + r * n8, b + r * n, (size_t)n * sizeof(float));
+    sweep_job job = {n, m, n8, m8, Wp, WTp, cp, bp, b_rows, B, sweeps, v, seed, 0, threads};
+#if HAVE_AVX2_PATH
+    job.avx2 = !portable && have_avx2();
+#endif
+    (void)portable;
+    int started = 0;
+    for (int t = 0; t < threads; t++) {
+        workers[t] = (worker){&job, t, scr + scratch * (size_t)t};
+        if (t == 0)
+            continue;
+        if (pthread_create(&ids[t], NULL, run_worker, &workers[t]) != 0) {
+            rc = -1;
+            break;
+        }
+        started = t;
+    }
+    if (rc == 0)
+        run_worker(&workers[0]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(ids[t], NULL);
+done:
+    free(buf);
+    free(workers);
+    free(ids);
+    return rc;
 }
