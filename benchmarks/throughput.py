@@ -9,9 +9,13 @@ A block-Gibbs sweep on B chains of an n×m RBM is two products, (B, n)@(n, m) an
 with R_matmul measured in the same run, as the best rate of (B, n)@(n, m) and (B, m)@(m, n)
 products (``matmul_same_shape``) and of a 1024³ product (``matmul_peak``).
 
-The kernel is the library's: ``RBM.gibbs`` on a float32 model, which draws each layer's units
-in one compiled pass (``rbmdiff.native``; ``gibbs_kernel`` names it).  Also timed in the same
-run: ``torch_kernel``, the same method with the compiled pass turned off (``RBMDIFF_NATIVE=0``:
+The kernel is the library's: ``RBM.gibbs`` on a float32 model (``gibbs_kernel`` names the one it
+picks).  With AVX2 and weights that fit a core's caches (n·m ≤ 2^14) it runs every sweep in one
+compiled call, blocks of 4 chains with their fields in registers (``fused``); otherwise two
+``mm`` products and one compiled pass per layer that adds the bias and draws the units
+(``pass``, ``rbmdiff.native``).  Both are timed at every shape (``fused_*``,
+``pass_kernel_*``), whichever the library picks.  Also timed in the same run:
+``torch_kernel``, the same method with the compiled code turned off (``RBMDIFF_NATIVE=0``:
 ``sigmoid_`` + ``gt_`` against float32 uniforms from NumPy's PCG64, the fallback where no C
 compiler exists), and ``before``, the kernel this project had until issue 6 (per sweep,
 ``torch.bernoulli(torch.sigmoid(·))`` on fresh tensors, torch's generator).
@@ -74,8 +78,8 @@ from rbmdiff import native, samplers
 from rbmdiff.rbm import GIBBS_BLOCK, RBM
 
 RESULTS = Path(__file__).parent / "results"
-FULL_SHAPES = ((64, 16, 1024), (64, 16, 10000), (64, 64, 1024), (256, 256, 1024),
-               (784, 500, 1024))
+FULL_SHAPES = ((64, 16, 1024), (64, 16, 10000), (64, 64, 1024), (128, 128, 1024),
+               (256, 256, 1024), (784, 500, 1024))
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["cpu"]  # set by run()
 QUICK_SHAPES = ((64, 16, 256), (256, 256, 256))
@@ -218,6 +222,18 @@ def kernel_parts(rbm: RBM, chains: int, sweeps: int) -> dict[str, Callable[[], o
     return parts
 
 
+def with_fusing(limit: int, rbm: RBM, v: torch.Tensor, sweeps: int,
+                g: torch.Generator) -> torch.Tensor:
+    """``RBM.gibbs`` with the fusing limit set to ``limit`` for the call: 0 gives the pass
+    kernel (mm + the compiled pass per layer), a large one the fused sweep at any shape."""
+    previous = native.FUSED_MAX_WEIGHTS
+    native.FUSED_MAX_WEIGHTS = limit
+    try:
+        return rbm.gibbs(v, sweeps, generator=g)
+    finally:
+        native.FUSED_MAX_WEIGHTS = previous
+
+
 def torch_kernel(rbm: RBM, v: torch.Tensor, sweeps: int, g: torch.Generator) -> torch.Tensor:
     """``RBM.gibbs`` with the compiled pass off: the torch kernel (the fallback)."""
     previous = os.environ.get("RBMDIFF_NATIVE")
@@ -244,9 +260,14 @@ def row_timings(rbm: RBM, chains: int, sweeps: int, anneal: dict, *, rounds: int
     mm_a, _ = matmul(chains, rbm.n_visible, rbm.n_hidden)
     mm_b, _ = matmul(chains, rbm.n_hidden, rbm.n_visible)
     parts = kernel_parts(rbm, chains, sweeps)
+    kern = native.kernel()
+    simd = kern is not None and kern.simd
     fns = {
         "gibbs": (lambda: rbm.gibbs(v, sweeps, generator=g), min_s),
         "torch_kernel": (lambda: torch_kernel(rbm, v, sweeps, g), min_s),
+        **({"fused": (lambda: with_fusing(2**62, rbm, v, sweeps, g), min_s),
+            "pass": (lambda: with_fusing(0, rbm, v, sweeps, g), min_s)}
+           if simd else {}),
         "before": (lambda: gibbs_before(rbm, v, sweeps, g), min_s),
         "sampler": (lambda: sampler.sample(rbm, chains, seed=0), min_s),
         "mm_a": (mm_a, min_s), "mm_b": (mm_b, min_s), "peak": (peak, min_s),
@@ -307,6 +328,12 @@ def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, rounds: int, r
                 "gibbs_gflops": raw * flops / 1e9, "matmul_same_shape_gflops": same / 1e9,
                 "roofline_same_shape": raw * flops / same,
                 "torch_kernel_roofline_same_shape": sweeps / t["torch_kernel"] * flops / same,
+                "fused_sweeps_per_s": sweeps / t.get("fused", float("nan")),
+                "pass_kernel_sweeps_per_s": sweeps / t.get("pass", float("nan")),
+                "fused_vs_pass_kernel": t.get("pass", float("nan")) / t.get("fused", float("nan")),
+                "fused_roofline_same_shape": sweeps / t.get("fused", float("nan")) * flops / same,
+                "pass_kernel_roofline_same_shape":
+                    sweeps / t.get("pass", float("nan")) * flops / same,
                 "matmul_share": part["matmul"] * raw,
                 "native_ns_per_unit": part["native"] / units * 1e9,
                 "native_share": part["native"] * raw,
@@ -413,6 +440,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                             "matmul_peak_gflops", "roofline_same_shape", "roofline_peak",
                             "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
                             "vs_anneal"],
+        "fused sweep or mm + pass": ["fused_sweeps_per_s", "pass_kernel_sweeps_per_s",
+                                     "fused_vs_pass_kernel", "fused_roofline_same_shape",
+                                     "pass_kernel_roofline_same_shape"],
         "where a sweep goes": ["matmul_share", "native_ns_per_unit", "native_share",
                                "roofline_from_parts", "torch_kernel_roofline_same_shape",
                                "flops_per_uniform", "rng_ns_per_uniform",

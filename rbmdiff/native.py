@@ -31,11 +31,12 @@ import torch
 
 SOURCE = Path(__file__).parent / "_native" / "bernoulli.c"
 FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=off", "-pthread")
-# rbmdiff_gibbs (whole sweeps, fused) runs where the weights stay in a core's caches: up to
-# this many (n·m ≤ 2^15, 128 KB of float32 per copy; it keeps W and Wᵀ).  Above it the sweep
-# streams W from memory once per block of 4 chains, and mm + the pass is as fast or faster
-# (benchmarks/throughput.py: equal at 256×256, 0.8× at 784×500).
-FUSED_MAX_WEIGHTS = 1 << 15
+# rbmdiff_gibbs (whole sweeps, fused) runs where the weights stay close to the core: up to
+# this many (n·m ≤ 2^14, 64 KB of float32 per copy; it keeps W and Wᵀ).  Above it the sweep
+# reads W from L2 or beyond once per block of 4 chains and mm + the pass catches up: fused
+# over mm + pass measured 1.2× at 128×128, 0.8–1.2× at n·m = 2^15, 0.7× at 256×256 and
+# 0.6× at 512×256 (1,024 chains, 1 thread; benchmarks/throughput.py times both).
+FUSED_MAX_WEIGHTS = 1 << 14
 # Threads only where a call has enough work to pay for starting them (~30 µs each).
 THREAD_MIN_MULTIPLY_ADDS = 1 << 22
 COMPILE_TIMEOUT_S = 120
