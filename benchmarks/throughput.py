@@ -37,8 +37,9 @@ rounds (:func:`interleaved_best`; ≥ 5 rounds and ≥ 20 s of them, ``--quick``
 timing one batch of every function in turn, and each function's best batch is kept: on a shared
 machine the kernel and its peers then see the same spells of load.
 
-Where a sweep's time goes, per shape, in the same run (CPU clock, best of): ``matmul``, the
-two ``mm`` products alone; ``native``, the compiled pass (biases added) on both layers; for the
+Where a sweep of the mm + pass kernel goes, per shape, in the same run (CPU clock, best of;
+shares of that kernel's sweep): ``matmul``, the two ``mm`` products alone; ``native``, the
+compiled pass (biases added) on both layers; for the
 torch kernel ``rng``, drawing the B·(n+m) float32 uniforms of one sweep with its generator and
 block size (NumPy PCG64 ``random(out=, dtype=float32)``, blocks of ``GIBBS_BLOCK`` units), and
 ``elementwise``, its ``sigmoid_`` + ``gt_`` passes.  Their shares of the full sweep, and
@@ -311,6 +312,7 @@ def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, rounds: int, r
             sa["t_1"], sa["t_r"] = min(sa["t_1"], t["sa_1"]), min(sa["t_r"], t["sa_r"])
             same = 2 * chains * n * m / min(t["mm_a"], t["mm_b"])  # same flops either way
             raw = sweeps / t["gibbs"]
+            t_pass = t.get("pass", t["gibbs"])  # the kernel made of these parts: mm + pass
             part = {name: t.get(name, float("nan")) / (block if name == "rng" else 1)
                     for name in ("rng", "matmul", "elementwise", "native")}  # s per sweep
             units = chains * (n + m)
@@ -334,9 +336,9 @@ def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, rounds: int, r
                 "fused_roofline_same_shape": sweeps / t.get("fused", float("nan")) * flops / same,
                 "pass_kernel_roofline_same_shape":
                     sweeps / t.get("pass", float("nan")) * flops / same,
-                "matmul_share": part["matmul"] * raw,
+                "matmul_share": part["matmul"] * sweeps / t_pass,
                 "native_ns_per_unit": part["native"] / units * 1e9,
-                "native_share": part["native"] * raw,
+                "native_share": part["native"] * sweeps / t_pass,
                 "roofline_from_parts": t_roof / (part["matmul"] + part["native"]),
                 "flops_per_uniform": 4 * n * m / (n + m),
                 "rng_ns_per_uniform": part["rng"] / units * 1e9,
