@@ -1,11 +1,13 @@
-"""The compiled half of block Gibbs: σ, the random bits and the comparison in one pass.
+"""The compiled half of block Gibbs: σ, the random bits and the comparison in one pass per
+layer (:meth:`Kernel.bernoulli_`), or whole sweeps, products included, in one call
+(:meth:`Kernel.gibbs`, AVX2 and small models: :meth:`Kernel.fuses`).
 
 ``_native/bernoulli.c`` is compiled on first use with the system C compiler (``$CC``, else
 ``cc``) into ``$XDG_CACHE_HOME/rbmdiff/native`` (default ``~/.cache/rbmdiff/native``), under
 a name that hashes the source, the flags and the platform, and loaded with ctypes.  Where no
 compiler works (or the CPU has neither AVX2+FMA nor a fused multiply-add instruction for the
 portable C), :func:`kernel` returns None after one warning and :meth:`rbmdiff.RBM.gibbs` uses
-its torch kernel: same law, another random stream, 1.2–3.4× slower at one thread
+its torch kernel: same law, another random stream, 1.2–4× slower at one thread
 (``benchmarks/throughput.py``).
 ``RBMDIFF_NATIVE=0`` turns the compiled kernel off.
 """
@@ -33,9 +35,9 @@ SOURCE = Path(__file__).parent / "_native" / "bernoulli.c"
 FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=off", "-pthread")
 # rbmdiff_gibbs (whole sweeps, fused) runs where the weights stay close to the core: up to
 # this many (n·m ≤ 2^14, 64 KB of float32 per copy; it keeps W and Wᵀ).  Above it the sweep
-# reads W from L2 or beyond once per block of 4 chains and mm + the pass catches up: fused
-# over mm + pass measured 1.2× at 128×128, 0.8–1.2× at n·m = 2^15, 0.7× at 256×256 and
-# 0.6× at 512×256 (1,024 chains, 1 thread; benchmarks/throughput.py times both).
+# reads W from L2 or beyond once per block of 4 chains and mm + the pass wins: fused over
+# mm + pass measured 1.1–1.3× up to 64×64, 0.99–1.12× at 128×128 and 0.6–0.7× at 256×256
+# and 784×500 (benchmarks/throughput.py, 1,024 chains, 1 thread).
 FUSED_MAX_WEIGHTS = 1 << 14
 # Threads only where a call has enough work to pay for starting them (~30 µs each).
 THREAD_MIN_MULTIPLY_ADDS = 1 << 22
@@ -47,7 +49,8 @@ _loaded: dict[tuple, Kernel | None] = {}  # by ($CC, $XDG_CACHE_HOME)
 
 class Kernel:
     """The loaded library: ``bernoulli_`` draws units in place, ``seed_state`` makes the
-    generator state it advances (16 xoshiro128+ lanes, 64 uint32 words)."""
+    generator state it advances (16 xoshiro128+ lanes, 64 uint32 words); ``gibbs`` runs
+    whole sweeps from a seed."""
 
     def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
         self.path = path
@@ -245,7 +248,7 @@ def kernel() -> Kernel | None:
                 _loaded[key] = None
                 warnings.warn(
                     f"rbmdiff: the compiled Gibbs kernel is unavailable ({exc}); using the "
-                    "torch kernel (same law, another stream, 1.2-3.4x slower). Install a C "
+                    "torch kernel (same law, another stream, 1.2-4x slower). Install a C "
                     "compiler or set CC to one; RBMDIFF_NATIVE=0 silences this.",
                     RuntimeWarning, stacklevel=2,
                 )
