@@ -394,7 +394,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     labels = [f"{r.n_visible}×{r.n_hidden}\nB={r.chains}" for r in df.itertuples()]
     x = np.arange(len(df))
     fig, ax = plt.subplots(figsize=(7, 4))
-    ours = f"rbmdiff gibbs ({df['gibbs_kernel'].iloc[0]})"
+    ours = f"rbmdiff gibbs ({', '.join(dict.fromkeys(df['gibbs_kernel']))})"
     for k, (col, name) in enumerate([("gibbs_sweeps_per_s", ours),
                                      ("sklearn_sweeps_per_s", "sklearn BernoulliRBM.gibbs"),
                                      ("anneal_sweeps_per_s", "dwave-samplers SA")]):
