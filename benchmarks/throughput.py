@@ -14,7 +14,8 @@ picks).  With AVX2 and weights that fit a core's caches (n·m ≤ 2^14) it runs 
 compiled call, blocks of 4 chains with their fields in registers (``fused``); otherwise two
 ``mm`` products and one compiled pass per layer that adds the bias and draws the units
 (``pass``, ``rbmdiff.native``).  Both are timed at every shape (``fused_*``,
-``pass_kernel_*``), whichever the library picks.  Also timed in the same run:
+``pass_kernel_*``), whichever the library picks, and with ``--threads`` > 1 the fused sweep
+also on one thread (``fused_threads_speedup``).  Also timed in the same run:
 ``torch_kernel``, the same method with the compiled code turned off (``RBMDIFF_NATIVE=0``:
 ``sigmoid_`` + ``gt_`` against float32 uniforms from NumPy's PCG64, the fallback where no C
 compiler exists), and ``before``, the kernel this project had until issue 6 (per sweep,
@@ -235,6 +236,16 @@ def with_fusing(limit: int, rbm: RBM, v: torch.Tensor, sweeps: int,
         native.FUSED_MAX_WEIGHTS = previous
 
 
+def one_thread(fn: Callable, *args: object) -> object:
+    """``fn(*args)`` with torch held to one thread (the fused sweep takes torch's count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def torch_kernel(rbm: RBM, v: torch.Tensor, sweeps: int, g: torch.Generator) -> torch.Tensor:
     """``RBM.gibbs`` with the compiled pass off: the torch kernel (the fallback)."""
     previous = os.environ.get("RBMDIFF_NATIVE")
@@ -269,6 +280,8 @@ def row_timings(rbm: RBM, chains: int, sweeps: int, anneal: dict, *, rounds: int
         **({"fused": (lambda: with_fusing(2**62, rbm, v, sweeps, g), min_s),
             "pass": (lambda: with_fusing(0, rbm, v, sweeps, g), min_s)}
            if simd else {}),
+        **({"fused_1": (lambda: one_thread(with_fusing, 2**62, rbm, v, sweeps, g), min_s)}
+           if simd and torch.get_num_threads() > 1 else {}),
         "before": (lambda: gibbs_before(rbm, v, sweeps, g), min_s),
         "sampler": (lambda: sampler.sample(rbm, chains, seed=0), min_s),
         "mm_a": (mm_a, min_s), "mm_b": (mm_b, min_s), "peak": (peak, min_s),
@@ -334,6 +347,8 @@ def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, rounds: int, r
                 "pass_kernel_sweeps_per_s": sweeps / t.get("pass", float("nan")),
                 "fused_vs_pass_kernel": t.get("pass", float("nan")) / t.get("fused", float("nan")),
                 "fused_roofline_same_shape": sweeps / t.get("fused", float("nan")) * flops / same,
+                "fused_threads_speedup":
+                    t.get("fused_1", float("nan")) / t.get("fused", float("nan")),
                 "pass_kernel_roofline_same_shape":
                     sweeps / t.get("pass", float("nan")) * flops / same,
                 "matmul_share": part["matmul"] * sweeps / t_pass,
@@ -443,7 +458,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                             "sklearn_sweeps_per_s", "anneal_sweeps_per_s", "vs_sklearn",
                             "vs_anneal"],
         "fused sweep or mm + pass": ["fused_sweeps_per_s", "pass_kernel_sweeps_per_s",
-                                     "fused_vs_pass_kernel", "fused_roofline_same_shape",
+                                     "fused_vs_pass_kernel", "fused_threads_speedup",
+                                     "fused_roofline_same_shape",
                                      "pass_kernel_roofline_same_shape"],
         "where a sweep goes": ["matmul_share", "native_ns_per_unit", "native_share",
                                "roofline_from_parts", "torch_kernel_roofline_same_shape",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import operator
 import os
 import platform
 import shlex
@@ -41,6 +42,9 @@ FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=off", "-pthread
 FUSED_MAX_WEIGHTS = 1 << 14
 # Threads only where a call has enough work to pay for starting them (~30 µs each).
 THREAD_MIN_MULTIPLY_ADDS = 1 << 22
+# RBM.gibbs splits a long fused run into calls of about this many multiply-adds (≈ 15–30 ms
+# here): the GIL is released inside a call, and Ctrl-C is only seen between calls.
+SLICE_MULTIPLY_ADDS = 1 << 30
 COMPILE_TIMEOUT_S = 120
 
 _lock = threading.Lock()
@@ -96,21 +100,23 @@ class Kernel:
         and not on ``threads``.  ``portable`` runs the plain C that the AVX2 path matches bit
         for bit (slow; for tests)."""
         B, n = v.shape if v.dim() == 2 else (-1, -1)
+        m = W.shape[1] if W.dim() == 2 else -1
         if not (_plain_f32(v) and _plain_f32(W) and _plain_f32(c) and _plain_f32(b)) or (
-                W.shape != (n, W.shape[-1]) or c.shape != W.shape[1:]
-                or b.shape not in ((n,), (B, n))):
+                W.shape != (n, m) or c.shape != (m,) or b.shape not in ((n,), (B, n))):
             raise ValueError("gibbs takes contiguous float32 CPU tensors v (B, n), W (n, m), "
                              "b (n,) or (B, n), c (m,)")
+        seed, sweeps = operator.index(seed), operator.index(sweeps)
         if not 0 <= seed < 2**64:
             raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
         if sweeps <= 0:
             return
-        rc = self._gibbs(v.data_ptr(), B, n, W.shape[1], W.data_ptr(), b.data_ptr(),
-                         1 if b.dim() == 1 else B, c.data_ptr(), sweeps, seed,
-                         max(1, threads), int(portable))
+        threads = max(1, min(operator.index(threads), os.cpu_count() or 1))
+        rc = self._gibbs(v.data_ptr(), B, n, m, W.data_ptr(), b.data_ptr(),
+                         1 if b.dim() == 1 else B, c.data_ptr(), sweeps, seed, threads,
+                         int(portable))
         if rc != 0:
-            raise MemoryError(f"the compiled Gibbs sweep could not allocate buffers or start "
-                              f"{threads} threads for {B} chains of a {n}×{W.shape[1]} RBM")
+            raise MemoryError(f"the compiled Gibbs sweep could not allocate its buffers for "
+                              f"{B} chains of a {n}×{m} RBM")
 
     def bernoulli_(self, x: torch.Tensor, state: np.ndarray, bias: torch.Tensor | None = None,
                    *, portable: bool = False) -> None:

@@ -186,15 +186,12 @@ class RBM:
             if b.dim() == 2 and b.shape[0] != B:
                 raise RbmdiffError(f"field has {b.shape[0]} rows for {B} chains; give one row "
                                    "or one per chain")
-            h = torch.empty(B, m, dtype=self.dtype)
             seed = _seed(generator)
             kern = self._compiled_kernel()
-            if kern is not None and kern.fuses(n, m):  # every sweep in one compiled call
-                work = B * sweeps * n * m
-                threads = torch.get_num_threads() if work >= native.THREAD_MIN_MULTIPLY_ADDS else 1
-                kern.gibbs(v, W.contiguous(), b.contiguous(), c.contiguous(), sweeps, seed,
-                           threads=threads)
+            if kern is not None and kern.fuses(n, m):
+                self._fused_gibbs(kern, v, W, b, c, sweeps, seed)
                 return v.reshape(shape)
+            h = torch.empty(B, m, dtype=self.dtype)
             if kern is not None:  # the biases are added in the pass: mm, not addmm
                 state = kern.seed_state(seed)
                 draw_h = kern.bound(state, h, c.contiguous())
@@ -219,6 +216,21 @@ class RBM:
                     torch.addmm(c, v, W, out=h).sigmoid_().gt_(u[: B * m].view(B, m))
                     torch.addmm(b, h, W.T, out=v).sigmoid_().gt_(u[B * m:].view(B, n))
         return v.reshape(shape)
+
+    @staticmethod
+    def _fused_gibbs(kern: native.Kernel, v: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
+                     c: torch.Tensor, sweeps: int, seed: int) -> None:
+        """Every sweep in compiled calls of about :data:`native.SLICE_MULTIPLY_ADDS` each
+        (tens of ms), so that Ctrl-C is seen between them; slice i is seeded by seed + i·γ.
+        Threads (torch's count) only for slices large enough to pay for starting them."""
+        per_sweep = 2 * v.shape[0] * W.shape[0] * W.shape[1]  # multiply-adds, both layers
+        step = max(1, native.SLICE_MULTIPLY_ADDS // per_sweep)
+        threads = torch.get_num_threads() if (
+            min(step, sweeps) * per_sweep >= native.THREAD_MIN_MULTIPLY_ADDS) else 1
+        W, b, c = W.contiguous(), b.contiguous(), c.contiguous()
+        for i, first in enumerate(range(0, sweeps, step)):
+            kern.gibbs(v, W, b, c, min(step, sweeps - first),
+                       (seed + i * 0x9E3779B97F4A7C15) % 2**64, threads=threads)
 
     def gibbs_kernel(self) -> str:
         """Which kernel :meth:`gibbs` uses for this model here: "native-avx2-fused" (whole

@@ -340,10 +340,10 @@ def train(
             "lr_schedule": lr_schedule, "ema": ema, "data_target": data_target,
             "method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
             "cd_k": cd_k, "wall_s": time.perf_counter() - start,
-            # Gibbs chains (CD/PCD, DSM's gibbs_cov m): same law with either kernel, not the
-            # same stream
-            "gibbs_kernel": trained.gibbs_kernel() if method in ("cd", "pcd") or getattr(
-                score_model, "m_method", None) == "gibbs_cov" else None,
+            # CD/PCD chains: same law with either kernel, not the same stream.  DSM's gibbs_cov
+            # m draws its clamped chains with torch (it keeps σ for the Rao-Blackwellised mean)
+            "gibbs_kernel": trained.gibbs_kernel() if method in ("cd", "pcd") else "torch"
+            if getattr(score_model, "m_method", None) == "gibbs_cov" else None,
             "final_loss": history[-1]["loss"] if history else None,
         },
     }

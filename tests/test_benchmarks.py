@@ -61,7 +61,8 @@ def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
             "torch_rng_share", "torch_elementwise_share", "torch_roofline_bound_rng",
             "flops_per_uniform", "gibbs_kernel", "torch_kernel_sweeps_per_s", "native_share",
             "native_ns_per_unit", "roofline_from_parts", "fused_sweeps_per_s",
-            "pass_kernel_sweeps_per_s", "fused_vs_pass_kernel"} <= set(df.columns)
+            "pass_kernel_sweeps_per_s", "fused_vs_pass_kernel",
+            "fused_threads_speedup"} <= set(df.columns)
     assert len(df) >= 2
     assert (df["gibbs_sweeps_per_s"] > 0).all()
     assert len(pd.read_parquet(tmp_path / "throughput_stream.parquet")) == df["stream_samples"][0]

@@ -302,22 +302,26 @@ def test_a_field_with_neither_one_row_nor_one_per_chain_is_refused(gibbs_kernel)
 @pytest.mark.parametrize("n, m", [(8, 4), (13, 21), (64, 16), (5, 40), (1, 1)])
 def test_fused_sweeps_match_the_portable_c_bit_for_bit(kern, n, m):
     """The AVX2 sweep against the plain C one: 16- and 8-column tiles, padded layers, chain
-    counts that fill no block of 4 or chunk of 64, a field per chain; and the same result
-    on 1 or 3 threads (the streams belong to chunks of chains, not to threads)."""
+    counts that fill no block of 4 or chunk of 64, a field per chain; the same result on 1,
+    2 or 3 threads (the streams belong to chunks of chains, not to threads; 400 chains give
+    each thread several chunks); and nothing written past the last chain."""
     if not kern.simd:
         pytest.skip("this CPU has no AVX2+FMA: only the portable path exists")
     g = torch.Generator().manual_seed(n * m)
     W, c = torch.randn(n, m, generator=g), torch.randn(m, generator=g)
-    for B in (1, 3, 70, 130):
+    for B in (1, 3, 70, 130, 400):
         v0 = (torch.rand(B, n, generator=g) < 0.5).float()
         for b in (torch.randn(n, generator=g), torch.randn(B, n, generator=g)):
             runs = []
-            for threads, portable in ((1, False), (3, False), (1, True)):
-                v = v0.clone()
-                kern.gibbs(v, W, b, c, 3, seed=2**64 - 5, threads=threads, portable=portable)
-                runs.append(v)
+            for threads, portable in ((1, False), (2, False), (3, False), (1, True)):
+                big = torch.full((B + 5, n), 7.0)
+                big[:B] = v0
+                kern.gibbs(big[:B], W, b, c, 3, seed=2**64 - 5, threads=threads,
+                           portable=portable)
+                assert torch.all(big[B:] == 7.0), (B, threads, portable)
+                runs.append(big[:B])
             assert set(runs[0].unique().tolist()) <= {0.0, 1.0}
-            assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2]), (B, b.shape)
+            assert all(torch.equal(runs[0], r) for r in runs[1:]), (B, b.shape)
 
 
 @pytest.mark.parametrize("portable", [False, True])
@@ -335,14 +339,16 @@ def test_fused_sweeps_match_the_exact_law_with_both_tile_widths(kern, portable):
     assert tv <= expected_tv(p, N) + 0.01, (tv, expected_tv(p, N))
 
 
-def test_fused_chains_are_independent(kern):
+@pytest.mark.parametrize("n, m", [(8, 4), (13, 21)])
+def test_fused_chains_are_independent(kern, n, m):
     """Chains share a block of 4, a chunk of 64 and a generator state: from one start, chains
-    i and i + lag must still be uncorrelated, unit by unit (|r| ≤ 5/√N)."""
+    i and i + lag must still be uncorrelated, unit by unit (|r| ≤ 5/√N), with 8-column tiles
+    only (8×4) and with 16-column tiles (13×21)."""
     if not kern.simd:
         pytest.skip("this CPU has no AVX2+FMA: no fused sweep")
-    rbm = RBM.random(8, 4, scale=1.0, seed=0)
+    rbm = RBM.random(n, m, scale=0.5, seed=0)
     N = 256 * 64
-    v = torch.zeros(N, 8)
+    v = torch.zeros(N, n)
     kern.gibbs(v, rbm.W, rbm.b, rbm.c, 20, seed=3)
     x = v.double()
     for lag in (1, 2, 4, 64, 128):
@@ -358,7 +364,36 @@ def test_fused_sweeps_refuse_what_they_cannot_take(kern):
         kern.gibbs(v.double(), W, b, c, 1, seed=0)
     with pytest.raises(ValueError, match="contiguous float32"):
         kern.gibbs(v, W, torch.zeros(2, 4), c, 1, seed=0)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kern.gibbs(v, torch.tensor(0.0), b, c, 1, seed=0)
     with pytest.raises(ValueError, match="seed"):
         kern.gibbs(v, W, b, c, 1, seed=-1)
+    with pytest.raises(TypeError):
+        kern.gibbs(v, W, b, c, 1, seed=0.5)
     kern.gibbs(v, W, b, c, 0, seed=0)
     assert torch.equal(v, torch.zeros(3, 4))
+
+
+def test_fused_gibbs_in_slices_and_threads_keeps_the_law(monkeypatch):
+    """RBM.gibbs cuts a long fused run into calls (here 7, of 15 sweeps) and may spread each
+    over threads: the result depends on neither the thread count nor anything but the seed,
+    and the law is still the 8×4 RBM's (as in the exact-law test above)."""
+    kern = native.kernel()
+    if kern is None or not kern.simd:
+        pytest.skip("no fused sweep on this machine")
+    rbm64 = RBM.random(8, 4, scale=1.0, seed=0, dtype=torch.float64)
+    rbm = rbm64.to(torch.float32)
+    N = 20_000
+    monkeypatch.setattr(native, "SLICE_MULTIPLY_ADDS", 15 * 2 * N * 8 * 4)
+    monkeypatch.setattr(native, "THREAD_MIN_MULTIPLY_ADDS", 0)
+    runs = []
+    for threads in (1, 3):
+        monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
+        runs.append(rbm.gibbs(torch.zeros(N, 8), 100, generator=torch.Generator().manual_seed(2)))
+    assert torch.equal(runs[0], runs[1])
+    _, p = visible_law(rbm64)
+    tv = total_variation(empirical_law(runs[0]), p)
+    assert tv <= expected_tv(p, N) + 0.008, (tv, expected_tv(p, N))
+    monkeypatch.setattr(native, "SLICE_MULTIPLY_ADDS", 1 << 40)  # one call: another stream
+    whole = rbm.gibbs(torch.zeros(N, 8), 100, generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(whole, runs[0])

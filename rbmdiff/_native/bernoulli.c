@@ -390,7 +390,8 @@ static void run_chunk(const sweep_job *job, int64_t first, int64_t rows, float *
         const float *bias_h[ROWS], *bias_v[ROWS];
         memset(vb, 0, (size_t)(ROWS * n8) * sizeof(float));
         for (int64_t r = 0; r < ROWS; r++) {
-            int64_t row = r < live ? r0 + r : r0; /* rows past the end: a copy, discarded */
+            int64_t row = r < live ? r0 + r : r0; /* rows past the end: zeros, row r0's
+                                                     bias, swept and discarded */
             if (r < live)
                 memcpy(vb + r * n8, job->v + row * n, (size_t)n * sizeof(float));
             bias_h[r] = job->c;
@@ -479,8 +480,9 @@ void rbmdiff_exp_neg(const float *x, float *out, int64_t count, int portable)
 
 /* sweeps block-Gibbs sweeps on the B chains in v (B x n, in place): h ~ sigma(c + v W),
  * v ~ sigma(b + h W^T), with W n x m row-major, c m floats, b b_rows (1 or B) x n.  threads
- * >= 1 workers share the chunks.  Returns 0, or -1 when memory or a thread could not be had
- * (v is then unchanged or partly swept: the caller raises). */
+ * >= 1 workers share the chunks (those whose thread cannot be started run in the calling
+ * thread: the result is the same).  Returns 0, or -1 when memory could not be had (v is then
+ * unchanged). */
 int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, const float *b,
                   int64_t b_rows, const float *c, int64_t sweeps, uint64_t seed, int threads,
                   int portable)
@@ -517,20 +519,16 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     job.avx2 = !portable && have_avx2();
 #endif
     (void)portable;
-    int started = 0;
-    for (int t = 0; t < threads; t++) {
+    int started = 1; /* workers 1 .. started - 1 run in threads, the rest here */
+    for (int t = 0; t < threads; t++)
         workers[t] = (worker){&job, t, scr + scratch * (size_t)t};
-        if (t == 0)
-            continue;
-        if (pthread_create(&ids[t], NULL, run_worker, &workers[t]) != 0) {
-            rc = -1;
-            break;
-        }
-        started = t;
-    }
-    if (rc == 0)
-        run_worker(&workers[0]);
-    for (int t = 1; t <= started; t++)
+    while (started < threads && pthread_create(&ids[started], NULL, run_worker,
+                                               &workers[started]) == 0)
+        started++;
+    run_worker(&workers[0]);
+    for (int t = started; t < threads; t++) /* threads that could not start: same result */
+        run_worker(&workers[t]);
+    for (int t = 1; t < started; t++)
         pthread_join(ids[t], NULL);
 done:
     free(buf);
