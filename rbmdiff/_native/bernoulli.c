@@ -246,7 +246,7 @@ static int have_avx2(void)
  * no field is stored.  Within a tile, vector q = r T + t (row r, 8-column vector t of T)
  * takes its random words from group q & 1.  Chains are split into chunks of CHUNK, each
  * with its own generator state derived from (seed, chunk index) by splitmix64, so the result
- * does not depend on how many threads share the chunks. */
+ * does not depend on how many threads share the chunks or which takes which. */
 #define ROWS 4
 #define CHUNK 64
 
@@ -259,6 +259,7 @@ typedef struct {
     float *v;                       /* B x n, updated in place */
     uint64_t seed;
     int avx2, threads;
+    int64_t next_chunk;             /* the next chunk a worker claims (atomic) */
 } sweep_job;
 
 static uint64_t splitmix64(uint64_t *x)
@@ -407,18 +408,21 @@ static void run_chunk(const sweep_job *job, int64_t first, int64_t rows, float *
 }
 
 typedef struct {
-    const sweep_job *job;
-    int index;
+    sweep_job *job;
     float *scratch;
 } worker;
 
+/* claims chunks until none is left: a worker whose core is busy elsewhere takes fewer */
 static void *run_worker(void *arg)
 {
     const worker *w = arg;
-    const sweep_job *job = w->job;
-    for (int64_t first = (int64_t)w->index * CHUNK; first < job->B;
-         first += (int64_t)job->threads * CHUNK)
+    sweep_job *job = w->job;
+    for (;;) {
+        int64_t first = __atomic_fetch_add(&job->next_chunk, 1, __ATOMIC_RELAXED) * CHUNK;
+        if (first >= job->B)
+            break;
         run_chunk(job, first, job->B - first < CHUNK ? job->B - first : CHUNK, w->scratch);
+    }
     return NULL;
 }
 
@@ -480,8 +484,8 @@ void rbmdiff_exp_neg(const float *x, float *out, int64_t count, int portable)
 
 /* sweeps block-Gibbs sweeps on the B chains in v (B x n, in place): h ~ sigma(c + v W),
  * v ~ sigma(b + h W^T), with W n x m row-major, c m floats, b b_rows (1 or B) x n.  threads
- * >= 1 workers share the chunks (those whose thread cannot be started run in the calling
- * thread: the result is the same).  Returns 0, or -1 when memory could not be had (v is then
+ * >= 1 workers claim the chunks one at a time (where a thread cannot be started, the others
+ * take its share: the result is the same).  Returns 0, or -1 when memory could not be had (v is then
  * unchanged). */
 int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, const float *b,
                   int64_t b_rows, const float *c, int64_t sweeps, uint64_t seed, int threads,
@@ -514,20 +518,18 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     memcpy(cp, c, (size_t)m * sizeof(float));
     for (int64_t r = 0; r < b_rows; r++)
         memcpy(bp + r * n8, b + r * n, (size_t)n * sizeof(float));
-    sweep_job job = {n, m, n8, m8, Wp, WTp, cp, bp, b_rows, B, sweeps, v, seed, 0, threads};
+    sweep_job job = {n, m, n8, m8, Wp, WTp, cp, bp, b_rows, B, sweeps, v, seed, 0, threads, 0};
 #if HAVE_AVX2_PATH
     job.avx2 = !portable && have_avx2();
 #endif
     (void)portable;
-    int started = 1; /* workers 1 .. started - 1 run in threads, the rest here */
+    int started = 1; /* workers 1 .. started - 1 run in threads */
     for (int t = 0; t < threads; t++)
-        workers[t] = (worker){&job, t, scr + scratch * (size_t)t};
+        workers[t] = (worker){&job, scr + scratch * (size_t)t};
     while (started < threads && pthread_create(&ids[started], NULL, run_worker,
                                                &workers[started]) == 0)
         started++;
-    run_worker(&workers[0]);
-    for (int t = started; t < threads; t++) /* threads that could not start: same result */
-        run_worker(&workers[t]);
+    run_worker(&workers[0]); /* with the threads that started; the chunks are claimed */
     for (int t = 1; t < started; t++)
         pthread_join(ids[t], NULL);
 done:
