@@ -34,6 +34,11 @@ import torch
 
 SOURCE = Path(__file__).parent / "_native" / "bernoulli.c"
 FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=off", "-pthread")
+# Tried in order: OpenMP, whose threads are torch's own pool when torch's libgomp is loaded
+# (the Linux wheels; fresh pthreads lose the cores to that pool's spinning workers after
+# torch's parallel work), then plain pthreads where the compiler has no OpenMP or its library
+# does not load.
+VARIANTS: tuple[tuple[str, ...], ...] = (("-fopenmp",), ())
 # rbmdiff_gibbs (whole sweeps, fused) runs where the weights stay close to the core: up to
 # this many (n·m ≤ 2^14, 64 KB of float32 per copy; it keeps W and Wᵀ).  Above it the sweep
 # reads W from L2 or beyond once per block of 4 chains and mm + the pass wins: fused over
@@ -73,6 +78,7 @@ class Kernel:
                                 ctypes.c_int]
         self._gibbs.restype = ctypes.c_int
         self.state_words = int(lib.rbmdiff_state_words())
+        self.openmp = bool(lib.rbmdiff_openmp())
         self.simd = bool(lib.rbmdiff_simd())
         self.fast = self.simd or bool(lib.rbmdiff_portable_fast())
         self.name = "native-avx2" if self.simd else "native-portable"
@@ -176,23 +182,24 @@ def _compiler() -> list[str]:
     return shlex.split(os.environ.get("CC") or "") or ["cc"]
 
 
-def library_path(directory: Path | None = None) -> Path:
-    """Where the library for this source, compiler command, flags and platform lives."""
+def library_path(directory: Path | None = None, extra: tuple[str, ...] = VARIANTS[0]) -> Path:
+    """Where the library for this source, compiler command, flags (``FLAGS`` + ``extra``)
+    and platform lives."""
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), repr((_compiler(), FLAGS)).encode(),
+    for part in (SOURCE.read_bytes(), repr((_compiler(), FLAGS + extra)).encode(),
                  f"{sys.platform}-{platform.machine()}".encode()):
         key.update(part)
     return (directory or cache_dir()) / f"bernoulli-{key.hexdigest()[:16]}.so"
 
 
-def _compile(target: Path) -> None:
+def _compile(target: Path, extra: tuple[str, ...]) -> None:
     """Compile to a temporary name beside ``target``, then rename: concurrent processes
     each finish their own file and the last rename wins, never a half-written library."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.stem + ".", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        cmd = [*_compiler(), *FLAGS, "-o", tmp, str(SOURCE), "-lm"]
+        cmd = [*_compiler(), *FLAGS, *extra, "-o", tmp, str(SOURCE), "-lm"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
         if proc.returncode != 0:
             first = (proc.stderr.strip().splitlines() or ["no message"])[0]
@@ -203,24 +210,34 @@ def _compile(target: Path) -> None:
             os.unlink(tmp)
 
 
-def _load(path: Path) -> Kernel:
+def _load(path: Path, extra: tuple[str, ...]) -> Kernel:
     if not path.is_file():
-        _compile(path)
+        _compile(path, extra)
     try:
         return Kernel(ctypes.CDLL(str(path)), path)
     except (OSError, AttributeError):  # a truncated or foreign file: build it again
         path.unlink(missing_ok=True)
-        _compile(path)
+        _compile(path, extra)
         return Kernel(ctypes.CDLL(str(path)), path)
 
 
-def _build() -> Kernel:
+def _build_variant(extra: tuple[str, ...]) -> Kernel:
     try:
-        return _load(library_path())
+        return _load(library_path(extra=extra), extra)
     except OSError as exc:  # a read-only cache folder: build into this user's temp folder
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        return _load(library_path(_private_temp_folder()))
+        return _load(library_path(_private_temp_folder(), extra), extra)
+
+
+def _build() -> Kernel:
+    """The first of :data:`VARIANTS` that compiles and loads; the last one's error if none."""
+    for extra in VARIANTS[:-1]:
+        try:
+            return _build_variant(extra)
+        except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError):
+            continue
+    return _build_variant(VARIANTS[-1])
 
 
 def _private_temp_folder() -> Path:

@@ -249,7 +249,7 @@ def test_without_a_working_compiler_gibbs_falls_back_to_torch(fresh_loader, monk
 def test_a_truncated_cached_library_is_rebuilt(fresh_loader, kern):
     """A half-written file where the library should be (a copy cut short, never one this
     process has loaded) is replaced by a fresh build, not loaded or reported."""
-    target = native.library_path()
+    target = native.library_path(extra=native.VARIANTS[0] if kern.openmp else ())
     target.parent.mkdir(parents=True)
     target.write_bytes(kern.path.read_bytes()[:100])
     rebuilt = native.kernel()
@@ -264,10 +264,10 @@ def test_a_read_only_cache_folder_builds_into_a_per_user_temp_folder(fresh_loade
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     load = native._load
 
-    def read_only(path):
+    def read_only(path, extra):
         if fresh_loader in path.parents:
             raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return load(path)
+        return load(path, extra)
 
     monkeypatch.setattr(native, "_load", read_only)
     k = native.kernel()
@@ -397,3 +397,29 @@ def test_fused_gibbs_in_slices_and_threads_keeps_the_law(monkeypatch):
     monkeypatch.setattr(native, "SLICE_MULTIPLY_ADDS", 1 << 40)  # one call: another stream
     whole = rbm.gibbs(torch.zeros(N, 8), 100, generator=torch.Generator().manual_seed(2))
     assert not torch.equal(whole, runs[0])
+
+
+def test_the_pthreads_build_sweeps_as_the_openmp_build_does(kern, fresh_loader):
+    """Both ways of running the fused sweep's threads (OpenMP, first choice, and pthreads,
+    where the compiler has no OpenMP) give the same chains, on 1 and 3 threads."""
+    if not (kern.simd and kern.openmp):
+        pytest.skip("needs AVX2 and the OpenMP build")
+    plain = native._build_variant(())
+    assert not plain.openmp and plain.path != kern.path
+    rbm = RBM.random(13, 21, scale=1.0, seed=2)
+    v0 = (torch.rand(300, 13, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    runs = []
+    for k in (kern, plain):
+        for threads in (1, 3):
+            v = v0.clone()
+            k.gibbs(v, rbm.W, rbm.b, rbm.c, 5, seed=17, threads=threads)
+            runs.append(v)
+    assert all(torch.equal(runs[0], r) for r in runs[1:])
+
+
+def test_a_compiler_without_openmp_gets_the_pthreads_build(fresh_loader, monkeypatch):
+    monkeypatch.setattr(native, "VARIANTS", (("-fno-such-flag-rbmdiff",), ()))
+    k = native.kernel()
+    if k is None:
+        pytest.skip("no C compiler here")
+    assert not k.openmp and k.path == native.library_path(extra=())

@@ -29,6 +29,9 @@
  */
 #include <math.h>
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -440,6 +443,16 @@ int rbmdiff_simd(void)
 
 int rbmdiff_state_words(void) { return STATE_WORDS; }
 
+/* Whether rbmdiff_gibbs runs its threads through OpenMP (built with -fopenmp) or pthreads. */
+int rbmdiff_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Whether the portable implementation is fast here: fmaf an instruction, not a library
  * call (aarch64, say).  On x86 without AVX2+FMA it is ~10x slower than torch's kernel. */
 int rbmdiff_portable_fast(void)
@@ -523,15 +536,28 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     job.avx2 = !portable && have_avx2();
 #endif
     (void)portable;
-    int started = 1; /* workers 1 .. started - 1 run in threads */
     for (int t = 0; t < threads; t++)
         workers[t] = (worker){&job, scr + scratch * (size_t)t};
-    while (started < threads && pthread_create(&ids[started], NULL, run_worker,
-                                               &workers[started]) == 0)
-        started++;
-    run_worker(&workers[0]); /* with the threads that started; the chunks are claimed */
-    for (int t = 1; t < started; t++)
-        pthread_join(ids[t], NULL);
+    if (threads == 1) {
+        run_worker(&workers[0]);
+    } else {
+#ifdef _OPENMP
+        /* Where this library shares torch's libgomp (the loader matches its soname), this is
+         * torch's own thread pool, whose workers may still be spinning after torch's last
+         * parallel region: fresh pthreads would compete with them for the cores.  A team
+         * smaller than asked for is fine: workers claim chunks. */
+#pragma omp parallel num_threads(threads)
+        run_worker(&workers[omp_get_thread_num()]);
+#else
+        int started = 1; /* workers 1 .. started - 1 run in threads */
+        while (started < threads && pthread_create(&ids[started], NULL, run_worker,
+                                                   &workers[started]) == 0)
+            started++;
+        run_worker(&workers[0]); /* with the threads that started; the chunks are claimed */
+        for (int t = 1; t < started; t++)
+            pthread_join(ids[t], NULL);
+#endif
+    }
 done:
     free(buf);
     free(workers);
