@@ -47,7 +47,7 @@ VARIANTS: tuple[tuple[str, ...], ...] = (("-fopenmp",), ())
 FUSED_MAX_WEIGHTS = 1 << 14
 # Threads only where a call has enough work to pay for starting them (~30 µs each).
 THREAD_MIN_MULTIPLY_ADDS = 1 << 22
-# RBM.gibbs splits a long fused run into calls of about this many multiply-adds (≈ 15–30 ms
+# RBM.gibbs splits a long fused run into calls of about this many multiply-adds (≈ 30–60 ms
 # here): the GIL is released inside a call, and Ctrl-C is only seen between calls.
 SLICE_MULTIPLY_ADDS = 1 << 30
 COMPILE_TIMEOUT_S = 120
