@@ -20,6 +20,7 @@ import hashlib
 import operator
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -50,10 +51,24 @@ THREAD_MIN_MULTIPLY_ADDS = 1 << 22
 # RBM.gibbs splits a long fused run into calls of about this many multiply-adds (≈ 30–60 ms
 # here): the GIL is released inside a call, and Ctrl-C is only seen between calls.
 SLICE_MULTIPLY_ADDS = 1 << 30
+CHUNK = 64  # chains per random stream in rbmdiff_gibbs (its CHUNK)
 COMPILE_TIMEOUT_S = 120
 
 _lock = threading.Lock()
 _loaded: dict[tuple, Kernel | None] = {}  # by ($CC, $XDG_CACHE_HOME)
+# Set in a child made by fork(): GNU OpenMP's thread pool does not survive a fork after the
+# parent's parallel work (the child's first parallel region waits for ever), so the OpenMP
+# build sweeps on the calling thread there.
+_forked_child = False
+
+
+def _mark_forked_child() -> None:
+    global _forked_child
+    _forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked_child)
 
 
 class Kernel:
@@ -63,6 +78,8 @@ class Kernel:
 
     def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
         self.path = path
+        # how the fused sweep's threads start: "openmp", or "pthreads" and why not OpenMP
+        self.threading = "openmp"
         self._bernoulli = lib.rbmdiff_bernoulli
         self._bernoulli.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                                     ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
@@ -79,6 +96,8 @@ class Kernel:
         self._gibbs.restype = ctypes.c_int
         self.state_words = int(lib.rbmdiff_state_words())
         self.openmp = bool(lib.rbmdiff_openmp())
+        if not self.openmp:
+            self.threading = "pthreads"
         self.simd = bool(lib.rbmdiff_simd())
         self.fast = self.simd or bool(lib.rbmdiff_portable_fast())
         self.name = "native-avx2" if self.simd else "native-portable"
@@ -103,7 +122,8 @@ class Kernel:
         h ~ σ(c + vW), v ~ σ(b + hWᵀ).  W (n, m); c (m,); b (n,) or (B, n), one row per
         chain.  All contiguous float32 CPU tensors.  The random streams come from ``seed``
         (0 ≤ seed < 2^64), one per block of 64 chains, so the result depends on the seed
-        and not on ``threads``.  ``portable`` runs the plain C that the AVX2 path matches bit
+        and not on ``threads`` (workers, at most one per block; the OpenMP build uses one in
+        a child made by fork).  ``portable`` runs the plain C that the AVX2 path matches bit
         for bit (slow; for tests)."""
         B, n = v.shape if v.dim() == 2 else (-1, -1)
         m = W.shape[1] if W.dim() == 2 else -1
@@ -116,7 +136,9 @@ class Kernel:
             raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
         if sweeps <= 0:
             return
-        threads = max(1, min(operator.index(threads), os.cpu_count() or 1))
+        threads = max(1, min(operator.index(threads), -(-B // CHUNK)))
+        if _forked_child and self.openmp:
+            threads = 1
         rc = self._gibbs(v.data_ptr(), B, n, m, W.data_ptr(), b.data_ptr(),
                          1 if b.dim() == 1 else B, c.data_ptr(), sweeps, seed, threads,
                          int(portable))
@@ -182,7 +204,7 @@ def _compiler() -> list[str]:
     return shlex.split(os.environ.get("CC") or "") or ["cc"]
 
 
-def library_path(directory: Path | None = None, extra: tuple[str, ...] = VARIANTS[0]) -> Path:
+def library_path(directory: Path | None = None, *, extra: tuple[str, ...]) -> Path:
     """Where the library for this source, compiler command, flags (``FLAGS`` + ``extra``)
     and platform lives."""
     key = hashlib.sha256()
@@ -211,14 +233,26 @@ def _compile(target: Path, extra: tuple[str, ...]) -> None:
 
 
 def _load(path: Path, extra: tuple[str, ...]) -> Kernel:
-    if not path.is_file():
-        _compile(path, extra)
+    """Load the library at ``path``, compiling it first where it is missing or does not
+    load (a truncated or foreign file).  A library that was just compiled and still does not
+    load (a runtime library missing, say) is marked, so that later processes do not compile
+    it again: they raise at once with the same reason."""
+    unusable = path.with_suffix(".unusable")
+    if unusable.is_file():
+        raise RuntimeError(unusable.read_text().strip() or f"{path.name} does not load")
+    if path.is_file():
+        try:
+            return Kernel(ctypes.CDLL(str(path)), path)
+        except (OSError, AttributeError):
+            path.unlink(missing_ok=True)
+    _compile(path, extra)
     try:
         return Kernel(ctypes.CDLL(str(path)), path)
-    except (OSError, AttributeError):  # a truncated or foreign file: build it again
-        path.unlink(missing_ok=True)
-        _compile(path, extra)
-        return Kernel(ctypes.CDLL(str(path)), path)
+    except (OSError, AttributeError) as exc:
+        reason = f"{path.name} compiled with {shlex.join(extra) or 'no extra flags'} but " \
+                 f"does not load: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        unusable.write_text(reason + "\n")
+        raise RuntimeError(reason) from None
 
 
 def _build_variant(extra: tuple[str, ...]) -> Kernel:
@@ -227,17 +261,47 @@ def _build_variant(extra: tuple[str, ...]) -> Kernel:
     except OSError as exc:  # a read-only cache folder: build into this user's temp folder
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        return _load(library_path(_private_temp_folder(), extra), extra)
+        return _load(library_path(_private_temp_folder(), extra=extra), extra)
+
+
+_OPENMP_RUNTIME = re.compile(r"/lib(gomp|omp|iomp5)([-.][^/]*)?\.so[^/]*$")
+
+
+def openmp_runtimes() -> set[str]:
+    """The OpenMP runtime libraries mapped into this process (Linux; elsewhere, empty)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return set()
+    paths = (line.split(maxsplit=5)[-1] for line in maps.splitlines())
+    return {os.path.realpath(p) for p in paths if p.startswith("/") and _OPENMP_RUNTIME.search(p)}
 
 
 def _build() -> Kernel:
-    """The first of :data:`VARIANTS` that compiles and loads; the last one's error if none."""
+    """The first of :data:`VARIANTS` that compiles and loads; the last one's error if none.
+    The OpenMP build is kept only where it shares torch's OpenMP runtime: one more runtime in
+    the process (clang's libomp beside torch's libgomp, say) would run a second pool of
+    spinning threads against torch's.  A compiler that times out is not asked again."""
+    reasons = []
     for extra in VARIANTS[:-1]:
+        before = openmp_runtimes()
         try:
-            return _build_variant(extra)
-        except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError):
+            built = _build_variant(extra)
+        except subprocess.TimeoutExpired:
+            raise
+        except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as exc:
+            reasons.append(f"{shlex.join(extra)}: {exc}")
             continue
-    return _build_variant(VARIANTS[-1])
+        added = openmp_runtimes() - before
+        if built.openmp and before and added:
+            reasons.append(f"{shlex.join(extra)}: loads {', '.join(sorted(added))} beside "
+                           f"{', '.join(sorted(before))}")
+            continue
+        return built
+    built = _build_variant(VARIANTS[-1])
+    if reasons:
+        built.threading = f"pthreads ({'; '.join(reasons)})"
+    return built
 
 
 def _private_temp_folder() -> Path:

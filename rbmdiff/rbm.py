@@ -221,7 +221,9 @@ class RBM:
     def _fused_gibbs(kern: native.Kernel, v: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
                      c: torch.Tensor, sweeps: int, seed: int) -> None:
         """Every sweep in compiled calls of about :data:`native.SLICE_MULTIPLY_ADDS` each
-        (tens of ms), so that Ctrl-C is seen between them; slice i is seeded by seed + i·γ.
+        (tens of ms), so that Ctrl-C is seen between them.  The first call takes ``seed``,
+        call i > 0 a hash of (seed, i): not seed + i, whose streams the run from seed + 1
+        would replay (from other states, so that two runs seeded s and s + 1 could couple).
         Threads (torch's count) only for slices large enough to pay for starting them."""
         per_sweep = 2 * v.shape[0] * W.shape[0] * W.shape[1]  # multiply-adds, both layers
         step = max(1, native.SLICE_MULTIPLY_ADDS // per_sweep)
@@ -229,8 +231,9 @@ class RBM:
             min(step, sweeps) * per_sweep >= native.THREAD_MIN_MULTIPLY_ADDS) else 1
         W, b, c = W.contiguous(), b.contiguous(), c.contiguous()
         for i, first in enumerate(range(0, sweeps, step)):
-            kern.gibbs(v, W, b, c, min(step, sweeps - first),
-                       (seed + i * 0x9E3779B97F4A7C15) % 2**64, threads=threads)
+            call_seed = seed if i == 0 else int(
+                np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0])
+            kern.gibbs(v, W, b, c, min(step, sweeps - first), call_seed, threads=threads)
 
     def gibbs_kernel(self) -> str:
         """Which kernel :meth:`gibbs` uses for this model here: "native-avx2-fused" (whole

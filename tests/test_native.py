@@ -7,8 +7,12 @@ from __future__ import annotations
 import errno
 import math
 import os
+import select
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 import warnings
 from types import SimpleNamespace
 
@@ -259,7 +263,7 @@ def test_a_truncated_cached_library_is_rebuilt(fresh_loader, kern):
 
 
 def test_a_read_only_cache_folder_builds_into_a_per_user_temp_folder(fresh_loader, monkeypatch,
-                                                                     tmp_path_factory):
+                                                                     tmp_path_factory, kern):
     temp = tmp_path_factory.mktemp("temp")
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     load = native._load
@@ -271,7 +275,7 @@ def test_a_read_only_cache_folder_builds_into_a_per_user_temp_folder(fresh_loade
 
     monkeypatch.setattr(native, "_load", read_only)
     k = native.kernel()
-    assert k is not None and k.path.parent.parent == temp
+    assert k is not None and k.path.parent.parent == temp and k.openmp == kern.openmp
     assert k.path.parent.name == f"rbmdiff-native-{os.getuid()}"
     assert k.path.parent.stat().st_mode & 0o077 == 0
 
@@ -423,3 +427,143 @@ def test_a_compiler_without_openmp_gets_the_pthreads_build(fresh_loader, monkeyp
     if k is None:
         pytest.skip("no C compiler here")
     assert not k.openmp and k.path == native.library_path(extra=())
+
+
+def _agreement_bound(bits: int) -> float:
+    """Two independent fair bit strings of this length agree in 1/2 ± 6σ of places."""
+    return 6 * 0.5 / math.sqrt(bits)
+
+
+def test_neighbouring_seeds_draw_unrelated_words(kern):
+    """With W = 0 and zero biases every unit is one fair coin from the chunk's stream.  Seeds
+    one apart, or one splitmix increment γ apart (the slice seeds RBM.gibbs once used), must
+    give unrelated coins at every column shift: chunk states seeded from the seed itself
+    made seed + γ replay seed's words two columns on."""
+    if not kern.simd:
+        pytest.skip("this CPU has no AVX2+FMA: no fused sweep")
+    B, n, m = 128, 16, 16
+    W, b, c = torch.zeros(n, m), torch.zeros(n), torch.zeros(m)
+    s = 12345
+    runs = {}
+    for seed in (s, s + 1, s + 0x9E3779B97F4A7C15, s + 2 * 0x9E3779B97F4A7C15):
+        v = torch.zeros(B, n)
+        kern.gibbs(v, W, b, c, 1, seed=seed % 2**64)
+        runs[seed] = v
+    base = runs.pop(s)
+    for seed, v in runs.items():
+        for d in range(-8, 9):
+            x = base[:, max(d, 0):n + min(d, 0)]
+            y = v[:, max(-d, 0):n - max(d, 0)]
+            agree = float((x == y).float().mean())
+            assert abs(agree - 0.5) <= _agreement_bound(x.numel()), (seed - s, d, agree)
+
+
+def test_sliced_runs_from_neighbouring_seeds_draw_unrelated_words(kern, monkeypatch):
+    """RBM.gibbs seeds its calls after the first by a hash of (seed, call): the last call of
+    a run seeded s must not replay the first call of the run seeded s + 1 or s + γ."""
+    if not kern.simd:
+        pytest.skip("this CPU has no AVX2+FMA: no fused sweep")
+    B, n, m = 128, 16, 16
+    W, b, c = torch.zeros(n, m), torch.zeros(n), torch.zeros(m)
+    monkeypatch.setattr(native, "SLICE_MULTIPLY_ADDS", 1)  # one sweep per call
+    s = 777
+    runs = {}
+    for seed, sweeps in ((s, 2), (s, 3), (s + 1, 1), (s + 2, 1), (s + 0x9E3779B97F4A7C15, 1),
+                         (s + 2 * 0x9E3779B97F4A7C15 - 2**64, 1)):
+        v = torch.zeros(B, n)
+        RBM._fused_gibbs(kern, v, W, b, c, sweeps, seed)
+        runs[seed, sweeps] = v  # with W = 0 only the last call's coins are left
+    items = list(runs.items())
+    for i, (ka, x) in enumerate(items):
+        for kb, y in items[i + 1:]:
+            agree = float((x == y).float().mean())
+            assert abs(agree - 0.5) <= _agreement_bound(x.numel()), (ka, kb, agree)
+
+
+def test_a_forked_child_sweeps_on_threads_work_left_unusable(kern):
+    """After the parent's threaded sweep, GNU OpenMP's pool does not survive fork(): the
+    child must still finish (on its calling thread) and give the parent's chains."""
+    if not (kern.simd and hasattr(os, "fork")):
+        pytest.skip("needs the fused sweep and fork()")
+    rbm = RBM.random(13, 21, scale=1.0, seed=4)
+    v0 = (torch.rand(512, 13, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    ours = v0.clone()
+    kern.gibbs(ours, rbm.W, rbm.b, rbm.c, 20, seed=5, threads=2)  # the pool now exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest machinery, only the sweep and os._exit
+        try:
+            theirs = v0.clone()
+            kern.gibbs(theirs, rbm.W, rbm.b, rbm.c, 20, seed=5, threads=2)
+            os.write(write, theirs.numpy().tobytes())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        got, deadline = b"", time.monotonic() + 30
+        while len(got) < ours.numel() * 4 and time.monotonic() < deadline:
+            ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(read, 1 << 16) if ready else b""
+            if ready and not chunk:
+                break
+            got += chunk
+    finally:
+        os.close(read)
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert len(got) == ours.numel() * 4, "the forked child's sweep did not finish in 30 s"
+    assert torch.equal(torch.frombuffer(bytearray(got), dtype=torch.float32).view(512, 13), ours)
+
+
+def test_one_openmp_runtime_is_mapped(kern):
+    """The OpenMP build binds to the runtime torch loaded, not to a second one."""
+    if not kern.openmp:
+        pytest.skip("the pthreads build is in use")
+    assert len(native.openmp_runtimes()) == 1, native.openmp_runtimes()
+
+
+def test_an_openmp_build_that_adds_a_second_runtime_is_not_used(fresh_loader, monkeypatch):
+    """Where the OpenMP build would bring its own runtime beside torch's (clang's libomp,
+    say), the pthreads build is used instead, and it says why."""
+    if not shutil.which(native._compiler()[0]):
+        pytest.skip("no C compiler on PATH")
+    mapped = iter([{"/torch/lib/libgomp.so.1"},
+                   {"/torch/lib/libgomp.so.1", "/usr/lib/libomp.so.5"}])
+    monkeypatch.setattr(native, "openmp_runtimes", lambda: next(mapped))
+    k = native._build()
+    if not k.openmp and k.threading == "pthreads":
+        pytest.skip("this compiler has no OpenMP: nothing to refuse")
+    assert not k.openmp and "libomp.so.5" in k.threading, k.threading
+
+
+def test_a_library_that_builds_but_does_not_load_is_not_rebuilt(fresh_loader, monkeypatch):
+    """Its reason is kept beside it: the next process raises at once, compiling nothing."""
+    compiled = []
+
+    def compile_(target, extra):
+        compiled.append(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"\x7fELF but not a library")
+
+    monkeypatch.setattr(native, "_compile", compile_)
+    target = native.library_path(extra=("-fopenmp",))
+    with pytest.raises(RuntimeError, match="does not load"):
+        native._load(target, ("-fopenmp",))
+    assert compiled == [target]
+    with pytest.raises(RuntimeError, match="does not load"):
+        native._load(target, ("-fopenmp",))
+    assert compiled == [target]
+
+
+def test_a_compiler_that_times_out_is_not_asked_again(fresh_loader, monkeypatch):
+    calls = []
+
+    def hangs(extra):
+        calls.append(extra)
+        raise subprocess.TimeoutExpired(["cc"], native.COMPILE_TIMEOUT_S)
+
+    monkeypatch.setattr(native, "_build_variant", hangs)
+    with pytest.warns(RuntimeWarning, match="compiled Gibbs kernel is unavailable"):
+        assert native.kernel() is None
+    assert calls == [native.VARIANTS[0]]

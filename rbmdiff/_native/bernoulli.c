@@ -29,9 +29,6 @@
  */
 #include <math.h>
 #include <pthread.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -263,19 +260,24 @@ typedef struct {
     uint64_t seed;
     int avx2, threads;
     int64_t next_chunk;             /* the next chunk a worker claims (atomic) */
+    int next_worker;                /* the next worker slot an OpenMP thread claims (atomic) */
 } sweep_job;
 
-static uint64_t splitmix64(uint64_t *x)
+static uint64_t mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
 
+static uint64_t splitmix64(uint64_t *x) { return mix64(*x += 0x9E3779B97F4A7C15ull); }
+
+/* The splitmix64 sequence starts from a hash of (seed, chunk): started from the seed itself,
+ * seeds k increments apart (seed + k * 0x9E37...) would fill overlapping states, shifted by
+ * k outputs, and their chains would draw the same random words. */
 static void chunk_state(uint64_t seed, int64_t chunk, uint32_t *state)
 {
-    uint64_t x = seed ^ ((uint64_t)chunk * 0xD1B54A32D192ED03ull);
+    uint64_t x = mix64(mix64(seed) + (uint64_t)chunk * 0xD1B54A32D192ED03ull);
     for (int i = 0; i < STATE_WORDS; i += 2) {
         uint64_t z = splitmix64(&x);
         state[i] = (uint32_t)z;
@@ -515,7 +517,11 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     size_t total = (size_t)(n * m8 + m * n8 + m8 + b_rows * n8) + scratch * (size_t)threads;
     float *buf = calloc(total, sizeof(float));
     worker *workers = calloc((size_t)threads, sizeof(worker));
+#ifndef _OPENMP
     pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
+#else
+    void *ids = workers; /* not needed: OpenMP starts the threads */
+#endif
     int rc = 0;
     if (!buf || !workers || !ids) {
         rc = -1;
@@ -531,7 +537,7 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     memcpy(cp, c, (size_t)m * sizeof(float));
     for (int64_t r = 0; r < b_rows; r++)
         memcpy(bp + r * n8, b + r * n, (size_t)n * sizeof(float));
-    sweep_job job = {n, m, n8, m8, Wp, WTp, cp, bp, b_rows, B, sweeps, v, seed, 0, threads, 0};
+    sweep_job job = {n, m, n8, m8, Wp, WTp, cp, bp, b_rows, B, sweeps, v, seed, 0, threads, 0, 0};
 #if HAVE_AVX2_PATH
     job.avx2 = !portable && have_avx2();
 #endif
@@ -542,12 +548,13 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
         run_worker(&workers[0]);
     } else {
 #ifdef _OPENMP
-        /* Where this library shares torch's libgomp (the loader matches its soname), this is
-         * torch's own thread pool, whose workers may still be spinning after torch's last
-         * parallel region: fresh pthreads would compete with them for the cores.  A team
-         * smaller than asked for is fine: workers claim chunks. */
+        /* Where this library shares torch's libgomp (torch loads it first, globally, and
+         * the loader binds ours to it by its soname), this is torch's own thread pool,
+         * whose workers may still be spinning after torch's last parallel region: fresh
+         * pthreads would compete with them for the cores.  Each thread of the team claims a
+         * worker slot; a team smaller than asked for is fine: workers claim chunks. */
 #pragma omp parallel num_threads(threads)
-        run_worker(&workers[omp_get_thread_num()]);
+        run_worker(&workers[__atomic_fetch_add(&job.next_worker, 1, __ATOMIC_RELAXED)]);
 #else
         int started = 1; /* workers 1 .. started - 1 run in threads */
         while (started < threads && pthread_create(&ids[started], NULL, run_worker,
@@ -561,6 +568,8 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
 done:
     free(buf);
     free(workers);
+#ifndef _OPENMP
     free(ids);
+#endif
     return rc;
 }
