@@ -56,19 +56,22 @@ COMPILE_TIMEOUT_S = 120
 
 _lock = threading.Lock()
 _loaded: dict[tuple, Kernel | None] = {}  # by ($CC, $XDG_CACHE_HOME)
-# Set in a child made by fork(): GNU OpenMP's thread pool does not survive a fork after the
-# parent's parallel work (the child's first parallel region waits for ever), so the OpenMP
-# build sweeps on the calling thread there.
-_forked_child = False
+# GNU OpenMP's thread pool does not survive fork(): once a parallel region has run, a forked
+# child's next one waits for ever (torch's own parallel work hangs there too).  So the fused
+# sweep notes when it has started OpenMP threads, and a child forked after that starts
+# pthreads instead (same chains).  A child forked before any (the warm stage server's) keeps
+# OpenMP, whose threads are torch's pool.
+_openmp_ran = False
+_openmp_unusable = False
 
 
-def _mark_forked_child() -> None:
-    global _forked_child
-    _forked_child = True
+def _after_fork_in_child() -> None:
+    global _openmp_unusable
+    _openmp_unusable = _openmp_unusable or _openmp_ran
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_mark_forked_child)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Kernel:
@@ -92,7 +95,7 @@ class Kernel:
         self._gibbs.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                 ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int,
-                                ctypes.c_int]
+                                ctypes.c_int, ctypes.c_int]
         self._gibbs.restype = ctypes.c_int
         self.state_words = int(lib.rbmdiff_state_words())
         self.openmp = bool(lib.rbmdiff_openmp())
@@ -122,9 +125,10 @@ class Kernel:
         h ~ σ(c + vW), v ~ σ(b + hWᵀ).  W (n, m); c (m,); b (n,) or (B, n), one row per
         chain.  All contiguous float32 CPU tensors.  The random streams come from ``seed``
         (0 ≤ seed < 2^64), one per block of 64 chains, so the result depends on the seed
-        and not on ``threads`` (workers, at most one per block; the OpenMP build uses one in
-        a child made by fork).  ``portable`` runs the plain C that the AVX2 path matches bit
-        for bit (slow; for tests)."""
+        and not on ``threads`` (workers, at most one per block of chains; pthreads in a
+        child forked after this process ran OpenMP threads).  ``portable`` runs the plain C
+        that the AVX2 path matches bit for bit (slow; for tests)."""
+        global _openmp_ran
         B, n = v.shape if v.dim() == 2 else (-1, -1)
         m = W.shape[1] if W.dim() == 2 else -1
         if not (_plain_f32(v) and _plain_f32(W) and _plain_f32(c) and _plain_f32(b)) or (
@@ -137,11 +141,12 @@ class Kernel:
         if sweeps <= 0:
             return
         threads = max(1, min(operator.index(threads), -(-B // CHUNK)))
-        if _forked_child and self.openmp:
-            threads = 1
+        openmp = self.openmp and not _openmp_unusable
+        if openmp and threads > 1:
+            _openmp_ran = True
         rc = self._gibbs(v.data_ptr(), B, n, m, W.data_ptr(), b.data_ptr(),
                          1 if b.dim() == 1 else B, c.data_ptr(), sweeps, seed, threads,
-                         int(portable))
+                         int(openmp), int(portable))
         if rc != 0:
             raise MemoryError(f"the compiled Gibbs sweep could not allocate its buffers for "
                               f"{B} chains of a {n}×{m} RBM")

@@ -500,11 +500,13 @@ void rbmdiff_exp_neg(const float *x, float *out, int64_t count, int portable)
 /* sweeps block-Gibbs sweeps on the B chains in v (B x n, in place): h ~ sigma(c + v W),
  * v ~ sigma(b + h W^T), with W n x m row-major, c m floats, b b_rows (1 or B) x n.  threads
  * >= 1 workers claim the chunks one at a time (where a thread cannot be started, the others
- * take its share: the result is the same).  Returns 0, or -1 when memory could not be had (v is then
+ * take its share: the result is the same), started by OpenMP when built with it and openmp
+ * != 0, else as pthreads (in a child forked after this library's OpenMP threads ran, whose
+ * pool the child cannot use).  Returns 0, or -1 when memory could not be had (v is then
  * unchanged). */
 int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, const float *b,
                   int64_t b_rows, const float *c, int64_t sweeps, uint64_t seed, int threads,
-                  int portable)
+                  int openmp, int portable)
 {
     if (B <= 0 || sweeps <= 0)
         return 0;
@@ -517,11 +519,7 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     size_t total = (size_t)(n * m8 + m * n8 + m8 + b_rows * n8) + scratch * (size_t)threads;
     float *buf = calloc(total, sizeof(float));
     worker *workers = calloc((size_t)threads, sizeof(worker));
-#ifndef _OPENMP
     pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
-#else
-    void *ids = workers; /* not needed: OpenMP starts the threads */
-#endif
     int rc = 0;
     if (!buf || !workers || !ids) {
         rc = -1;
@@ -544,9 +542,12 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     (void)portable;
     for (int t = 0; t < threads; t++)
         workers[t] = (worker){&job, scr + scratch * (size_t)t};
+#ifndef _OPENMP
+    openmp = 0;
+#endif
     if (threads == 1) {
         run_worker(&workers[0]);
-    } else {
+    } else if (openmp) {
 #ifdef _OPENMP
         /* Where this library shares torch's libgomp (torch loads it first, globally, and
          * the loader binds ours to it by its soname), this is torch's own thread pool,
@@ -555,7 +556,8 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
          * worker slot; a team smaller than asked for is fine: workers claim chunks. */
 #pragma omp parallel num_threads(threads)
         run_worker(&workers[__atomic_fetch_add(&job.next_worker, 1, __ATOMIC_RELAXED)]);
-#else
+#endif
+    } else {
         int started = 1; /* workers 1 .. started - 1 run in threads */
         while (started < threads && pthread_create(&ids[started], NULL, run_worker,
                                                    &workers[started]) == 0)
@@ -563,13 +565,10 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
         run_worker(&workers[0]); /* with the threads that started; the chunks are claimed */
         for (int t = 1; t < started; t++)
             pthread_join(ids[t], NULL);
-#endif
     }
 done:
     free(buf);
     free(workers);
-#ifndef _OPENMP
     free(ids);
-#endif
     return rc;
 }
