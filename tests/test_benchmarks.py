@@ -90,3 +90,18 @@ def test_sampling_quality_quick_writes_one_row_per_model_sampler_and_setting(tmp
     assert (df["num_samples"] == df["num_samples"].iloc[0]).all()
     assert (tmp_path / "sampling_quality.png").stat().st_size > 0
     assert "gibbs reaches" in proc.stdout or "gibbs does not reach" in proc.stdout
+
+
+def test_gibbs_calls_quick_writes_every_check_both_ways(tmp_path):
+    proc = run_script("gibbs_calls.py", tmp_path)
+    df = pd.read_parquet(tmp_path / "gibbs_calls.parquet")
+    assert {"check", "way", "run", "value"} <= set(df.columns)
+    ways = df.groupby("check")["way"].agg(set).to_dict()
+    assert ways["means16"] == ways["ref64"] == {"calls", "one call"}
+    assert ways["mmd16"] == {"calls", "one call", "exact draws"}
+    assert ways["pairs64"] == {"calls", "one call", "calls / one call"}
+    assert df["value"].notna().all() and (df.loc[df["check"] == "means16", "value"] > 0).all()
+    means = df[df["check"] == "means16"].pivot(index="run", columns="way", values="value")
+    assert (means["calls"] != means["one call"]).all()  # --quick does cut its runs into calls
+    assert (tmp_path / "gibbs_calls.png").stat().st_size > 0
+    assert "means16" in proc.stdout
