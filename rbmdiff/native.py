@@ -43,7 +43,7 @@ VARIANTS: tuple[tuple[str, ...], ...] = (("-fopenmp",), ())
 # rbmdiff_gibbs (whole sweeps, fused) runs where the weights stay close to the core: up to
 # this many (n·m ≤ 2^14, 64 KB of float32 per copy; it keeps W and Wᵀ).  Above it the sweep
 # reads W from L2 or beyond once per block of 4 chains and mm + the pass wins: fused over
-# mm + pass measured 1.1–1.3× up to 64×64, 0.99–1.12× at 128×128 and 0.6–0.7× at 256×256
+# mm + pass measured 1.1–1.3× up to 64×64, 0.95–1.12× at 128×128 and 0.6–0.7× at 256×256
 # and 784×500 (benchmarks/throughput.py, 1,024 chains, 1 thread).
 FUSED_MAX_WEIGHTS = 1 << 14
 # Threads only where a call has enough work to pay for starting them (~30 µs each).
@@ -56,18 +56,24 @@ COMPILE_TIMEOUT_S = 120
 
 _lock = threading.Lock()
 _loaded: dict[tuple, Kernel | None] = {}  # by ($CC, $XDG_CACHE_HOME)
-# GNU OpenMP's thread pool does not survive fork(): once a parallel region has run, a forked
-# child's next one waits for ever (torch's own parallel work hangs there too).  So the fused
-# sweep notes when it has started OpenMP threads, and a child forked after that starts
-# pthreads instead (same chains).  A child forked before any (the warm stage server's) keeps
-# OpenMP, whose threads are torch's pool.
-_openmp_ran = False
+# GNU OpenMP's thread pool does not survive fork(): once a parallel region has run, by us or
+# by torch, a forked child's next one waits for ever (torch's own parallel work hangs there
+# too).  Which regions ran cannot be seen from here, so a forked child starts pthreads (same
+# chains) unless its parent says, by openmp_usable_after_fork(), that it computed nothing
+# before forking (the warm stage server does).
 _openmp_unusable = False
 
 
 def _after_fork_in_child() -> None:
     global _openmp_unusable
-    _openmp_unusable = _openmp_unusable or _openmp_ran
+    _openmp_unusable = True
+
+
+def openmp_usable_after_fork() -> None:
+    """Call in a child forked from a process that has run no parallel work (neither torch's
+    nor this library's): the fused sweep may then use OpenMP's threads, torch's pool."""
+    global _openmp_unusable
+    _openmp_unusable = False
 
 
 if hasattr(os, "register_at_fork"):
@@ -82,7 +88,7 @@ class Kernel:
     def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
         self.path = path
         # how the fused sweep's threads start: "openmp", or "pthreads" and why not OpenMP
-        self.threading = "openmp"
+        self._threading = "openmp"
         self._bernoulli = lib.rbmdiff_bernoulli
         self._bernoulli.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                                     ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
@@ -99,11 +105,26 @@ class Kernel:
         self._gibbs.restype = ctypes.c_int
         self.state_words = int(lib.rbmdiff_state_words())
         self.openmp = bool(lib.rbmdiff_openmp())
+        runtime = lib.rbmdiff_openmp_runtime
+        runtime.restype = ctypes.c_char_p
+        # the OpenMP runtime file the loader bound this library to ("" without OpenMP)
+        self.openmp_runtime = os.fsdecode(runtime() or b"")
         if not self.openmp:
-            self.threading = "pthreads"
+            self._threading = "pthreads"
         self.simd = bool(lib.rbmdiff_simd())
         self.fast = self.simd or bool(lib.rbmdiff_portable_fast())
         self.name = "native-avx2" if self.simd else "native-portable"
+
+    @property
+    def threading(self) -> str:
+        """How the fused sweep starts its threads here: "openmp", or "pthreads (why)"."""
+        if self.openmp and _openmp_unusable:
+            return "pthreads (a forked child: its parent's OpenMP pool may not survive)"
+        return self._threading
+
+    @threading.setter
+    def threading(self, value: str) -> None:
+        self._threading = value
 
     def seed_state(self, seed: int) -> np.ndarray:
         """A fresh generator state from a non-negative integer seed (NumPy's SeedSequence
@@ -125,10 +146,10 @@ class Kernel:
         h ~ σ(c + vW), v ~ σ(b + hWᵀ).  W (n, m); c (m,); b (n,) or (B, n), one row per
         chain.  All contiguous float32 CPU tensors.  The random streams come from ``seed``
         (0 ≤ seed < 2^64), one per block of 64 chains, so the result depends on the seed
-        and not on ``threads`` (workers, at most one per block of chains; pthreads in a
-        child forked after this process ran OpenMP threads).  ``portable`` runs the plain C
-        that the AVX2 path matches bit for bit (slow; for tests)."""
-        global _openmp_ran
+        and not on ``threads`` (workers, at most one per block of chains, as many as asked
+        for otherwise; pthreads in a forked child, see :func:`openmp_usable_after_fork`).
+        ``portable`` runs the plain C that the AVX2 path matches bit for bit (slow; for
+        tests)."""
         B, n = v.shape if v.dim() == 2 else (-1, -1)
         m = W.shape[1] if W.dim() == 2 else -1
         if not (_plain_f32(v) and _plain_f32(W) and _plain_f32(c) and _plain_f32(b)) or (
@@ -142,8 +163,6 @@ class Kernel:
             return
         threads = max(1, min(operator.index(threads), -(-B // CHUNK)))
         openmp = self.openmp and not _openmp_unusable
-        if openmp and threads > 1:
-            _openmp_ran = True
         rc = self._gibbs(v.data_ptr(), B, n, m, W.data_ptr(), b.data_ptr(),
                          1 if b.dim() == 1 else B, c.data_ptr(), sweeps, seed, threads,
                          int(openmp), int(portable))
@@ -243,21 +262,32 @@ def _load(path: Path, extra: tuple[str, ...]) -> Kernel:
     load (a runtime library missing, say) is marked, so that later processes do not compile
     it again: they raise at once with the same reason."""
     unusable = path.with_suffix(".unusable")
-    if unusable.is_file():
-        raise RuntimeError(unusable.read_text().strip() or f"{path.name} does not load")
     if path.is_file():
         try:
-            return Kernel(ctypes.CDLL(str(path)), path)
-        except (OSError, AttributeError):
+            kern = Kernel(ctypes.CDLL(str(path)), path)
+        except (OSError, AttributeError) as exc:
+            if unusable.is_file():  # marked: do not compile it again
+                raise RuntimeError(f"{unusable.read_text().strip()} (again: {_first_line(exc)}; "
+                                   f"delete {unusable} to compile it again)") from None
             path.unlink(missing_ok=True)
+        else:
+            unusable.unlink(missing_ok=True)  # it loads now (a library installed since)
+            return kern
     _compile(path, extra)
     try:
         return Kernel(ctypes.CDLL(str(path)), path)
     except (OSError, AttributeError) as exc:
-        reason = f"{path.name} compiled with {shlex.join(extra) or 'no extra flags'} but " \
-                 f"does not load: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        unusable.write_text(reason + "\n")
+        reason = (f"{path.name} compiled with {shlex.join(extra) or 'no extra flags'} but "
+                  f"does not load: {_first_line(exc)}")
+        try:
+            unusable.write_text(reason + "\n")
+        except OSError:
+            pass
         raise RuntimeError(reason) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _build_variant(extra: tuple[str, ...]) -> Kernel:
@@ -282,14 +312,18 @@ def openmp_runtimes() -> set[str]:
     return {os.path.realpath(p) for p in paths if p.startswith("/") and _OPENMP_RUNTIME.search(p)}
 
 
+# the OpenMP runtimes in the process when this module was imported, just after torch
+RUNTIMES_AT_IMPORT = frozenset(openmp_runtimes())
+
+
 def _build() -> Kernel:
     """The first of :data:`VARIANTS` that compiles and loads; the last one's error if none.
-    The OpenMP build is kept only where it shares torch's OpenMP runtime: one more runtime in
-    the process (clang's libomp beside torch's libgomp, say) would run a second pool of
-    spinning threads against torch's.  A compiler that times out is not asked again."""
+    The OpenMP build is kept only where its runtime is one that was in the process when this
+    module was imported, just after torch (torch's, on the Linux wheels), or where there was
+    none: another runtime (clang's libomp beside torch's libgomp, say) would run a second pool
+    of spinning threads against torch's.  A compiler that times out is not asked again."""
     reasons = []
     for extra in VARIANTS[:-1]:
-        before = openmp_runtimes()
         try:
             built = _build_variant(extra)
         except subprocess.TimeoutExpired:
@@ -297,10 +331,10 @@ def _build() -> Kernel:
         except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as exc:
             reasons.append(f"{shlex.join(extra)}: {exc}")
             continue
-        added = openmp_runtimes() - before
-        if built.openmp and before and added:
-            reasons.append(f"{shlex.join(extra)}: loads {', '.join(sorted(added))} beside "
-                           f"{', '.join(sorted(before))}")
+        ours = os.path.realpath(built.openmp_runtime) if built.openmp_runtime else ""
+        if built.openmp and RUNTIMES_AT_IMPORT and ours not in RUNTIMES_AT_IMPORT:
+            reasons.append(f"{shlex.join(extra)}: binds {ours or 'an unknown runtime'}, not "
+                           f"{', '.join(sorted(RUNTIMES_AT_IMPORT))}")
             continue
         return built
     built = _build_variant(VARIANTS[-1])

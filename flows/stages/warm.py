@@ -337,6 +337,9 @@ def serve(path: Path, idle_s: float) -> int:
         pid = os.fork()
         if pid == 0:
             listener.close()
+            native = sys.modules.get("rbmdiff.native")
+            if native is not None:  # this server has computed nothing: OpenMP is still usable
+                native.openmp_usable_after_fork()
             _child(conn, fds, request)  # never returns
         children.add(pid)
         for fd in fds:

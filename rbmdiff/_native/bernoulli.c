@@ -27,8 +27,13 @@
  * both, and portable C.  They give bit-identical results for every input, NaNs included;
  * compile with -ffp-contract=off so the compiler adds no fusing.
  */
+#define _GNU_SOURCE /* dladdr */
 #include <math.h>
 #include <pthread.h>
+#ifdef _OPENMP
+#include <dlfcn.h>
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -453,6 +458,18 @@ int rbmdiff_openmp(void)
 #else
     return 0;
 #endif
+}
+
+/* The file of the OpenMP runtime this library's threads come from ("" without OpenMP): the
+ * loader may have bound it to a runtime already in the process (torch's) or mapped another. */
+const char *rbmdiff_openmp_runtime(void)
+{
+#ifdef _OPENMP
+    Dl_info info;
+    if (dladdr((void *)omp_get_max_threads, &info) && info.dli_fname)
+        return info.dli_fname;
+#endif
+    return "";
 }
 
 /* Whether the portable implementation is fast here: fmaf an instruction, not a library
