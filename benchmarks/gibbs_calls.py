@@ -19,8 +19,8 @@ ways, ``calls`` (the library's) and ``one call`` (the limit raised so that a run
 nothing); the MMD² spreads should match.  Writes ``<out>/gibbs_calls.parquet`` (one row per
 check, way and run) and ``<out>/gibbs_calls.png``.
 
-    python benchmarks/gibbs_calls.py            # ~4 min here, models cached
-    python benchmarks/gibbs_calls.py --quick    # < 60 s
+    python benchmarks/gibbs_calls.py            # ~5 min here, models cached
+    python benchmarks/gibbs_calls.py --quick    # < 30 s
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny budgets (< 60 s)")
+    ap.add_argument("--quick", action="store_true", help="tiny budgets (< 30 s)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for Parquet and PNG")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args(argv)

@@ -87,8 +87,6 @@ class Kernel:
 
     def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
         self.path = path
-        # how the fused sweep's threads start: "openmp", or "pthreads" and why not OpenMP
-        self._threading = "openmp"
         self._bernoulli = lib.rbmdiff_bernoulli
         self._bernoulli.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                                     ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
@@ -109,8 +107,8 @@ class Kernel:
         runtime.restype = ctypes.c_char_p
         # the OpenMP runtime file the loader bound this library to ("" without OpenMP)
         self.openmp_runtime = os.fsdecode(runtime() or b"")
-        if not self.openmp:
-            self._threading = "pthreads"
+        # how the fused sweep's threads start: "openmp", or "pthreads" and why not OpenMP
+        self._threading = "openmp" if self.openmp else "pthreads"
         self.simd = bool(lib.rbmdiff_simd())
         self.fast = self.simd or bool(lib.rbmdiff_portable_fast())
         self.name = "native-avx2" if self.simd else "native-portable"
@@ -260,7 +258,8 @@ def _load(path: Path, extra: tuple[str, ...]) -> Kernel:
     """Load the library at ``path``, compiling it first where it is missing or does not
     load (a truncated or foreign file).  A library that was just compiled and still does not
     load (a runtime library missing, say) is marked, so that later processes do not compile
-    it again: they raise at once with the same reason."""
+    it again: they try to load it, raise with the same reason if it still fails, and drop
+    the mark once it loads."""
     unusable = path.with_suffix(".unusable")
     if path.is_file():
         try:

@@ -554,20 +554,21 @@ def test_an_openmp_build_bound_to_another_runtime_is_not_used(fresh_loader, monk
     libomp beside torch's libgomp, say), the pthreads build is used instead, and it says why."""
     if not shutil.which(native._compiler()[0]):
         pytest.skip("no C compiler on PATH")
-    if not native._build_variant(native.VARIANTS[0]).openmp:
+    openmp_build = native._build_variant(native.VARIANTS[0])
+    if not openmp_build.openmp:
         pytest.skip("this compiler has no OpenMP: nothing to refuse")
     monkeypatch.setattr(native, "RUNTIMES_AT_IMPORT", frozenset({"/torch/lib/libgomp.so.1"}))
     k = native._build()
     assert not k.openmp and "not /torch/lib/libgomp.so.1" in k.threading, k.threading
-    kept = native._build_variant(native.VARIANTS[0])
     monkeypatch.setattr(native, "RUNTIMES_AT_IMPORT",
-                        frozenset({os.path.realpath(kept.openmp_runtime)}))
+                        frozenset({os.path.realpath(openmp_build.openmp_runtime)}))
     assert native._build().openmp  # its own runtime was there before: kept
 
 
 def test_a_library_that_builds_but_does_not_load_is_not_rebuilt(kern, fresh_loader,
                                                                 monkeypatch):
-    """Its reason is kept beside it: the next process raises at once, compiling nothing."""
+    """Its reason is kept beside it: the next process raises with it, compiling nothing, until
+    the file loads (then the mark goes)."""
     compiled = []
 
     def compile_(target, extra):

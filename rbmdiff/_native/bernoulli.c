@@ -518,8 +518,8 @@ void rbmdiff_exp_neg(const float *x, float *out, int64_t count, int portable)
  * v ~ sigma(b + h W^T), with W n x m row-major, c m floats, b b_rows (1 or B) x n.  threads
  * >= 1 workers claim the chunks one at a time (where a thread cannot be started, the others
  * take its share: the result is the same), started by OpenMP when built with it and openmp
- * != 0, else as pthreads (in a child forked after this library's OpenMP threads ran, whose
- * pool the child cannot use).  Returns 0, or -1 when memory could not be had (v is then
+ * != 0, else as pthreads (in a forked child, where the parent's OpenMP pool may not
+ * survive).  Returns 0, or -1 when memory could not be had (v is then
  * unchanged). */
 int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, const float *b,
                   int64_t b_rows, const float *c, int64_t sweeps, uint64_t seed, int threads,
