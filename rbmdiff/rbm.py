@@ -24,12 +24,15 @@ GIBBS_BLOCK = 1 << 20  # uniforms drawn per call while sweeping (4 MiB in float3
 class RBM:
     """Binary RBM with visible v ∈ {0,1}^n and hidden h ∈ {0,1}^m.
 
-    W: (n, m), b: (n,), c: (m,). ``meta`` carries what the model was trained with
-    (score kind, ε, noise schedule, provenance); it is saved beside the parameters.
+    W: (n, m), b: (n,), c: (m,). ``mask``: None (dense) or a bool (n, m) connectivity mask
+    (a hardware-native RBM, :mod:`rbmdiff.topology`): W is 0 wherever the mask is False.
+    ``meta`` carries what the model was trained with (score kind, ε, noise schedule,
+    provenance, the native layout); it is saved beside the parameters.
     """
 
     def __init__(
-        self, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, meta: dict | None = None
+        self, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *,
+        mask: torch.Tensor | None = None, meta: dict | None = None,
     ) -> None:
         if W.dim() != 2 or b.shape != (W.shape[0],) or c.shape != (W.shape[1],):
             raise RbmdiffError(
@@ -39,7 +42,13 @@ class RBM:
         for name, p in (("W", W), ("b", b), ("c", c)):
             if not torch.isfinite(p).all():
                 raise RbmdiffError(f"RBM parameter {name} holds NaN or inf values")
-        self.W, self.b, self.c = W, b, c
+        if mask is not None:
+            if mask.dtype != torch.bool or mask.shape != W.shape:
+                raise RbmdiffError(f"RBM mask must be a bool tensor of W's shape {tuple(W.shape)},"
+                                   f" got {mask.dtype} {tuple(mask.shape)}")
+            if (W.detach()[~mask.to(W.device)] != 0).any():
+                raise RbmdiffError("RBM weights are nonzero outside the connectivity mask")
+        self.W, self.b, self.c, self.mask = W, b, c, mask
         self.meta: dict[str, Any] = dict(meta or {})
 
     # -- construction ------------------------------------------------------------------
@@ -79,12 +88,13 @@ class RBM:
         return [self.W, self.b, self.c]
 
     def to(self, dtype: torch.dtype) -> RBM:
-        return RBM(self.W.to(dtype), self.b.to(dtype), self.c.to(dtype), meta=self.meta)
+        return RBM(self.W.to(dtype), self.b.to(dtype), self.c.to(dtype), mask=self.mask,
+                   meta=self.meta)
 
     def detach(self) -> RBM:
         """A copy sharing no autograd graph (requires_grad off)."""
         W, b, c = (p.detach().clone() for p in self.parameters())
-        return RBM(W, b, c, meta=self.meta)
+        return RBM(W, b, c, mask=self.mask, meta=self.meta)
 
     def requires_grad_(self, flag: bool = True) -> RBM:
         for p in self.parameters():
@@ -259,6 +269,7 @@ class RBM:
             "W": self.W.detach().cpu().clone(),
             "b": self.b.detach().cpu().clone(),
             "c": self.c.detach().cpu().clone(),
+            "mask": None if self.mask is None else self.mask.cpu().clone(),
             "meta": _plain(self.meta),
         }
         buf = io.BytesIO()
@@ -289,7 +300,10 @@ class RBM:
         W, b, c = payload["W"], payload["b"], payload["c"]
         if tuple(W.shape) != (payload["n_visible"], payload["n_hidden"]):
             raise RbmdiffError(f"model file {path} is corrupt: W shape disagrees with its header")
-        return cls(W, b, c, meta=payload.get("meta", {}))
+        mask = payload.get("mask")
+        if mask is not None and (mask.dtype != torch.bool or mask.shape != W.shape):
+            raise RbmdiffError(f"model file {path} is corrupt: its mask does not match W")
+        return cls(W, b, c, mask=mask, meta=payload.get("meta", {}))
 
     def __repr__(self) -> str:
         return f"RBM(n_visible={self.n_visible}, n_hidden={self.n_hidden}, dtype={self.dtype})"

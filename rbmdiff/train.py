@@ -131,12 +131,14 @@ def ml_loss(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
 
 def init_rbm(
     x: torch.Tensor, n_hidden: int, *, seed: int, scale: float = 0.01,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype = torch.float32, mask: torch.Tensor | None = None,
 ) -> RBM:
-    """W ~ N(0, scale²), b = logit of the data's unit means (Hinton 2010, §8), c = 0."""
+    """W ~ N(0, scale²) (times the mask, if any), b = logit of the data's unit means
+    (Hinton 2010, §8), c = 0."""
     rbm = RBM.random(x.shape[1], n_hidden, scale=scale, seed=seed, dtype=dtype)
+    W = rbm.W if mask is None else rbm.W * mask
     p = x.to(dtype).mean(0).clamp(1e-3, 1 - 1e-3)
-    return RBM(rbm.W, torch.logit(p), torch.zeros(n_hidden, dtype=dtype))
+    return RBM(W, torch.logit(p), torch.zeros(n_hidden, dtype=dtype), mask=mask)
 
 
 def check_train_args(n_visible: int, n_hidden: int, method: str, **kw) -> None:
@@ -204,6 +206,7 @@ def train(
     callback: Callable[[dict], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
+    mask: torch.Tensor | None = None,
 ) -> TrainResult:
     """Fit an RBM to x: (N, n) in [0, 1] with Adam.
 
@@ -216,9 +219,13 @@ def train(
     state, history.  If it exists when training starts, training resumes from it and ends with
     exactly the parameters of an uninterrupted run with the same arguments; a checkpoint
     from other arguments or data is refused.
+
+    ``mask``: a bool (n, n_hidden) connectivity mask (:func:`rbmdiff.topology.native_layout`);
+    W starts and stays exactly 0 where it is False, for every method.
     """
     config = {k: v for k, v in locals().items() if k not in (
-        "x", "eval_data", "progress", "callback", "checkpoint", "checkpoint_every")}
+        "x", "eval_data", "progress", "callback", "checkpoint", "checkpoint_every", "mask")}
+    config["mask"] = None if mask is None else mask.int().tolist()
     n = x.shape[1]
     check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
                      lr=lr, t_eps=t_eps, weighting=weighting, n_noise=n_noise,
@@ -237,7 +244,8 @@ def train(
     if log_snr_range is not None:
         t_eps, t_max = t_range_of_log_snr(sde, logit_bound(eps), log_snr_range, t_eps=t_eps)
     x = x.to(dtype)
-    rbm = init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype).requires_grad_()
+    rbm = init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype, mask=mask)
+    rbm.requires_grad_()
     opt = torch.optim.Adam(rbm.parameters(), lr=lr)
     avg = rbm.detach() if ema > 0 else None  # Polyak / EMA average of θ
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -297,6 +305,9 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if mask is not None:  # project back onto the native graph
+                with torch.no_grad():
+                    rbm.W.mul_(mask)
             if sched is not None:
                 sched.step()
             if avg is not None:
