@@ -15,8 +15,6 @@ _HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")
 os.environ["XDG_DATA_HOME"] = os.path.join(_HOME, "data")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
 torch.set_num_threads(1)
-# Warm stage servers (flows.stages.warm) that the tests' pipelines start exit soon after.
-os.environ.setdefault("RBMDIFF_STAGE_SERVER_IDLE", "15")
 
 from rbmdiff import RBM  # noqa: E402
 

@@ -355,8 +355,7 @@ def test_concurrent_sample_commands_match_the_serial_run(project, tmp_path) -> N
 
 # -- 3. SIGKILL of a whole dvc repro ------------------------------------------------------------
 def processes_of(root: Path) -> list[str]:
-    """Processes working in ``root`` (by cwd or command line), other than this one and an
-    idle warm stage server (a session leader that runs no stage itself)."""
+    """Processes working in ``root`` (by cwd or command line), other than this one."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -364,12 +363,9 @@ def processes_of(root: Path) -> list[str]:
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
             cwd = os.readlink(entry / "cwd")
-            sid = os.getsid(int(entry.name))
         except OSError:
             continue  # gone, a zombie, or not ours to read
         if not cmdline or not (cwd == str(root) or str(root) in cmdline):
-            continue
-        if "flows.stages.warm" in cmdline and sid == int(entry.name):
             continue
         found.append(f"{entry.name}: {cmdline}")
     return found
@@ -420,7 +416,7 @@ def test_sigkill_of_dvc_repro_leaves_whole_outputs_and_the_rerun_completes(proje
     assert done and running, (tmp_path / "repro.log").read_text()[-3000:]
     (finished,), (killed,) = done, running
 
-    # no process of the run is left: a stage forked by a warm server follows its command
+    # no process of the run is left
     deadline = time.monotonic() + 20
     while processes_of(root) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -491,7 +487,7 @@ def test_a_killed_train_stage_resumes_to_the_uninterrupted_parameters(project, t
     before = model.read_bytes()
     (killed / "models" / ".train-0123456789abcdef.ckpt").write_bytes(b"other params")
     argv = [sys.executable, "-m", "flows.stages", "train", "--quiet"]
-    env = {**ENV, "RBMDIFF_STAGE_SERVER": "0"}
+    env = ENV
     proc = subprocess.Popen(argv, cwd=killed, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
