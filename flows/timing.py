@@ -104,7 +104,7 @@ def time_floor(root: Path) -> dict:
 
 def time_prefect(root: Path) -> dict:
     """Run ``python -m flows run`` (one Prefect flow run) in ``root``; -> totals, per stage."""
-    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect")}
+    env = dict(os.environ)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "flows", "run", "--quiet"], cwd=root, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

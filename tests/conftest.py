@@ -9,6 +9,11 @@ import torch
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect in tests: a throw-away home (its profiles and the ephemeral API's database) and no
+# API of the user's, so tests reach no network and leave the user's Prefect alone.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rbmdiff-prefect-home-")
+for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
+    os.environ.pop(_key, None)
 # Caches that libraries keep under the home folder (busclique's biclique tables, our
 # embeddings) go to a throw-away folder, for this process and the subprocesses it starts.
 _HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")

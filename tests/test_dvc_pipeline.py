@@ -3,17 +3,14 @@ sampler's parameter reruns exactly that sampler's stage and the report."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
 pytest.importorskip("dvc")
 
 from flows.testing import git, make_project, write_params

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ import pandas as pd
 import pytest
 import yaml
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
 pytest.importorskip("dvc")
 
 from flows.artefacts import staged_dir
