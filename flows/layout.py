@@ -63,6 +63,11 @@ class Layout:
         return self.root / "reports" / "metrics.json"
 
     @property
+    def headline(self) -> Path:
+        """The few numbers ``dvc exp show`` lists (flows.headline)."""
+        return self.root / "reports" / "headline.json"
+
+    @property
     def figures(self) -> Path:
         return self.root / "reports" / "figures"
 

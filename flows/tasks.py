@@ -92,9 +92,13 @@ sample_qpu_task = task(_sample, name="sample-qpu", **qpu_task_options)
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(p: ReportParams, routes: list[str], root: str) -> dict:
+    from flows.headline import write_headline
     from flows.stages.report import report
 
-    return timed("report", report, p, routes, Layout(Path(root)))
+    layout = Layout(Path(root))
+    out = timed("report", report, p, routes, layout)
+    write_headline(layout)  # the report stage's metrics for `dvc exp show`
+    return out
 
 
 def ensure_qpu_limit(limit: int = QPU_CONCURRENCY) -> None:

@@ -1,0 +1,40 @@
+"""reports/headline.json: the few numbers people compare across runs (``dvc exp show``).
+
+The report stage's reports/metrics.json holds every statistic; this file keeps the ones a
+reader scans first, short enough that ``dvc exp show --only-changed`` fits 120 columns:
+the final training loss, the exact test log-likelihood where it is defined, and each
+sampler's MMD² to the test data (DESIGN §7; lower is better).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flows.artefacts import read_json, write_json
+from flows.layout import Layout
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of a reports/metrics.json; undefined ones (null) are left out."""
+    out: dict[str, Any] = {}
+    for key, name in (("loss", "loss"), ("test_ll", "test_ll")):
+        value = metrics.get("train", {}).get(key)
+        if _number(value):
+            out[name] = value
+    mmd = {route: s["mmd"] for route, s in metrics.get("samplers", {}).items()
+           if _number(s.get("mmd"))}
+    if mmd:
+        out["mmd"] = mmd
+    return out
+
+
+def write_headline(layout: Layout) -> dict[str, Any]:
+    """Write reports/headline.json from reports/metrics.json; -> its content."""
+    numbers = headline(read_json(layout.metrics))
+    write_json(layout.headline, numbers)
+    return numbers
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
