@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def up_to_date(root: Path) -> dict | None:
-    """The run's summary when DVC finds nothing stale (then Prefect is not started: its API
-    costs 10–25 s here, for a run that would do nothing); None when there is work."""
+    """The run's summary when DVC finds nothing stale (then Prefect is not started, nor its
+    API, for a run that would do nothing); None when there is work."""
     from flows.ledger import Ledger
 
     plan = Ledger(str(root.resolve())).plan()
@@ -82,10 +82,12 @@ def main(argv: list[str] | None = None) -> int:
                 out = {k: out[k] for k in ("ran", "skipped", "failed")}
         elif args.command == "campaign":
             from flows.campaign import campaign
-            from flows.pipeline import task_runner
+            from flows.scaleout import shared_api, task_runner
 
             flow = campaign.with_options(task_runner=task_runner(args.dask))
-            out = flow(root=str(args.root), budget_us=args.budget_us, progress=not args.quiet)
+            with shared_api(args.dask):
+                out = flow(root=str(args.root), budget_us=args.budget_us,
+                           progress=not args.quiet)
         else:
             from flows import deploy
 

@@ -9,6 +9,7 @@ retried, since it would fail again.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,9 +82,21 @@ def embed_task(p: EmbedParams, n_hidden: int, root: str) -> dict:
 
 
 def _sample(route: str, p: RouteParams, root: str) -> dict:
+    """-> the route's §7 record, and ``ran_on``: where the task ran (:func:`where`)."""
     from flows.stages.sample import sample
 
-    return timed(f"sample@{route}", sample, route, p, Layout(Path(root)))
+    record = timed(f"sample@{route}", sample, route, p, Layout(Path(root)))
+    return {**record, "ran_on": where()}
+
+
+def where() -> str:
+    """The Dask worker running this task (its address), else this process ('pid N')."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # ValueError: not inside a Dask worker
+        return f"pid {os.getpid()}"
 
 
 sample_task = task(_sample, name="sample", cache_policy=NO_CACHE)
