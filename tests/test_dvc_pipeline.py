@@ -16,6 +16,8 @@ pytest.importorskip("dvc")
 from flows.testing import git, make_project, write_params
 from flows.timing import dvc_env
 
+pytestmark = pytest.mark.slow  # end-to-end: whole pipeline runs
+
 ROUTES = ("gibbs",)  # one route keeps it short; tests/test_flows_pipeline.py runs all five
 STAGES = {"prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"}
 ENV = dvc_env()

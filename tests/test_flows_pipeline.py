@@ -24,6 +24,8 @@ from flows.ledger import Ledger
 from flows.testing import make_project, write_params
 from rbmdiff.io import read_info
 
+pytestmark = pytest.mark.slow  # end-to-end: whole pipeline runs
+
 ROUTES = ["sde", "ode", "gibbs", "anneal", "qpu"]
 STAGES = ["prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"]
 TOKEN = "DEV-rbmdiff-test-token-0123456789abcdef"  # must never be written anywhere

@@ -42,6 +42,7 @@ def test_defaults_yield_to_the_environment_and_the_active_profile(tmp_path, monk
     assert os.environ["DVC_NO_ANALYTICS"] == "1"
 
 
+@pytest.mark.slow  # two fresh interpreters importing Prefect
 @pytest.mark.parametrize("profile", [False, True], ids=["ephemeral", "profile-api"])
 def test_import_flows_keeps_prefects_home_and_the_profiles_api(tmp_path, profile) -> None:
     """In a fresh process with HOME set and no PREFECT_HOME: Prefect's home stays
