@@ -49,8 +49,11 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
     assert {"sampler", "num_samples", "wall_s", "mean_abs_err", "corr_rmse", "mmd"} <= set(
         table.columns)
     assert (clone / "reports" / "metrics.json").is_file()
-    # the outputs are DVC's: git sees only the new lock file
-    assert git(clone, "status", "--porcelain").split("\n")[0] == "?? dvc.lock"
+    # git sees the lock file, the headline metrics, the figures and DVC's .gitignore files;
+    # the outputs themselves are DVC's
+    new = set(git(clone, "ls-files", "--others", "--exclude-standard").split())
+    assert {"dvc.lock", "reports/headline.json", "reports/figures/training.png"} <= new
+    assert not [f for f in new if f.endswith((".parquet", ".pt", ".npy", "metrics.json"))], new
 
     ran, skipped = repro(clone)
     assert ran == [] and set(skipped) == STAGES
