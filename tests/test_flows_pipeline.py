@@ -19,6 +19,7 @@ pytest.importorskip("prefect")
 pytest.importorskip("dvc")
 
 from flows.config import load_params
+from flows.headline import headline
 from flows.layout import Layout
 from flows.ledger import Ledger
 from flows.testing import make_project, write_params
@@ -124,6 +125,7 @@ def test_training_history_and_metrics_json(project) -> None:
     assert history["step"].is_monotonic_increasing and history["step"].iloc[-1] == 60
     assert history["loss"].map(math.isfinite).all()
     metrics = json.loads(layout.metrics.read_text())
+    assert json.loads(layout.headline.read_text()) == headline(metrics)  # dvc exp show's
     assert metrics["train"]["step"] == 60
     assert math.isclose(metrics["train"]["loss"], history["loss"].iloc[-1])
     frame = table(root).set_index("route")
