@@ -60,6 +60,15 @@ def up_to_date(root: Path) -> dict | None:
     return {"ran": [], "skipped": plan.fresh, "failed": {}}
 
 
+def check_dask(dask: str | None) -> None:
+    """A --dask request that cannot work is refused before any work (one line)."""
+    if dask:
+        from flows.scaleout import needs_shared_api, task_runner
+
+        task_runner(dask)
+        needs_shared_api(dask)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "stage":
@@ -73,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             from flows.preflight import preflight
 
             preflight(args.root)  # bad input: one line, before Prefect starts or a stage runs
+            check_dask(args.dask)
             out = up_to_date(args.root) if not args.force else None
             if out is None:
                 from flows.pipeline import pipeline
@@ -83,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "campaign":
             from flows.campaign import campaign
             from flows.scaleout import shared_api, task_runner
+
+            check_dask(args.dask)
 
             flow = campaign.with_options(task_runner=task_runner(args.dask))
             with shared_api(args.dask):

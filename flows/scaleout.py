@@ -26,30 +26,41 @@ def task_runner(dask: str | None) -> Any:
 
     if not dask:
         return ThreadPoolTaskRunner()
-    from prefect_dask import DaskTaskRunner
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise RbmdiffError(f"--dask {dask}: needs prefect-dask (pip install prefect-dask)") \
+            from None
 
     if dask == "local":
         return DaskTaskRunner(cluster_kwargs={"dashboard_address": None})
     return DaskTaskRunner(address=dask)
 
 
-@contextlib.contextmanager
-def shared_api(dask: str | None) -> Iterator[None]:
-    """Within the block, tasks sent to ``dask`` use this process's Prefect API.
-
-    A scheduler on another machine cannot reach an ephemeral API (it listens on this
-    machine's loopback only): that is refused, with the setting that fixes it."""
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+def needs_shared_api(dask: str | None) -> bool:
+    """Whether tasks sent to ``dask`` need this process's ephemeral API named for them (no
+    API is configured).  A scheduler on another machine cannot reach an ephemeral API (it
+    listens on this machine's loopback only): that is refused, naming the setting to fix."""
+    from prefect.settings import get_current_settings
 
     if not dask or get_current_settings().api.url:
-        yield
-        return
+        return False
     host = urlparse(dask).hostname if dask != "local" else "localhost"
     if host not in LOOPBACK:
         raise RbmdiffError(f"--dask {dask}: workers on other machines need a Prefect API they "
                            "can reach; start one (prefect server start) and set "
                            "PREFECT_API_URL to it (or prefect cloud login)")
+    return True
+
+
+@contextlib.contextmanager
+def shared_api(dask: str | None) -> Iterator[None]:
+    """Within the block, tasks sent to ``dask`` use this process's Prefect API."""
+    if not needs_shared_api(dask):
+        yield
+        return
     from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     server = SubprocessASGIServer()  # the ephemeral API this process's client uses
     server.start()

@@ -84,3 +84,13 @@ def test_a_remote_scheduler_needs_a_reachable_api() -> None:
         pass
     with shared_api(None):  # threads: nothing to share
         pass
+
+
+def test_the_cli_refuses_a_remote_scheduler_before_any_work(capsys) -> None:
+    from flows.cli import main
+    from flows.testing import SOURCE
+
+    assert main(["--root", str(SOURCE), "run", "--dask", "tcp://10.9.8.7:8786"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rbmdiff-pipeline run: error: --dask tcp://10.9.8.7:8786: ")
+    assert "\n" not in err and "PREFECT_API_URL" in err
