@@ -79,7 +79,7 @@ def quality_vs_cost_figure(table: pd.DataFrame) -> Figure:
         ax.set_title(title + (f" (open: ≤ 0, drawn at {floor:.1g})" if (y <= 0).any() else ""),
                      fontsize=9)
         ax.grid(alpha=0.3, which="both")
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = axes[1].get_legend_handles_labels()  # filled markers: correlations ≥ 0
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                title="run: native cost", title_fontsize=8)
     fig.suptitle("sample quality against cost (log–log)", fontsize=10)
