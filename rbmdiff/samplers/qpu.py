@@ -250,7 +250,9 @@ class QPUSampler:
     units, default the strongest ferromagnetic coupling allowed, −j_range[0]. num_reads: reads
     per solver call (default all, up to the solver's limit). annealing_time: µs, solver default
     if None. embedding_dir: the JSON embedding cache (default :func:`default_embedding_dir`);
-    embedding_timeout: seconds for the minorminer fallback.
+    embedding_timeout: seconds for the minorminer fallback. budget: None, or an object whose
+    ``wrap(child)`` returns the solver every call goes through (``flows.budget.RunBudget``:
+    it estimates each call and refuses one that would overrun a QPU-time budget).
     """
 
     name = "qpu"
@@ -276,6 +278,7 @@ class QPUSampler:
         read_store: str | os.PathLike | None = None,
         retries: int = 3,
         retry_backoff: float = 2.0,
+        budget: Any = None,
     ) -> None:
         if topology not in TOPOLOGIES:
             raise RbmdiffError(f"unknown topology {topology!r}; choose one of {TOPOLOGIES}")
@@ -309,6 +312,7 @@ class QPUSampler:
             )
         self.read_store = Path(read_store) if read_store else None
         self.retries, self.retry_backoff = retries, retry_backoff
+        self.budget = budget
 
     def params(self) -> dict:
         return {
@@ -499,7 +503,9 @@ class _Run:
 
         self.sampler, self.seed = sampler, seed
         self.child, self.use_mock = solver.child, solver.mock
-        self.composite = FixedEmbeddingComposite(solver.child, solver.embedding)
+        budget = sampler.budget
+        child = budget.wrap(solver.child) if budget is not None else solver.child
+        self.composite = FixedEmbeddingComposite(child, solver.embedding)
         self.chain_strength = chain_strength
         self.h_range = tuple(solver.child.properties["h_range"])
         self.j_range = tuple(solver.child.properties["j_range"])
