@@ -3,7 +3,7 @@ the model's own units) is 1, by a bracketed search on the rising branch β_model
 
 An ideal device at inverse temperature β_dev gives β_model(p) = β_dev · p, so the search works
 in log p against log β_model: before a bracket exists it steps along a secant (slope 1 from a
-single point, the measured slope from two, clamped to [¼, 4]), each step at most ×4 and never
+single point, the measured slope from two, clamped to [¼, 4]), each step at most ×10 and never
 past the cap; once some p gave β_model < 1 and another > 1, it interpolates inside that
 bracket (regula falsi, the new point kept 5 % of the way from either end). It stops when
 β_model is within ``tol`` of 1 or 1 lies in its bootstrap interval, when the cap is reached
@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+MAX_STEP = 10.0  # a step before the bracket changes p by at most this factor
 
 
 @dataclass
@@ -71,6 +73,6 @@ def _next(points, lo, hi, p_max: float) -> float:
         (xa, ya), (xb, yb) = (math.log(points[-2][0]), math.log(points[-2][1])), (x, y)
         if math.isfinite(ya) and math.isfinite(yb) and xb != xa:
             slope = min(max((yb - ya) / (xb - xa), 0.25), 4.0)
-    step = -y / slope if math.isfinite(y) else -math.log(4.0)
-    step = min(max(step, -math.log(4.0)), math.log(4.0))
+    step = -y / slope if math.isfinite(y) else -math.log(MAX_STEP)
+    step = min(max(step, -math.log(MAX_STEP)), math.log(MAX_STEP))
     return min(math.exp(x + step), p_max)
