@@ -205,6 +205,10 @@ def test_native_model_embeds_without_chains_and_matches_its_exact_law(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "open: the annealer mock's 1,000 sweeps do not mix the embedded bas-4x4 problem: β_model "
+    "saturates near 0.88 as p rises (the chain barrier grows with p) and TV is 0.25 against "
+    "Gibbs-1000's 0.10; the global check flags it (energy z ≈ 31)"))
 def test_annealer_mock_on_trained_bas_model_is_as_good_as_gibbs(tmp_path):
     # bas-4x4 16×16 RBM fitted by exact ML (benchmarks/qpu_models.py, 200 steps), 2-qubit
     # chains on P8. Annealer mock (1,000 sweeps to β = 5): TV to the model's exact law ≤
