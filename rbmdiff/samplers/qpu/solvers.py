@@ -8,7 +8,8 @@ j_range, extended_j_range, timing) with our own substitute sampler of the progra
   smaller layer's qubits, each chain of the other layer summed out; :class:`ThermalSampler`)
   when that layer has at most ``EXACT_QUBITS`` qubits; otherwise simulated annealing that
   warms up over the first half of ``mock_sweeps`` and stays at mock_beta for the second half
-  (a long fixed-β Metropolis run: thermal up to its mixing).
+  (a fixed-β single-qubit Metropolis run: thermal only as far as it mixes; it does not mix a
+  multimodal model embedded with chains, e.g. bas-4x4 K_{16,16} on P8: see BENCHMARKS.md).
 - ``"annealer"``: simulated annealing of the embedded problem from β = min(0.1, mock_beta) up
   to mock_beta in ``mock_sweeps`` sweeps (geometric). Like a QPU, its reads freeze out before
   the end, so their effective β is below mock_beta and not known in advance.
