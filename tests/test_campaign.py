@@ -25,6 +25,8 @@ from flows.budget import (
 from rbmdiff import RBM
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.samplers import qpu
+from rbmdiff.samplers.qpu import solvers as qpu_solvers
+from rbmdiff.samplers.qpu import store as qpu_store
 
 SHAPE = [4]  # pegasus P4 holds K_{6,4}
 
@@ -37,7 +39,7 @@ class Script:
         self.step, self.reads, self.qubits = step, [], []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Script:
-        real = qpu.mock_solver
+        real = qpu_solvers.mock_solver
 
         def make(*args, **kwargs):
             child = real(*args, **kwargs)
@@ -58,8 +60,8 @@ class Script:
             child.sample = sample
             return child
 
-        monkeypatch.setattr(qpu, "mock_solver", make)
-        monkeypatch.setattr(qpu, "_sleep", lambda s: None)  # retries without waiting
+        monkeypatch.setattr(qpu_solvers, "mock_solver", make)
+        monkeypatch.setattr(qpu_store, "sleep", lambda s: None)  # retries without waiting
         return self
 
 
