@@ -38,7 +38,7 @@ def test_gibbs_at_beta_keeps_shapes_binary(tiny_rbm):
 def test_gibbs_stream_is_deterministic_and_independent_of_the_block_size(monkeypatch, tiny_rbm):
     """Same seed, same samples; the uniforms are drawn in blocks of sweeps, and the block size
     (here 1 sweep instead of all 37) must not change the stream; another seed differs."""
-    import rbmdiff.rbm as rbm_module
+    import rbmdiff.gibbs_kernels as kernels_module
 
     v0 = torch.zeros(200, 6, dtype=torch.float64)
 
@@ -47,7 +47,7 @@ def test_gibbs_stream_is_deterministic_and_independent_of_the_block_size(monkeyp
 
     first = run(5)
     torch.testing.assert_close(run(5), first, rtol=0, atol=0)
-    monkeypatch.setattr(rbm_module, "GIBBS_BLOCK", 1)
+    monkeypatch.setattr(kernels_module, "GIBBS_BLOCK", 1)
     torch.testing.assert_close(run(5), first, rtol=0, atol=0)
     assert not torch.equal(run(6), first)
     assert torch.equal(tiny_rbm.gibbs(v0, 0), v0)
