@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
+from rbmdiff.errors import RbmdiffError
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.jsonsafe import dumps
 from rbmdiff.samplers.base import Samples
@@ -72,10 +74,6 @@ def sample_to_parquet(
     chunk), so memory is bounded by one chunk.  The file appears whole (atomic rename) or not
     at all.  ``on_chunk(samples)`` sees each chunk (e.g. a :class:`SampleStats`).  Returns the
     merged ``info``: extensive fields summed over chunks, the rest from the first chunk."""
-    from tqdm.auto import tqdm
-
-    from rbmdiff.errors import RbmdiffError
-
     if chunk_size < 1:
         raise RbmdiffError(f"chunk_size must be ≥ 1, got {chunk_size}")
     path = Path(path)
