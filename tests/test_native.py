@@ -31,42 +31,41 @@ def kern() -> native.Kernel:
 # .ci/run installs a second environment with RBMDIFF_BUILD_NATIVE=0 and runs these tests there
 BUILT = os.environ.get("RBMDIFF_BUILD_NATIVE", "1").strip() != "0"
 SAMPLE_SCRIPT = """
-import json, warnings
+import json, os, warnings
 from rbmdiff import RBM, samplers
 warnings.simplefilter("ignore")
-info = samplers.get("gibbs", sweeps=5).sample(RBM.random(64, 16, seed=0), 200, seed=1).info
-print(json.dumps({k: v for k, v in info.items() if k.startswith("kernel")}))
+infos = []
+for native in ("1", "0"):  # the installed kernel, then the run-time switch off
+    os.environ["RBMDIFF_NATIVE"] = native
+    info = samplers.get("gibbs", sweeps=5).sample(RBM.random(64, 16, seed=0), 200, seed=1).info
+    infos.append({k: v for k, v in info.items() if k.startswith("kernel")})
+print(json.dumps(infos))
 """
 
 
-def _sample_in_a_fresh_process(**env: str) -> dict:
+@pytest.mark.slow
+def test_the_installed_kernel_samples_with_no_compiler_on_path():
+    """The library is built by ``pip install``: a process whose PATH holds no compiler (or
+    anything else) still samples with it, and with torch once RBMDIFF_NATIVE=0.  Installed
+    with RBMDIFF_BUILD_NATIVE=0, there is no library and the process samples with torch."""
     import json
 
     out = subprocess.run([sys.executable, "-c", SAMPLE_SCRIPT], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, **env})
+                         timeout=120, env={**os.environ, "PATH": ""})
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)
-
-
-def test_the_installed_kernel_samples_with_no_compiler_on_path():
-    """The library is built by ``pip install``: a process whose PATH holds no compiler (or
-    anything else) still samples with it.  Installed with RBMDIFF_BUILD_NATIVE=0, there is
-    no library and the same process samples with torch."""
-    info = _sample_in_a_fresh_process(PATH="")
+    installed, switched_off = json.loads(out.stdout)
+    assert switched_off == {"kernel": "torch", "kernel_stream": "numpy-pcg64",
+                            "kernel_threads": 1}
     if not BUILT:
-        assert native.library_path() is None and info["kernel"] == "torch", info
+        assert native.library_path() is None and installed == switched_off, installed
         return
     assert native.library_path() is not None, "pip install built no library"
     kern = native.kernel()
     assert kern is not None
     want = kern.name + ("-fused" if kern.simd else "")
-    assert info["kernel"] == want and info["kernel_stream"].startswith("xoshiro128+"), info
-    assert info["kernel_threads"] == 1  # the gibbs sampler's default
-
-
-def test_runtime_switch_off_samples_with_torch():
-    info = _sample_in_a_fresh_process(RBMDIFF_NATIVE="0")
-    assert info == {"kernel": "torch", "kernel_stream": "numpy-pcg64", "kernel_threads": 1}
+    assert installed["kernel"] == want, installed
+    assert installed["kernel_stream"].startswith("xoshiro128+"), installed
+    assert installed["kernel_threads"] == 1  # the gibbs sampler's default
 
 
 def test_without_the_library_gibbs_warns_once_and_samples_with_torch(monkeypatch):
@@ -320,7 +319,7 @@ def test_fused_sweeps_match_the_portable_c_bit_for_bit(kern, n, m):
             assert all(torch.equal(runs[0], r) for r in runs[1:]), (B, b.shape)
 
 
-@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("portable", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_fused_sweeps_match_the_exact_law_with_both_tile_widths(kern, portable):
     """10 visible × 17 hidden units: the hidden layer is a 16-column tile and an 8-column
     one, the visible layer one 16-column tile with 6 padded columns.  20,000 chains from
