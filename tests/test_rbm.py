@@ -64,6 +64,25 @@ def test_save_load_round_trip_keeps_parameters_and_meta(tmp_path, tiny_rbm):
     assert not list(tmp_path.glob(".*tmp")), "temporary file left behind"
 
 
+def test_meta_is_saved_json_safe(tmp_path, tiny_rbm):
+    """Meta goes through rbmdiff.jsonsafe.plain, as JSON output does: NaN and inf become
+    None, tensors and NumPy values numbers or lists, other objects their str."""
+    import json
+
+    import numpy as np
+
+    from rbmdiff.jsonsafe import dumps
+
+    tiny_rbm.meta = {"loss": float("nan"), "best": -float("inf"), "ok": 1.5,
+                     "t": torch.tensor(2.0), "w": torch.tensor([1.0, float("nan")]),
+                     "n": np.int64(3), "path": tmp_path, 4: (True, None)}
+    want = {"loss": None, "best": None, "ok": 1.5, "t": 2.0, "w": [1.0, None], "n": 3,
+            "path": str(tmp_path), "4": [True, None]}
+    tiny_rbm.save(tmp_path / "m.pt")
+    assert RBM.load(tmp_path / "m.pt").meta == want
+    assert json.loads(dumps(tiny_rbm.meta)) == want
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
