@@ -11,7 +11,6 @@ else the torch kernel (float64, other devices, or no compiled library).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from rbmdiff import native, seeds
@@ -26,8 +25,9 @@ THREAD_MIN_MULTIPLY_ADDS = 1 << 22
 
 class TorchKernel:
     """x by ``addmm(out=)``, then ``sigmoid_`` and ``gt_`` against 24-bit (float32) or 53-bit
-    (float64) uniforms from NumPy's PCG64, drawn on the CPU for a block of sweeps (up to
-    :data:`GIBBS_BLOCK` units) at a time and moved to the chains' device."""
+    (float64) uniforms from :func:`rbmdiff.seeds.generator` (NumPy's PCG64), drawn on the CPU
+    for a block of sweeps (up to :data:`GIBBS_BLOCK` units) at a time and moved to the
+    chains' device."""
 
     name = "torch"
     stream = "numpy-pcg64"
@@ -43,7 +43,7 @@ class TorchKernel:
         block = max(1, min(sweeps, GIBBS_BLOCK // per_sweep))
         u_dtype = torch.float64 if v.dtype == torch.float64 else torch.float32
         uniforms = torch.empty(block, per_sweep, dtype=u_dtype)
-        rng = np.random.Generator(np.random.PCG64(seed))
+        rng = seeds.generator(seed)
         for first in range(0, sweeps, block):
             count = min(block, sweeps - first)
             rng.random(out=uniforms[:count].numpy(), dtype=uniforms.numpy().dtype)

@@ -23,10 +23,15 @@ def derive(seed: int, key: int, *, below: int = 2**64) -> int:
     return int(state) % below
 
 
+def generator(seed: int) -> np.random.Generator:
+    """NumPy's PCG64 seeded by ``SeedSequence(seed)``: the stream named by ``seed``."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
+
+
 def words(seed: int, count: int) -> np.ndarray:
-    """``count`` random uint32 words from NumPy's PCG64 seeded by ``SeedSequence(seed)``;
-    the first k words do not depend on ``count``."""
-    raw = np.random.PCG64(np.random.SeedSequence(seed)).random_raw(-(-count // 2))
+    """The first ``count`` raw uint32 words of :func:`generator` (seed) (the first k words
+    do not depend on ``count``)."""
+    raw = generator(seed).bit_generator.random_raw(-(-count // 2))
     return raw.view(np.uint32)[:count].copy()
 
 
