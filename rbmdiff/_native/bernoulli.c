@@ -422,7 +422,7 @@ int rbmdiff_openmp(void)
 }
 
 /* Whether the portable implementation is fast here: fmaf an instruction, not a library
- * call (aarch64, say).  On x86 without AVX2+FMA it is ~10x slower than torch's kernel. */
+ * call (aarch64, say).  On x86 without AVX2+FMA it is slower than torch's kernel. */
 int rbmdiff_portable_fast(void)
 {
 #ifdef FP_FAST_FMAF
