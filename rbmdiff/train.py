@@ -16,7 +16,13 @@ import torch
 
 from rbmdiff.data import is_binary
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
+from rbmdiff.exact import (
+    EXACT_LAW_BITS,
+    MAX_ENUM_BITS,
+    kl_data_model,
+    log_partition,
+    log_partition_tensor,
+)
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.rbm import RBM
 from rbmdiff.score import DEFAULT_EPS, logit_bound, make_score, to_logit
@@ -33,7 +39,7 @@ RECOMMENDED_DSM: dict = {
     "weighting": "likelihood", "log_snr_range": (-4.0, 4.0), "stratified": True,
     "data_target": True, "n_noise": 4, "init_scale": 0.3, "lr_schedule": "cosine", "ema": 0.99,
 }
-EXACT_EVAL_BITS = 20  # exact log-likelihood in the history when min(n, m) ≤ this
+EXACT_EVAL_BITS = EXACT_LAW_BITS  # exact log-likelihood in the history when min(n, m) ≤ this
 
 
 @dataclass

@@ -19,7 +19,7 @@ from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import EXACT_LAW_BITS, log_partition
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.io import write_parquet
-from rbmdiff.metrics import EXACT_LL_BITS, sample_record
+from rbmdiff.metrics import sample_record
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples
 
@@ -55,9 +55,9 @@ def undefined_columns(n_visible: int, n_hidden: int, test_binary: bool) -> dict[
     if n_visible > EXACT_LAW_BITS:
         out["tv_exact"] = (f"needs the exact law over 2^n visible states, n ≤ {EXACT_LAW_BITS} "
                            f"(here n = {n_visible})")
-    if min(n_visible, n_hidden) > EXACT_LL_BITS:
+    if min(n_visible, n_hidden) > EXACT_LAW_BITS:
         out["test_log_likelihood"] = (f"needs log Z by enumerating the smaller layer, "
-                                      f"≤ {EXACT_LL_BITS} units (here {min(n_visible, n_hidden)})")
+                                      f"≤ {EXACT_LAW_BITS} units (here {min(n_visible, n_hidden)})")
     elif not test_binary:
         out["test_log_likelihood"] = ("the held-out rows are grey levels, not binary states; "
                                       "see the model's test log-likelihood on their binary draw")
@@ -77,11 +77,11 @@ def binary_rows(x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, str]:
 def model_record(rbm: RBM, test: torch.Tensor) -> dict:
     """The model's exact mean test log-likelihood, (1/N) Σ_k [−F(v_k)] − log Z, with log Z by
     enumerating the smaller layer; on grey test rows, on their binary draw (binary_rows).
-    None when the smaller layer has more than EXACT_LL_BITS units."""
+    None when the smaller layer has more than EXACT_LAW_BITS units."""
     v, how = binary_rows(test)
     record = {"n_visible": rbm.n_visible, "n_hidden": rbm.n_hidden, "test_rows": len(v),
               "test_data": how, "test_log_likelihood": None, "log_z": None}
-    if min(rbm.n_visible, rbm.n_hidden) <= EXACT_LL_BITS:
+    if min(rbm.n_visible, rbm.n_hidden) <= EXACT_LAW_BITS:
         with torch.no_grad():
             log_z = log_partition(rbm)
             f = rbm.free_energy(v.to(rbm.dtype)).double()
@@ -170,7 +170,7 @@ def markdown(info: dict, model: dict, table: pd.DataFrame, reference: dict,
                  f"**{ll:.3f} nats per row** (log Z = {model['log_z']:.3f} by enumeration; "
                  f"{model['test_rows']} held-out rows, {model['test_data']})." if ll is not None
                  else "not computed (both layers above "
-                      f"{EXACT_LL_BITS} units: log Z is not enumerable)."), ""]
+                      f"{EXACT_LAW_BITS} units: log Z is not enumerable)."), ""]
     stats = [c for c in COLUMNS if c not in undefined and c != "test_log_likelihood"]
     header = ["route", *stats, "wall_s", "cost"]
     lines += ["## Samples against held-out data", "",

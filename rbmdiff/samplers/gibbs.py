@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from rbmdiff import gibbs_kernels
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info, torch_threads
@@ -73,6 +74,7 @@ class GibbsSampler:
         rounds = math.ceil(num_samples / chains)
         g = torch.Generator().manual_seed(seed)
         with torch_threads(self.threads), torch.no_grad():
+            kernel = gibbs_kernels.provenance(rbm.W)  # name, stream, threads
             v = self.initial_state(rbm, chains, g)
             v = rbm.gibbs(v, self.sweeps, beta=self.beta, generator=g)
             kept = [v]
@@ -84,7 +86,7 @@ class GibbsSampler:
         info = make_info(
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
             cost_units=sweeps_per_chain, cost_unit="sweeps",
-            chains=chains, chain_sweeps=chains * sweeps_per_chain, kernel=rbm.gibbs_kernel(),
+            chains=chains, chain_sweeps=chains * sweeps_per_chain, **kernel,
             multiply_adds=2 * chains * sweeps_per_chain * rbm.n_visible * rbm.n_hidden,
         )
         return Samples(v=v_all.to(torch.float32), info=info)

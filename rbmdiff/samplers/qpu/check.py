@@ -13,10 +13,10 @@ import math
 
 import torch
 
-from rbmdiff.exact import state_chunks
+from rbmdiff.exact import EXACT_LAW_BITS, state_chunks
 from rbmdiff.rbm import RBM
 
-EXACT_BITS = 20
+EXACT_BITS = EXACT_LAW_BITS
 Z_LIMIT = 4.0  # the difference is significant beyond |z| = 4 ...
 SD_FLOOR = 0.1  # ... and matters beyond 0.1 standard deviations of the reads' energy
 

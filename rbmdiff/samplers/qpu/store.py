@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import dimod
-import numpy as np
 
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.files import atomic_write_bytes
+from rbmdiff.jsonsafe import dumps
 
 
 def transient(exc: BaseException) -> bool:
@@ -70,14 +70,6 @@ def call_key(h: dict, J: dict, kwargs: dict, *, chain_strength: float, embedding
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
-
-
 def load_reads(store: Path | None, key: str) -> dimod.SampleSet | None:
     """The stored reads of call ``key``; None when absent or damaged (then paid again)."""
     path = store / f"{key}.json" if store is not None else None
@@ -92,5 +84,5 @@ def load_reads(store: Path | None, key: str) -> dimod.SampleSet | None:
 def save_reads(store: Path | None, key: str, ss: dimod.SampleSet) -> None:
     """Keep the reads of call ``key`` (atomic write); nothing when there is no store."""
     if store is not None:
-        data = json.dumps(ss.to_serializable(), default=_jsonable).encode()
+        data = dumps(ss.to_serializable()).encode()
         atomic_write_bytes(store / f"{key}.json", data)
