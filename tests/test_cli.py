@@ -54,8 +54,8 @@ def test_train_then_evaluate_then_sample(tmp_path, capsys):
     assert metrics["test_log_likelihood"] <= -np.log(14) + 1e-6
     samples = tmp_path / "s.parquet"
     code, out, _ = run(["sample", "--model", model, "--sampler", "gibbs", "--num-samples", 300,
-                        "--seed", 2, "--out", samples, "--data", "bas-3x3", "--set", "sweeps=20",
-                        "--stats", tmp_path / "stats.parquet"], capsys)
+                        "--seed", 2, "--out", samples, "--data", "bas-3x3",
+                        "--set", "num_sweeps=20", "--stats", tmp_path / "stats.parquet"], capsys)
     assert code == 0
     frame = pd.read_parquet(samples)
     assert frame.shape == (300, 9) and set(np.unique(frame.to_numpy())) <= {0, 1}
