@@ -261,3 +261,17 @@ def test_sample_help_lists_each_samplers_parameters(capsys):
         assert name in lines, out
     assert "num_sweeps=100" in lines["gibbs"] and "num_sweeps=1000" in lines["anneal"]
     assert "--set KEY=VALUE" in out
+
+
+def test_pcd_with_an_annealing_negative_phase(tmp_path, capsys):
+    out_file = tmp_path / "m.pt"
+    code, out, err = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--out", out_file,
+                          "--method", "pcd", "--negative", "anneal", "--negative-set",
+                          "num_sweeps=10", "--steps", 5, "--quiet"], capsys)
+    assert code == 0, err
+    training = RBM.load(out_file).meta["training"]
+    assert training["negative"] == "anneal" and training["negative_params"] == {"num_sweeps": 10}
+    assert json.loads(out)["step"] == 5
+    code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--out", out_file,
+                        "--method", "cd", "--negative", "anneal", "--quiet"], capsys)
+    _one_line_error(code, err, "needs --method pcd")
