@@ -27,8 +27,8 @@ WEIGHTINGS = ("sigma2", "likelihood")
 LR_SCHEDULES = ("constant", "cosine")
 
 # The variance-reduced DSM recipe measured in BENCHMARKS.md (`-vr` rows) for
-# score="posterior", method="dsm"; add m_method ("exact" when n ≤ 20, else "meanfield" with
-# sweeps=10) and lr (0.1 on bars-and-stripes, 0.04 on digits-binary).
+# score="posterior", method="dsm"; rbmdiff.training_defaults adds m_method, lr, steps and
+# the noise draws by its rule.
 RECOMMENDED_DSM: dict = {
     "weighting": "likelihood", "log_snr_range": (-4.0, 4.0), "stratified": True,
     "data_target": True, "n_noise": 4, "init_scale": 0.3, "lr_schedule": "cosine", "ema": 0.99,

@@ -31,10 +31,10 @@ MEMORY_FRACTION = 0.5  # ... and its peak memory in this fraction of the machine
 MAX_BATCH = 64
 
 # Seconds per unit of work of one training step (forward and backward, one torch thread,
-# float32 model), measured in BENCHMARKS.md §1 "Cost model of exact m":
-SECONDS_PER_FREE_ENERGY = 5e-9  # per visible state and hidden unit: F over the 2^n states
-SECONDS_PER_PRODUCT = 0.6e-9  # per visible state and noised row: the factorised sums
-SECONDS_PER_HIDDEN_TERM = 20e-9  # per noised row, hidden state and visible unit
+# float32 model) on a loaded machine, from BENCHMARKS.md "Training defaults: cost model":
+SECONDS_PER_FREE_ENERGY = 10e-9  # per visible state and hidden unit: F over the 2^n states
+SECONDS_PER_PRODUCT = 1.2e-9  # per visible state and noised row: the factorised sums
+SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
 
 EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps": 1000}
 APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 2000,
