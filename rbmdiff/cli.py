@@ -223,11 +223,10 @@ def cmd_train(args: argparse.Namespace) -> None:
                        "m_method": args.m_method, "n_noise": args.n_noise,
                        "sweeps": args.sweeps})
     kw.update(_negative_options(args))
-    layout = None
     if args.topology:
         from rbmdiff.topology import native_layout
 
-        kw["mask"], layout = native_layout(dataset.n_visible, args.n_hidden, args.topology)
+        kw["mask"], kw["layout"] = native_layout(dataset.n_visible, args.n_hidden, args.topology)
     if not args.quiet:
         print(f"rbmdiff train: {summary(kw)}", file=sys.stderr)
     result = train(
@@ -240,8 +239,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     meta["training"]["recipe"] = "recommended" if recommended and args.score == "posterior" \
         else "plain"
     meta["training"]["data"] = args.data
-    if layout is not None:
-        meta["layout"] = layout
     if dataset.shape:
         meta["image_shape"] = list(dataset.shape)
     _write(args.out, result.rbm.save)

@@ -147,10 +147,15 @@ MAX_PARAMETER = 1e4  # |θ| beyond this is a diverged run: e^{-E} over- or under
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (the keywords of :func:`train`), validated
-    once on construction.  ``mask``: bool (n, n_hidden) connectivity, W stays 0 where False.
+    once on construction.  ``mask``: bool (n, n_hidden) connectivity, W stays 0 where False;
+    ``layout``: its placement on a solver graph (:func:`rbmdiff.topology.native_layout`), kept
+    in the model's meta, where the QPU sampler finds it (also during training).
     ``negative``: PCD's negative phase from this registered sampler (``samplers.get(negative,
     **negative_params)``, fresh reads each step) instead of persistent Gibbs chains;
-    ``qpu_budget_us`` caps the QPU access time those reads may spend."""
+    ``qpu_budget_us`` caps the QPU access time those reads may spend: each call is estimated
+    to cost what the previous one reported (the first is made whenever the budget is
+    positive), and training stops, keeping what it has learnt, before a call that would
+    overrun."""
 
     n_hidden: int
     method: str = "dsm"
@@ -181,6 +186,7 @@ class TrainConfig:
     dtype: torch.dtype = torch.float32
     max_records: int = 200
     mask: torch.Tensor | None = None
+    layout: dict | None = None
     negative: str | None = None
     negative_params: dict | None = None
     qpu_budget_us: float | None = None
@@ -207,6 +213,8 @@ class TrainConfig:
         if self.negative is not None and self.method != "pcd":
             raise RbmdiffError(f"negative={self.negative!r} needs method 'pcd', not "
                                f"{self.method!r}")
+        if self.layout is not None and self.mask is None:
+            raise RbmdiffError("a layout needs the mask it was made with")
         if self.qpu_budget_us is not None and not self.qpu_budget_us > 0:
             raise RbmdiffError(f"qpu_budget_us must be positive, got {self.qpu_budget_us}")
 
@@ -227,7 +235,7 @@ class TrainConfig:
     def fingerprint(self, x: torch.Tensor) -> str:
         """SHA-256 of the arguments and the data: what a checkpoint must match."""
         config = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("negative", "negative_params", "qpu_budget_us"):
+        for key in ("layout", "negative", "negative_params", "qpu_budget_us"):
             if config[key] is None:  # absent from checkpoints written without them
                 del config[key]
         config["mask"] = None if self.mask is None else self.mask.int().tolist()
@@ -458,6 +466,8 @@ def _setup(x: torch.Tensor, cfg: TrainConfig) -> _Run:
     sampler = _negative_sampler(cfg)
     rbm = init_rbm(x, cfg.n_hidden, seed=cfg.seed, scale=cfg.init_scale, dtype=cfg.dtype,
                    mask=cfg.mask)
+    if cfg.layout is not None:
+        rbm.meta["layout"] = cfg.layout
     rbm.requires_grad_()
     opt = torch.optim.Adam(rbm.parameters(), lr=cfg.lr)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
@@ -531,6 +541,8 @@ def _package(run: _Run) -> RBM:
                         stopped=run.stopped)
     trained.meta = {**run.score.options(), **run.score.sde.as_dict(), "t_eps": run.t_eps,
                     "t_max": run.t_max, "training": training}
+    if cfg.layout is not None:
+        trained.meta["layout"] = cfg.layout
     return trained
 
 
