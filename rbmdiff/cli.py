@@ -53,8 +53,9 @@ def _key_value(text: str) -> tuple[str, object]:
 
 
 class _LazyChoices:
-    """argparse choices read from a library module's constant on first use (so that
-    ``rbmdiff --help`` does not import torch)."""
+    """argparse choices read from a library module's constant when first needed (so that
+    ``rbmdiff --help`` does not import torch); give the argument a metavar, which argparse
+    would otherwise build from the choices at once."""
 
     def __init__(self, module: str, attr: str, exclude: tuple[str, ...] = ()) -> None:
         self.module, self.attr, self.exclude = module, attr, exclude
@@ -150,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--t-eps", type=_finite_float, default=1e-3)
     t.add_argument("--m-method", choices=_LazyChoices("rbmdiff.score", "PosteriorScore.M_METHODS",
                                                       exclude=("gibbs",)),
-                   help="how the posterior score computes m_θ (default: exact where the "
-                   "estimated run is ≤ 10 min and ≤ half the memory, else an approximation)")
+                   metavar="M_METHOD", help="how the posterior score computes m_θ: "
+                   "%(choices)s (default: exact where the estimated run is ≤ 10 min and ≤ "
+                   "half the memory, else an approximation)")
     t.add_argument("--n-noise", type=_positive_int,
                    help="DSM noise draws per row and step (default: see below)")
     t.add_argument("--recipe", choices=("recommended", "plain"), default="recommended",
@@ -161,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sweeps", type=_positive_int, help="mean-field sweeps (default 10)")
     t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
     t.add_argument("--topology", choices=_LazyChoices("rbmdiff.topology", "TOPOLOGIES"),
-                   help="train a hardware-native RBM: W only on couplers of this D-Wave "
+                   metavar="TOPOLOGY", help="%(choices)s: train a hardware-native RBM: W "
+                   "only on couplers of this D-Wave "
                    "graph (rbmdiff.topology.native_layout; the layout is saved in the model)")
     t.add_argument("--negative", choices=("gibbs", "anneal", "qpu"), default="gibbs",
                    help="--method pcd: where the negative phase comes from: persistent Gibbs "
