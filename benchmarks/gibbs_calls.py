@@ -92,7 +92,7 @@ def run(*, quick: bool, folder: Path) -> pd.DataFrame:
             add("means16", way, str(s), chi2(m, p, p * (1 - p) / chains))
         for s in range(2):
             means64[way, s] = chain_means(r64, x, chains, sweeps, seed=s)
-        gibbs = samplers.get("gibbs", sweeps=200 if quick else 1_000)
+        gibbs = samplers.get("gibbs", num_sweeps=200 if quick else 1_000)
         for s in range(seeds):
             add("mmd16", way, str(s), mmd_hamming(gibbs.sample(r16, 2_000, seed=s).v, ref16))
         ref64 = long_gibbs(r64, 10_000, seed=1_000, init_data=x, burn_in=burn_in)

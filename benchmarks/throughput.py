@@ -270,7 +270,7 @@ def row_timings(rbm: RBM, chains: int, sweeps: int, anneal: dict, *, rounds: int
     (``anneal``: :func:`anneal_calls` for this RBM shape)."""
     g = torch.Generator().manual_seed(0)
     v = torch.bernoulli(torch.full((chains, rbm.n_visible), 0.5), generator=g)
-    sampler = samplers.get("gibbs", sweeps=sweeps, threads=None)
+    sampler = samplers.get("gibbs", num_sweeps=sweeps, threads=None)
     mm_a, _ = matmul(chains, rbm.n_visible, rbm.n_hidden)
     mm_b, _ = matmul(chains, rbm.n_hidden, rbm.n_visible)
     parts = kernel_parts(rbm, chains, sweeps)
@@ -388,7 +388,7 @@ def stream_peak_rss(rbm: RBM, num_samples: int, batch: int, path: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    sampler = samplers.get("gibbs", sweeps=10, threads=None)
+    sampler = samplers.get("gibbs", num_sweeps=10, threads=None)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     schema = pa.schema([(f"v{i}", pa.uint8()) for i in range(rbm.n_visible)])

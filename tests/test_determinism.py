@@ -17,7 +17,7 @@ TIMING = ["wall_s", "samples_per_s"]
 CASES = {
     "sde": {"steps": 20},
     "ode": {"steps": 5},
-    "gibbs": {"sweeps": 20},
+    "gibbs": {"num_sweeps": 20},
     "anneal": {"num_sweeps": 50},
     "qpu": {"mock": True, "calibration_rounds": 1, "calibration_reads": 100, "mock_sweeps": 50,
             "num_bootstrap": 10},

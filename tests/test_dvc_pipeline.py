@@ -57,7 +57,7 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
     assert ran == [] and set(skipped) == STAGES
 
     before = (clone / "dvc.lock").read_text()
-    write_params(clone, {"sample": {"gibbs": {"sweeps": 7}}})
+    write_params(clone, {"sample": {"gibbs": {"num_sweeps": 7}}})
     ran, skipped = repro(clone)
     assert sorted(ran) == ["report", "sample@gibbs"]
     assert set(skipped) == STAGES - {"report", "sample@gibbs"}

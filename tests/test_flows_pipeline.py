@@ -177,11 +177,11 @@ def test_one_sampler_change_reruns_that_route_and_the_report(project) -> None:
 
     root, _ = project
     before = table(root).set_index("route")
-    write_params(root, {"sample": {"gibbs": {"sweeps": 9}}})
+    write_params(root, {"sample": {"gibbs": {"num_sweeps": 9}}})
     summary = pipeline(root=str(root), progress=False)
     assert summary["ran"] == ["sample@gibbs", "report"]
     after = table(root).set_index("route")
-    assert json.loads(after.loc["gibbs", "params"])["sweeps"] == 9
+    assert json.loads(after.loc["gibbs", "params"])["num_sweeps"] == 9
     unchanged = ["sde", "ode", "anneal", "qpu"]  # same files: not rerun
     assert after.loc[unchanged, "wall_s"].equals(before.loc[unchanged, "wall_s"])
     assert Ledger(root).plan().stale == []
