@@ -10,6 +10,9 @@ from pathlib import Path
 
 from rbmdiff.errors import RbmdiffError
 
+DEVICES = ("auto", "cpu", "cuda")  # rbmdiff.device.DEVICES (kept here: --help imports no torch)
+DEVICE_HELP = "where tensors live: auto (a CUDA GPU when one is available, else the CPU), cpu, cuda"
+
 
 def _int_at_least(low: int):
     """An argparse type: an integer ≥ ``low``, with a one-line error otherwise."""
@@ -96,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", type=Path, help="checkpoint file: written every epoch; "
                    "if it exists, training resumes from it (same arguments and data)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
 
     s = sub.add_parser("sample", help="draw samples from a trained RBM into Parquet")
     s.add_argument("--model", required=True, type=Path)
@@ -110,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-size", type=_positive_int, default=100_000,
                    help="samples drawn and written per chunk (bounds memory)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP + " (the sde "
+                   "and ode samplers; the others run on the CPU)")
 
     e = sub.add_parser("evaluate", help="print a JSON object of metrics of a model on data")
     e.add_argument("--model", required=True, type=Path)
@@ -117,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ais-chains", type=_positive_int, default=200)
     e.add_argument("--ais-betas", type=_positive_int, default=2000)
     e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     return parser
 
 
@@ -124,8 +131,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from rbmdiff.data import load_dataset
+    from rbmdiff.device import resolve
     from rbmdiff.train import RECOMMENDED_DSM, train
 
+    resolve(args.device)  # a device that is not there: refuse before any work
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data, min_rows=args.batch_size)
     _check_writable(args.out)
@@ -138,7 +147,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps, t_eps=args.t_eps,
         m_method=m_method, sweeps=args.sweeps, cd_k=args.cd_k,
-        eval_data=dataset.test, progress=not args.quiet, checkpoint=args.checkpoint, **recipe,
+        eval_data=dataset.test, progress=not args.quiet, checkpoint=args.checkpoint,
+        device=args.device, **recipe,
     )
     result.rbm.meta["training"]["recipe"] = args.recipe if recipe else "plain"
     result.rbm.meta["training"]["data"] = args.data
@@ -159,13 +169,18 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from rbmdiff import samplers
+    from rbmdiff.device import resolve
     from rbmdiff.io import sample_to_parquet, write_parquet
     from rbmdiff.metrics import SampleStats
     from rbmdiff.rbm import RBM
 
+    device = resolve(args.device)
     rbm = RBM.load(args.model)
     test = _matching_data(args.data, rbm, args.model) if args.data else None
-    sampler = samplers.get(args.sampler, **dict(args.params))
+    params = dict(args.params)
+    if args.sampler in ("sde", "ode"):
+        params.setdefault("device", str(device))
+    sampler = samplers.get(args.sampler, **params)
     _check_writable(args.out)
     stats = SampleStats(rbm) if test is not None else None
     info = sample_to_parquet(
@@ -186,13 +201,15 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from rbmdiff.device import resolve
     from rbmdiff.evaluate import evaluate
     from rbmdiff.rbm import RBM
 
+    resolve(args.device)  # a device that is not there: refuse before any work
     rbm = RBM.load(args.model)
     test = _matching_data(args.data, rbm, args.model)
     metrics = evaluate(rbm, test, ais_chains=args.ais_chains, ais_betas=args.ais_betas,
-                       seed=args.seed)
+                       seed=args.seed, device=args.device)
     print(json.dumps(metrics, indent=2))
 
 

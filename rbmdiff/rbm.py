@@ -196,6 +196,11 @@ class RBM:
             if b.dim() == 2 and b.shape[0] != B:
                 raise RbmdiffError(f"field has {b.shape[0]} rows for {B} chains; give one row "
                                    "or one per chain")
+            if v.device.type != "cpu":  # off the CPU: torch, drawing from the caller's generator
+                for _ in range(sweeps):
+                    h = torch.bernoulli(torch.sigmoid(torch.addmm(c, v, W)), generator=generator)
+                    v = torch.bernoulli(torch.sigmoid(b + h @ W.T), generator=generator)
+                return v.reshape(shape)
             seed = _seed(generator)
             kern = self._compiled_kernel()
             if kern is not None and kern.fuses(n, m):

@@ -290,8 +290,9 @@ def visible_enum_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
     n, k = rbm.n_visible, rbm.n_visible // 2
     if k == 0:
         return _visible_enum_mean_direct(rbm, u)
-    v1, v2 = _states(k, torch.float64), _states(n - k, torch.float64)  # (I, k), (J, n - k)
-    log_e = -rbm.free_energy(_states(n, rbm.dtype)).to(torch.float64).view(len(v1), len(v2))
+    dev = u.device
+    v1, v2 = _states(k, torch.float64, dev), _states(n - k, torch.float64, dev)  # (I,k), (J,n-k)
+    log_e = -rbm.free_energy(_states(n, rbm.dtype, dev)).to(torch.float64).view(len(v1), len(v2))
     row_max = log_e.detach().amax(1)  # (I,)
     e = torch.exp(log_e - row_max[:, None])  # (I, J), each row's maximum is 1
     u64 = u.to(torch.float64)
@@ -312,15 +313,15 @@ def visible_enum_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
 
 def _visible_enum_mean_direct(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
     """m = softmax_v(-F(v) + uᵀv) @ v over the (B × 2^n) weights.  u: (B, n) -> (B, n)."""
-    v = _states(rbm.n_visible, rbm.dtype)  # (S, n)
+    v = _states(rbm.n_visible, rbm.dtype, u.device)  # (S, n)
     logw = -rbm.free_energy(v)[None, :] + u @ v.T  # (B, S)
     return torch.softmax(logw, dim=1) @ v
 
 
 @functools.lru_cache(maxsize=16)
-def _states(k: int, dtype: torch.dtype) -> torch.Tensor:
-    """binary_states(k), built once per (k, dtype); callers must not modify it."""
-    return binary_states(k, dtype=dtype)
+def _states(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """binary_states(k), built once per (k, dtype, device); callers must not modify it."""
+    return binary_states(k, dtype=dtype, device=device)
 
 
 def gibbs_mean(

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from rbmdiff.data import is_binary
+from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
 from rbmdiff.files import atomic_write_bytes
@@ -78,7 +79,7 @@ def dsm_loss(
     size = v.shape[0]
     if weighting == "sigma2":
         u = (uniform01(size, stratified=True, generator=generator).to(v.dtype) if stratified
-             else torch.rand(size, generator=generator, dtype=v.dtype))
+             else torch.rand(size, generator=generator, dtype=v.dtype, device=v.device))
         t = t_eps + (t_max - t_eps) * u
         w = 1.0
     elif weighting == "likelihood":
@@ -207,6 +208,7 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     mask: torch.Tensor | None = None,
+    device: str = "cpu",
 ) -> TrainResult:
     """Fit an RBM to x: (N, n) in [0, 1] with Adam.
 
@@ -222,9 +224,13 @@ def train(
 
     ``mask``: a bool (n, n_hidden) connectivity mask (:func:`rbmdiff.topology.native_layout`);
     W starts and stays exactly 0 where it is False, for every method.
+
+    ``device``: "cpu", "cuda" or "auto" (:func:`rbmdiff.device.resolve`); the model, data and
+    random stream live there, and the device is recorded in meta["training"]["device"].
     """
     config = {k: v for k, v in locals().items() if k not in (
-        "x", "eval_data", "progress", "callback", "checkpoint", "checkpoint_every", "mask")}
+        "x", "eval_data", "progress", "callback", "checkpoint", "checkpoint_every", "mask",
+        "device")}
     config["mask"] = None if mask is None else mask.int().tolist()
     n = x.shape[1]
     check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
@@ -233,7 +239,8 @@ def train(
     if batch_size > x.shape[0]:
         raise RbmdiffError(f"batch_size {batch_size} exceeds the {x.shape[0]} training rows")
     sde = VPSDE(beta_min, beta_max)
-    g = torch.Generator().manual_seed(seed)
+    dev = resolve(device)
+    g = torch.Generator(device=dev).manual_seed(seed)
     m_options = {"m_method": m_method, "sweeps": sweeps, "damping": damping,
                  "gibbs_sweeps": gibbs_sweeps, "gibbs_chains": gibbs_chains, "generator": g}
     score_model = make_score(score, sde=sde, eps=eps,
@@ -244,7 +251,10 @@ def train(
     if log_snr_range is not None:
         t_eps, t_max = t_range_of_log_snr(sde, logit_bound(eps), log_snr_range, t_eps=t_eps)
     x = x.to(dtype)
-    rbm = init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype, mask=mask)
+    rbm = to_device(init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype, mask=mask),
+                    dev)
+    x, mask = x.to(dev), rbm.mask
+    eval_data = None if eval_data is None else eval_data.to(dev)
     rbm.requires_grad_()
     opt = torch.optim.Adam(rbm.parameters(), lr=lr)
     avg = rbm.detach() if ema > 0 else None  # Polyak / EMA average of θ
@@ -255,7 +265,8 @@ def train(
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
     n_epochs = math.ceil(steps / steps_per_epoch)
     stride = max(1, math.ceil(n_epochs / max_records))
-    chains = torch.bernoulli(x[torch.randint(x.shape[0], (batch_size,), generator=g)], generator=g)
+    chains = torch.bernoulli(x[torch.randint(x.shape[0], (batch_size,), generator=g, device=dev)],
+                             generator=g)
 
     history: list[dict] = []
     start, step, losses, first_epoch = time.perf_counter(), 0, [], 0
@@ -274,7 +285,7 @@ def train(
         if sched is not None:
             sched.load_state_dict(state["sched"])
         g.set_state(state["rng"])
-        chains, history, losses = state["chains"], state["history"], state["losses"]
+        chains, history, losses = state["chains"].to(dev), state["history"], state["losses"]
         step, first_epoch = state["step"], state["epoch"] + 1
         start -= state["wall_s"]
     bar = _progress(steps, f"train {method}/{score}" if method == "dsm" else f"train {method}",
@@ -282,7 +293,7 @@ def train(
     bar.update(step)
     for epoch in range(first_epoch, n_epochs):
         v_all = x if binary_data else torch.bernoulli(x, generator=g)
-        order = torch.randperm(x.shape[0], generator=g)
+        order = torch.randperm(x.shape[0], generator=g, device=dev)
         for i in range(0, x.shape[0], batch_size):
             if step == steps:
                 break
@@ -340,7 +351,7 @@ def train(
         if last:
             break
     bar.close()
-    trained = (avg or rbm).detach()
+    trained = to_device((avg or rbm).detach(), "cpu")  # results leave on the CPU
     trained.meta = {
         **score_model.options(),
         **sde.as_dict(),
@@ -350,7 +361,7 @@ def train(
             "weighting": weighting, "n_noise": n_noise, "stratified": stratified,
             "lr_schedule": lr_schedule, "ema": ema, "data_target": data_target,
             "method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-            "cd_k": cd_k, "wall_s": time.perf_counter() - start,
+            "cd_k": cd_k, "wall_s": time.perf_counter() - start, "device": str(dev),
             # CD/PCD chains: same law with either kernel, not the same stream.  DSM's gibbs_cov
             # m draws its clamped chains with torch (it keeps σ for the Rao-Blackwellised mean)
             "gibbs_kernel": trained.gibbs_kernel() if method in ("cd", "pcd") else "torch"
