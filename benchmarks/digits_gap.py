@@ -42,8 +42,15 @@ METHODS: dict[str, dict] = {
     "dsm-tap10-w2": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0)},
     "dsm-tap10-x3": {**VR, "m_method": "tap", "sweeps": 10, "steps": 3 * STEPS},
     "dsm-tap10-nn16": {**VR, "m_method": "tap", "sweeps": 10, "n_noise": 16},
+    "dsm-tap10-w2-x3": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0),
+                        "steps": 3 * STEPS},
     "dsm-tap30": {**VR, "m_method": "tap", "sweeps": 30},
+    "dsm-tap10-w2-lr08": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0),
+                          "lr": 0.08},
+    "dsm-tap10-w2-x5": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0),
+                        "steps": 5 * STEPS},
 }
+CPU_DEFAULT = "dsm-tap10-x3"  # the recipe BENCHMARKS.md "Digits gap" recommends on a CPU
 
 
 def test_log_likelihood(rbm: RBM, test: torch.Tensor) -> float:
@@ -65,9 +72,9 @@ def run_one(name: str, *, seed: int, quick: bool) -> dict:
             "params": repr({**kw, "steps": steps, "batch_size": BATCH})}
 
 
-def time_exact_m(steps: int, *, n_noise: int = 4) -> dict:
+def time_exact_m(steps: int, *, rows: int = BATCH, n_noise: int = 4) -> dict:
     """Seconds per DSM step and peak-RSS growth with exact m (chunked hidden enumeration) at
-    the recipe's batch (64 rows × ``n_noise`` draws), from a model at init scale 0.3."""
+    the recipe's batch (``rows`` × ``n_noise`` draws), from a model at init scale 0.3."""
     data = load_dataset("digits-binary")
     x = data.train.to(torch.float32)
     rbm = init_rbm(x, N_HIDDEN, seed=0, scale=0.3).requires_grad_()
@@ -76,12 +83,12 @@ def time_exact_m(steps: int, *, n_noise: int = 4) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     for _ in range(steps):
-        loss = dsm_loss(rbm, score, x[:BATCH], weighting="likelihood", n_noise=n_noise,
+        loss = dsm_loss(rbm, score, x[:rows], weighting="likelihood", n_noise=n_noise,
                         stratified=True, generator=g)
         loss.backward()
     wall = time.perf_counter() - start
     growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    return {"method": f"dsm-exact (timing, {BATCH}×{n_noise} rows)", "seed": 0, "steps": steps,
+    return {"method": f"dsm-exact (timing, {rows}×{n_noise} rows)", "seed": 0, "steps": steps,
             "wall_s": wall, "s_per_step": wall / steps, "test_ll": float("nan"),
             "peak_rss_growth_mib": growth, "params": "m_method='exact' (hidden chunks)"}
 
@@ -127,8 +134,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             print(f"{name} seed {seed}: test_ll {rows[-1]['test_ll']:.3f} "
                   f"({rows[-1]['wall_s']:.1f} s)", flush=True)
     if args.exact_steps > 0:
-        rows.append(time_exact_m(1 if args.quick else args.exact_steps,
-                                 n_noise=1 if args.quick else 4))
+        rows.append(time_exact_m(1, rows=4, n_noise=1) if args.quick
+                    else time_exact_m(args.exact_steps))
         print(f"exact m: {rows[-1]['s_per_step']:.2f} s/step, peak RSS +"
               f"{rows[-1]['peak_rss_growth_mib']:.0f} MiB", flush=True)
     df = pd.DataFrame(rows)
