@@ -3,8 +3,9 @@
 Test log-likelihood (1/N) Σ log p_θ(v) = -mean F(v) - log Ẑ with log Ẑ from annealed
 importance sampling (rbmdiff.ais; Salakhutdinov & Murray 2008) from the data's base-rate model,
 with its standard error; mean ± sd over seeds.  Rows: DSM with TAP m and the variance-reduced
-recipe (benchmarks/digits_gap.py's ``dsm-tap10``, same steps as the baselines), CD-1, PCD-1 and scikit-learn's BernoulliRBM (PCD-1, plain SGD, 3×
-the steps at rate 0.05, as in BENCHMARKS §1).
+recipe (benchmarks/digits_gap.py's ``dsm-tap10``, same steps as the baselines), CD-1, PCD-1
+and scikit-learn's BernoulliRBM (PCD-1, plain SGD, 3× the steps at rate 0.05, as in
+BENCHMARKS §1).
 
     python benchmarks/bigger_models.py                      # 64 and 100 hidden, 3 seeds
     python benchmarks/bigger_models.py --hidden 64 --methods cd1 pcd
