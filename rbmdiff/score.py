@@ -182,11 +182,16 @@ def exact_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
         raise RbmdiffError(
             f"exact m_θ needs 2^{min(n, m)} states ({n}×{m} RBM), beyond the enumeration limit "
             f"2^{MAX_ENUM_BITS}: use m_method 'tap' or 'meanfield'")
-    visible_cost = 2.0**n * (n * m + 2 * u.shape[0]) if n <= MAX_ENUM_BITS else math.inf
-    hidden_cost = 2.0**m * u.shape[0] * n
-    if visible_cost <= hidden_cost:
+    if enumerates_visible(n, m, u.shape[0]):
         return visible_enum_mean(rbm, u)
     return hidden_enum_mean(rbm, u)
+
+
+def enumerates_visible(n: int, m: int, batch: int) -> bool:
+    """Whether exact m for a batch of ``batch`` rows enumerates v (cost ~ 2^n (nm + 2B)) rather
+    than h (cost ~ 2^m B n)."""
+    visible_cost = 2.0**n * (n * m + 2 * batch) if n <= MAX_ENUM_BITS else math.inf
+    return visible_cost <= 2.0**m * batch * n
 
 
 def hidden_enum_mean(rbm: RBM, u: torch.Tensor, *, chunk_states: int | None = None

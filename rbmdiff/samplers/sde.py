@@ -139,7 +139,7 @@ class SDESampler:
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
             cost_units=evals, cost_unit="score_evaluations",
             score=model.name, m_method=getattr(model, "m_method", None), device=str(self.device),
-            multiply_adds=_score_multiply_adds(model, rbm) * evals * num_samples,
+            multiply_adds=_score_multiply_adds(model, rbm, self.batch_size) * evals * num_samples,
         )
         return Samples(v=v.to(torch.float32).cpu(), x=x.to(torch.float32).cpu(), info=info)
 
@@ -154,18 +154,18 @@ class ODESampler(SDESampler):
         super().__init__(steps=steps, **kw)
 
 
-def _score_multiply_adds(model, rbm: RBM) -> int:
+def _score_multiply_adds(model, rbm: RBM, batch: int) -> int:
     """Multiply-adds of one score evaluation for one sample (2nm per W product).  Exact m by
     the factorised visible enumeration (``visible_enum_mean``) costs 2·2^n + 2(2^k k +
     2^(n-k) (n-k)) per sample, k = ⌊n/2⌋, plus F of all 2^n states once per batch (not
     counted); by enumerating the hidden layer, 2^m n m."""
-    from rbmdiff.score import VISIBLE_ENUM_BITS
+    from rbmdiff.score import enumerates_visible
 
     n, m = rbm.n_visible, rbm.n_hidden
     nm = n * m
     m_method = getattr(model, "m_method", None)
     if m_method == "exact":
-        if n <= max(m, VISIBLE_ENUM_BITS):
+        if enumerates_visible(n, m, batch):
             k = n // 2
             return 2 * 2**n + 2 * (2**k * k + 2 ** (n - k) * (n - k))
         return 2**m * nm
