@@ -246,7 +246,7 @@ class _HiddenEnumMean(torch.autograd.Function):
             new = torch.maximum(log_scale, logw.amax(1))
             shrink = torch.exp(log_scale - new)  # rescale what was summed so far
             w = torch.exp(logw - new[:, None])  # (B, S)
-            acc = acc * shrink[:, None] + torch.bmm(w[:, None, :], torch.sigmoid(pre))[:, 0]
+            acc = acc * shrink[:, None] + torch.bmm(w[:, None, :], pre.sigmoid_())[:, 0]
             total, log_scale = total * shrink + w.sum(1), new
         m = acc / total[:, None]
         log_z = log_scale + torch.log(total)
@@ -263,11 +263,13 @@ class _HiddenEnumMean(torch.autograd.Function):
         grad_W, grad_c = torch.zeros_like(W), torch.zeros_like(c)
         for h in _hidden_chunks(W.shape[1], ctx.chunk_states, u):
             pre, logw = _chunk_terms(h, bu, W, c)
-            s = torch.sigmoid(pre)
+            s = pre.sigmoid_()
             p = torch.exp(logw - log_z[:, None])  # (B, S)
             q = torch.bmm(s, g[:, :, None])[..., 0]  # (B, S)
             coef = p * (q - r[:, None])
-            G = (p[:, :, None] * g[:, None, :]) * (s - s * s) + coef[:, :, None] * s
+            # G = s ⊙ (p g ⊙ (1 - s) + coef), in place in one (B, S, n) buffer
+            G = torch.rsub(s, 1.0).mul_(g[:, None, :]).mul_(p[:, :, None])
+            G.add_(coef[:, :, None]).mul_(s)
             grad_u += G.sum(1)
             grad_W += G.sum(0).T @ h
             grad_c += coef.sum(0) @ h
