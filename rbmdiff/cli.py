@@ -11,6 +11,9 @@ from pathlib import Path
 
 from rbmdiff.errors import RbmdiffError
 
+DEVICES = ("auto", "cpu", "cuda")  # rbmdiff.device.DEVICES (kept here: --help imports no torch)
+DEVICE_HELP = "where tensors live: auto (a CUDA GPU when one is available, else the CPU), cpu, cuda"
+
 
 def _int_at_least(low: int):
     """An argparse type: an integer ≥ ``low``, with a one-line error otherwise."""
@@ -180,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", type=Path, help="checkpoint file: written every epoch; "
                    "if it exists, training resumes from it (same arguments and data)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
 
     s = sub.add_parser("sample", help="draw samples from a trained RBM into Parquet",
                        add_help=False)
@@ -197,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-size", type=_positive_int, default=100_000,
                    help="samples drawn and written per chunk (bounds memory)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP + " (the sde "
+                   "and ode samplers; the others run on the CPU)")
 
     e = sub.add_parser("evaluate", help="print a JSON object of metrics of a model on data")
     e.add_argument("--model", required=True, type=Path)
@@ -204,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ais-chains", type=_positive_int, default=200)
     e.add_argument("--ais-betas", type=_positive_int, default=2000)
     e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     return parser
 
 
@@ -211,9 +218,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from rbmdiff.data import load_dataset
+    from rbmdiff.device import resolve
     from rbmdiff.train import train
     from rbmdiff.training_defaults import choose, summary
 
+    resolve(args.device)  # a device that is not there: refuse before any work
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data, min_rows=args.batch_size or 1)
     for path in (args.out, args.history, args.checkpoint):
@@ -236,7 +245,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         dataset.train, n_hidden=args.n_hidden, method=args.method, score=args.score,
         seed=args.seed, beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps,
         t_eps=args.t_eps, cd_k=args.cd_k, eval_data=dataset.test, progress=not args.quiet,
-        checkpoint=args.checkpoint, **kw,
+        checkpoint=args.checkpoint, device=args.device, **kw,
     )
     meta = result.rbm.meta
     meta["training"]["recipe"] = "recommended" if recommended and args.score == "posterior" \
@@ -282,13 +291,18 @@ def _stopped(training: dict) -> dict:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from rbmdiff import samplers
+    from rbmdiff.device import resolve
     from rbmdiff.io import sample_to_parquet, write_parquet
     from rbmdiff.metrics import SampleStats
     from rbmdiff.rbm import RBM
 
+    device = resolve(args.device)
     rbm = RBM.load(args.model)
     test = _matching_data(args.data, rbm, args.model) if args.data else None
-    sampler = samplers.get(args.sampler, **dict(args.params))
+    params = dict(args.params)
+    if args.sampler in ("sde", "ode"):
+        params.setdefault("device", str(device))
+    sampler = samplers.get(args.sampler, **params)
     for path in (args.out, args.stats):
         if path is not None:
             _check_writable(path)
@@ -311,13 +325,15 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from rbmdiff.device import resolve
     from rbmdiff.evaluate import evaluate
     from rbmdiff.rbm import RBM
 
+    resolve(args.device)  # a device that is not there: refuse before any work
     rbm = RBM.load(args.model)
     test = _matching_data(args.data, rbm, args.model)
     metrics = evaluate(rbm, test, ais_chains=args.ais_chains, ais_betas=args.ais_betas,
-                       seed=args.seed)
+                       seed=args.seed, device=args.device)
     _print_json(metrics, indent=2)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from rbmdiff.data import is_binary
+from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import (
     EXACT_LAW_BITS,
@@ -84,7 +85,7 @@ def dsm_loss(
     size = v.shape[0]
     if weighting == "sigma2":
         u = (uniform01(size, stratified=True, generator=generator).to(v.dtype) if stratified
-             else torch.rand(size, generator=generator, dtype=v.dtype))
+             else torch.rand(size, generator=generator, dtype=v.dtype, device=v.device))
         t = t_eps + (t_max - t_eps) * u
         w = 1.0
     elif weighting == "likelihood":
@@ -196,6 +197,7 @@ class TrainConfig:
     negative: str | None = None
     negative_params: dict | None = None
     qpu_budget_us: float | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -240,7 +242,7 @@ class TrainConfig:
 
     def fingerprint(self, x: torch.Tensor) -> str:
         """SHA-256 of the arguments and the data: what a checkpoint must match."""
-        config = {f.name: getattr(self, f.name) for f in fields(self)}
+        config = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}
         for key in ("layout", "negative", "negative_params", "qpu_budget_us"):
             if config[key] is None:  # absent from checkpoints written without them
                 del config[key]
@@ -310,7 +312,7 @@ class _Run:
         budget = self.cfg.qpu_budget_us
         if budget is not None and self.qpu_spent_us + self.qpu_last_us > budget:
             raise _BudgetSpent
-        seed = int(torch.randint(2**31, (1,), generator=self.g))
+        seed = int(torch.randint(2**31, (1,), generator=self.g, device=self.g.device))
         samples = self.sampler.sample(self.rbm.detach(), count, seed=seed)
         self.qpu_last_us = float(samples.info.get("qpu_access_time", 0.0))
         self.qpu_spent_us += self.qpu_last_us
@@ -368,7 +370,8 @@ class _Checkpoint:
         if run.sched is not None:
             run.sched.load_state_dict(state["sched"])
         run.g.set_state(state["rng"])
-        run.chains, run.history, run.losses = state["chains"], state["history"], state["losses"]
+        run.chains, run.history, run.losses = (state["chains"].to(run.chains.device),
+                                                state["history"], state["losses"])
         run.step, run.first_epoch = state["step"], state["epoch"] + 1
         run.start -= state["wall_s"]
         run.qpu_spent_us = state.get("qpu_spent_us", 0.0)
@@ -424,7 +427,9 @@ def fit(
 ) -> TrainResult:
     """:func:`train` with a ready :class:`TrainConfig`: set up, resume, loop, package."""
     cfg.check_data(x)
-    x = x.to(cfg.dtype)
+    device = resolve(cfg.device)
+    x = x.to(cfg.dtype).to(device)
+    eval_data = None if eval_data is None else eval_data.to(device)
     run = _setup(x, cfg)
     ckpt = _Checkpoint(checkpoint, checkpoint_every, cfg.fingerprint(x))
     ckpt.restore(run)
@@ -436,7 +441,8 @@ def fit(
     for epoch in range(run.first_epoch, n_epochs):
         v_all = x if binary_data else torch.bernoulli(x, generator=run.g)
         try:
-            for idx in _batches(torch.randperm(x.shape[0], generator=run.g), cfg.batch_size,
+            order = torch.randperm(x.shape[0], generator=run.g, device=x.device)
+            for idx in _batches(order, cfg.batch_size,
                                 cfg.steps - run.step):
                 run.update(STEPS[cfg.method](run, v_all[idx], v_all))
                 bar.update(1)
@@ -456,7 +462,7 @@ def fit(
 def _setup(x: torch.Tensor, cfg: TrainConfig) -> _Run:
     """The score model, initial RBM, optimiser, schedule, EMA and PCD chains of a fresh run."""
     sde = VPSDE(cfg.beta_min, cfg.beta_max)
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = torch.Generator(device=x.device).manual_seed(cfg.seed)
     m_options = {"m_method": cfg.m_method, "sweeps": cfg.sweeps, "damping": cfg.damping,
                  "gibbs_sweeps": cfg.gibbs_sweeps, "gibbs_chains": cfg.gibbs_chains,
                  "generator": g}
@@ -470,8 +476,8 @@ def _setup(x: torch.Tensor, cfg: TrainConfig) -> _Run:
         t_eps, t_max = t_range_of_log_snr(sde, logit_bound(cfg.eps), cfg.log_snr_range,
                                           t_eps=t_eps)
     sampler = _negative_sampler(cfg)
-    rbm = init_rbm(x, cfg.n_hidden, seed=cfg.seed, scale=cfg.init_scale, dtype=cfg.dtype,
-                   mask=cfg.mask)
+    rbm = to_device(init_rbm(x.cpu(), cfg.n_hidden, seed=cfg.seed, scale=cfg.init_scale,
+                             dtype=cfg.dtype, mask=cfg.mask), x.device)
     if cfg.layout is not None:
         rbm.meta["layout"] = cfg.layout
     rbm.requires_grad_()
@@ -479,7 +485,7 @@ def _setup(x: torch.Tensor, cfg: TrainConfig) -> _Run:
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
              if cfg.lr_schedule == "cosine" else None)
     avg = rbm.detach() if cfg.ema > 0 else None
-    rows = torch.randint(x.shape[0], (cfg.batch_size,), generator=g)
+    rows = torch.randint(x.shape[0], (cfg.batch_size,), generator=g, device=x.device)
     chains = torch.bernoulli(x[rows], generator=g)
     return _Run(cfg, rbm, score, opt, sched, avg, g, chains, t_eps, t_max, sampler)
 
@@ -527,7 +533,7 @@ def _record(run: _Run, epoch: int, x, eval_data, binary_data: bool, bar, callbac
 def _package(run: _Run) -> RBM:
     """The trained (averaged) RBM with what it was trained with in ``meta``."""
     cfg = run.cfg
-    trained = (run.avg or run.rbm).detach()
+    trained = to_device((run.avg or run.rbm).detach(), "cpu")  # saved device-free
     if cfg.method in ("cd", "pcd"):
         # CD/PCD chains: same law with either kernel, not the same stream
         kernel = cfg.negative or trained.gibbs_kernel()
@@ -538,7 +544,7 @@ def _package(run: _Run) -> RBM:
         "lr_schedule": cfg.lr_schedule, "ema": cfg.ema, "data_target": cfg.data_target,
         "method": cfg.method, "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
         "seed": cfg.seed, "cd_k": cfg.cd_k, "wall_s": time.perf_counter() - run.start,
-        "gibbs_kernel": kernel,
+        "gibbs_kernel": kernel, "device": str(run.chains.device),
         "final_loss": run.history[-1]["loss"] if run.history else None,
     }
     if cfg.negative is not None:
