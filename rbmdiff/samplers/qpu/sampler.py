@@ -203,7 +203,7 @@ class QPUSampler:
             emb, method, path = embedding.load_or_find_embedding(
                 graph, n, m, topology=topology, shape=shape, folder=self.embedding_dir,
                 timeout=self.embedding_timeout, seed=sampler_seed(seed))
-        if kind == "thermal":  # the thermal mock sums one layer's chains out exactly
+        if kind == "thermal":  # the thermal mock draws chains layer by layer
             child.substitute_kwargs["layers"] = [
                 [emb[f"v{i}"] for i in range(n)], [emb[f"h{j}"] for j in range(m)]]
         return EmbeddedSolver(child, kind, reason, topology, shape, emb, method, path)
