@@ -24,7 +24,7 @@ from rbmdiff.samplers import get
 
 ROOT = Path(__file__).resolve().parent
 QPU_FIELDS = ("beta_model", "chain_break_fraction", "prefactor", "chain_strength", "rounds",
-              "qpu_access_time", "energy_z", "chain_length_max")
+              "qpu_access_time", "energy_z", "chain_length_max", "chain_strength_factor")
 
 
 def tv(rbm: RBM, v: torch.Tensor) -> float:
@@ -47,11 +47,19 @@ def row(name: str, rbm: RBM, n: int, seed: int, emb_dir: str) -> dict:
     return out
 
 
+def _chain(q: dict) -> str:
+    """'0.818 (1.8)': chain strength and its factor; 'no chains' for one qubit per unit."""
+    if q["chain_length_max"] == 1:
+        return "no chains"
+    return f"{q['chain_strength']:.3f} ({q['chain_strength_factor']:g})"
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| model | reads | TV gibbs-1000 | TV anneal-1000 | TV qpu thermal | TV qpu annealer "
              "| β_model (th / an) | broken chains (th / an) | prefactor (th / an) | chain "
-             "strength (th / an) | rounds (th / an) | QPU access µs (an) |",
-             "|" + "---|" * 12]
+             "strength (factor) (th / an) | rounds (th / an) | energy z (th / an) "
+             "| QPU access µs (an) |",
+             "|" + "---|" * 13]
     for r in rows:
         t, a = r["thermal"], r["annealer"]
         lines.append(
@@ -59,8 +67,9 @@ def table(rows: list[dict]) -> str:
             f"{r['qpu_thermal']:.3f} | {r['qpu_annealer']:.3f} | {t['beta_model']:.3f} / "
             f"{a['beta_model']:.3f} | {100 * t['chain_break_fraction']:.2f} % / "
             f"{100 * a['chain_break_fraction']:.2f} % | {t['prefactor']:.3f} / "
-            f"{a['prefactor']:.3f} | {t['chain_strength']:.3f} / {a['chain_strength']:.3f} | "
-            f"{t['rounds']} / {a['rounds']} | {a['qpu_access_time']:.0f} |")
+            f"{a['prefactor']:.3f} | {_chain(t)} / {_chain(a)} | {t['rounds']} / "
+            f"{a['rounds']} | {t['energy_z']:.1f} / {a['energy_z']:.1f} | "
+            f"{a['qpu_access_time']:.0f} |")
     return "\n".join(lines)
 
 

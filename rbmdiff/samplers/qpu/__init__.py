@@ -2,6 +2,7 @@
 
 - :mod:`.embedding`: K_{n,m} on the solver graph, its JSON cache, the native identity embedding;
 - :mod:`.solvers`: the QPU, or the "thermal" / "annealer" mocks on MockDWaveSampler's graph;
+- :mod:`.thermal`: the "thermal" mock (exact, or chain-block Gibbs of the programmed problem);
 - :mod:`.scaling`: the prefactor cap from the solver's ranges, the chain-strength rule;
 - :mod:`.temperature`: β of reads by maximum pseudo-likelihood;
 - :mod:`.calibration`: the bracketed search for β_model(p) = 1;

@@ -8,8 +8,11 @@ logical reads' β in the model's own units (β_model, pseudo-likelihood) is 1:
 1. embed K_{n,m} (cached; identity embedding for a hardware-native model, one qubit per unit);
 2. cap p so that every programmed h, J and chain coupling fits the solver's ranges
    (:mod:`.scaling`); clipping happens only with ``clip=True`` and is recorded;
-3. chain strength p · cs₁ under a rule relative to the problem (default 2.2 · max|J|), capped
-   by the solver; a user value wins;
+3. chain strength p · cs₁ under a rule relative to the problem, capped by the solver; a user
+   value wins. By default cs₁ = f · max|J|: f = 2.2 on the thermal mock; on an annealing
+   device (QPU, annealer mock) f is the weakest rung of ``CHAIN_LADDER`` whose
+   calibration reads break fewer than ``LADDER_BROKEN`` of the chains (weak chains freeze
+   later in an anneal, so the logical reads are colder and closer to thermal);
 4. search p from 1/β_nominal (the mock's mock_beta, a QPU's ``NOMINAL_QPU_BETA``) by a
    bracketed search (:mod:`.calibration`), β estimated from the reads whose chains all hold
    (all reads, majority-voted, when fewer than ``MIN_UNBROKEN`` hold);
@@ -64,7 +67,9 @@ class QPUSampler:
     calibration samplings of calibration_reads reads (0: program 1/beta_eff as is);
     num_bootstrap: replicates for β's interval. chain_strength: a number (programmed units)
     or a rule, "relative" (default: chain_strength_factor · p · max|J|) or "utc" (uniform
-    torque compensation). clip: cut h and J into the solver's ranges instead of capping p.
+    torque compensation); chain_strength_factor None = the weakest rung of the ladder that
+    holds the chains at calibration (module docstring; 2.2 without calibration).
+    clip: cut h and J into the solver's ranges instead of capping p.
     layout: a native layout (:func:`rbmdiff.topology.native_layout`), default the model's
     meta["layout"]. num_reads: reads per solver call; annealing_time: µs. embedding_dir /
     embedding_timeout: the embedding cache and the minorminer fallback's time. read_store:
@@ -89,7 +94,7 @@ class QPUSampler:
         calibration_reads: int = 1000,
         num_bootstrap: int = 100,
         chain_strength: float | str | None = None,
-        chain_strength_factor: float = scaling.DEFAULT_CHAIN_FACTOR,
+        chain_strength_factor: float | None = None,
         clip: bool = False,
         layout: dict | None = None,
         num_reads: int | None = None,
@@ -108,7 +113,7 @@ class QPUSampler:
                                f"{solvers.MOCK_KINDS}, got {mock!r}")
         for label, x in (("mock_beta", mock_beta), ("beta_eff", beta_eff or 1.0),
                          ("embedding_timeout", embedding_timeout),
-                         ("chain_strength_factor", chain_strength_factor)):
+                         ("chain_strength_factor", chain_strength_factor or 1.0)):
             if not (isinstance(x, int | float) and math.isfinite(x) and x > 0):
                 raise RbmdiffError(f"{label} must be a positive number, got {x}")
         for label, k, low in (("mock_sweeps", mock_sweeps, 1), ("calibration_rounds",
@@ -203,7 +208,7 @@ class QPUSampler:
             emb, method, path = embedding.load_or_find_embedding(
                 graph, n, m, topology=topology, shape=shape, folder=self.embedding_dir,
                 timeout=self.embedding_timeout, seed=sampler_seed(seed))
-        if kind == "thermal":  # the thermal mock sums one layer's chains out exactly
+        if kind == "thermal":  # the thermal mock draws chains layer by layer
             child.substitute_kwargs["layers"] = [
                 [emb[f"v{i}"] for i in range(n)], [emb[f"h{j}"] for j in range(m)]]
         return EmbeddedSolver(child, kind, reason, topology, shape, emb, method, path)
@@ -225,8 +230,17 @@ class QPUSampler:
             calib.append(est["summary"])
             return est["beta_model"], est["low"], est["high"]
 
-        search = calibration.solve_prefactor(measure, 1 / nominal, run.scale.prefactor_max,
-                                             rounds=self.calibration_rounds)
+        probes = self._climb_ladder(run, 1 / nominal, calib)
+        first = dict(probes[-1:])
+
+        def measure_once(p: float) -> tuple[float, float, float]:
+            est = first.pop(p, None)  # the ladder's last probe is the search's first point
+            return (est["beta_model"], est["low"], est["high"]) if est else measure(p)
+
+        rounds = max(self.calibration_rounds - len(probes) + 1, 1) if probes else (
+            self.calibration_rounds)
+        search = calibration.solve_prefactor(measure_once, 1 / nominal,
+                                             run.scale.prefactor_max, rounds=rounds)
         p = search.prefactor
         final = run.sample_and_estimate(p, num_samples)
         global_check = check.energy_check(rbm, final["v"], final["h"], seed=seed)
@@ -245,12 +259,38 @@ class QPUSampler:
             beta_eff_high=final["high"] / p, beta_model=final["beta_model"],
             beta_model_low=final["low"], beta_model_high=final["high"],
             beta_reads=final["beta_reads"], target_reached=bool(reached),
-            out_of_reach=search.out_of_reach, rounds=len(search.points),
+            out_of_reach=search.out_of_reach,
+            rounds=len(search.points) + max(len(probes) - 1, 0),
+            chain_strength_factor=run.factor,
             calibration=calib, **global_check,
             qpu_access_time=qpu_access, qpu_calls=run.calls, reused_calls=run.reused_calls,
             timing=dict(run.timing), problem_ids=run.problem_ids, sampler_seeds=run.seeds,
         )
         return Samples(v=final["v"].to(torch.float32), info=info)
+
+
+    def _climb_ladder(self, run: _Run, p0: float, calib: list) -> list[tuple[float, dict]]:
+        """On an annealing device (the QPU, the annealer mock) with no chain_strength_factor
+        given (rule "relative", chains longer than one qubit, calibration on): measure at p0
+        on each rung of ``CHAIN_LADDER`` from the weakest until fewer than ``LADDER_BROKEN``
+        of the chains break, and keep that rung (else the strongest). An ideal thermal device
+        has no freeze-out for weak chains to offset, only majority-vote errors: it keeps
+        ``DEFAULT_CHAIN_FACTOR``. -> the probes [(p, estimate)]; [] when the ladder does not
+        apply."""
+        if (self.chain_strength_factor is not None or self.chain_strength != "relative"
+                or self.calibration_rounds == 0 or not run.has_chains
+                or run.mock_kind == "thermal"):
+            return []
+        probes = []
+        for factor in scaling.CHAIN_LADDER:
+            run.replan(factor)
+            p = min(p0, run.scale.prefactor_max)
+            est = run.sample_and_estimate(p, self.calibration_reads)
+            calib.append({**est["summary"], "chain_strength_factor": factor})
+            probes.append((p, est))
+            if est["chain_break_fraction"] < scaling.LADDER_BROKEN:
+                break
+        return probes
 
 
 def _warn(run: _Run, search: calibration.Search, final: dict, reached: bool,
@@ -320,6 +360,7 @@ class _Run:
 
         self.sampler, self.rbm, self.seed = sampler, rbm, seed
         self.child, self.use_mock = solver.child, solver.mock
+        self.mock_kind = solver.mock_kind
         budget = sampler.budget
         child = budget.wrap(solver.child) if budget is not None else solver.child
         self.composite = FixedEmbeddingComposite(child, solver.embedding)
@@ -327,12 +368,19 @@ class _Run:
         self.h_range, self.j_range = tuple(props["h_range"]), tuple(props["j_range"])
         self.max_reads = int(props.get("num_reads_range", [1, 10_000])[1])
         self.logical = to_ising(rbm)  # prefactor 1, unclipped: the model's own units
-        self.scale = scaling.plan(
-            self.logical.h, self.logical.J, solver.embedding, self.composite.target_structure
-            .adjacency, props, chain_strength=sampler.chain_strength,
-            factor=sampler.chain_strength_factor, clip=sampler.clip)
+        self.props, self.embedding = props, solver.embedding
+        self.has_chains = any(len(c) > 1 for c in solver.embedding.values())
+        self.replan(sampler.chain_strength_factor or scaling.DEFAULT_CHAIN_FACTOR)
         self.calls, self.seeds, self.timing, self.problem_ids = 0, [], {}, []
         self.reused_calls = 0
+
+    def replan(self, factor: float) -> None:
+        """The prefactor cap and chain strength with chain-strength factor ``factor``."""
+        self.factor = factor
+        self.scale = scaling.plan(
+            self.logical.h, self.logical.J, self.embedding, self.composite.target_structure
+            .adjacency, self.props, chain_strength=self.sampler.chain_strength, factor=factor,
+            clip=self.sampler.clip)
 
     def _call(self, h: dict, J: dict, num_reads: int, chain_strength: float) -> dimod.SampleSet:
         """One solver call, answered from the read store when this exact call (problem,
