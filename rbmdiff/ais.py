@@ -23,18 +23,19 @@ def log_partition_ais(
     Path p_k(v) ∝ exp((1-β_k) b_Aᵀv) · exp(β_k bᵀv) Π_j (1 + exp(β_k (c + Wᵀv)_j)),
     β from 0 to 1; base log Z_A = Σ_i softplus(b_A,i) + m log 2.  Transitions are
     block-Gibbs sweeps that leave p_k invariant.  The standard error is the delta-method
-    error of log mean w: std(w) / (√M mean(w)).
+    error of log mean w: std(w) / (√M mean(w)).  Runs on the model's device.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device=rbm.W.device).manual_seed(seed)
     W, b, c = (p.detach().to(torch.float64) for p in rbm.parameters())
-    b_A = torch.zeros_like(b) if base_bias is None else base_bias.detach().to(torch.float64)
+    b_A = (torch.zeros_like(b) if base_bias is None
+           else base_bias.detach().to(device=b.device, dtype=torch.float64))
     betas = torch.linspace(0.0, 1.0, num_betas, dtype=torch.float64)
 
     def log_unnorm(v: torch.Tensor, beta: float) -> torch.Tensor:
         return (1 - beta) * (v @ b_A) + beta * (v @ b) + softplus(beta * (c + v @ W)).sum(-1)
 
     v = torch.bernoulli(torch.sigmoid(b_A).expand(num_chains, -1), generator=g)
-    log_w = torch.zeros(num_chains, dtype=torch.float64)
+    log_w = torch.zeros(num_chains, dtype=torch.float64, device=b.device)
     for k in range(1, num_betas):
         beta_prev, beta = float(betas[k - 1]), float(betas[k])
         log_w += log_unnorm(v, beta) - log_unnorm(v, beta_prev)

@@ -14,26 +14,31 @@ EXACT_LAW_BITS = 20  # the exact law p(v) over 2^n states is materialised up to 
 CHUNK_BITS = 14  # states per block while enumerating: 16,384 × layer width floats
 
 
-def binary_states(k: int, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def binary_states(
+    k: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """All 2^k binary vectors, row r = binary digits of r (most significant first).  -> (2^k, k)."""
     if k > MAX_ENUM_BITS:
         raise RbmdiffError(f"enumerating 2^{k} states is beyond the limit 2^{MAX_ENUM_BITS}")
-    r = torch.arange(2**k, dtype=torch.int64)
-    shifts = torch.arange(k - 1, -1, -1, dtype=torch.int64)
+    r = torch.arange(2**k, dtype=torch.int64, device=device)
+    shifts = torch.arange(k - 1, -1, -1, dtype=torch.int64, device=device)
     return ((r[:, None] >> shifts) & 1).to(dtype)
 
 
-def state_chunks(k: int, *, dtype: torch.dtype) -> Iterator[torch.Tensor]:
+def state_chunks(
+    k: int, *, dtype: torch.dtype, device: torch.device | str | None = None
+) -> Iterator[torch.Tensor]:
     """All 2^k binary vectors in blocks of at most 2^CHUNK_BITS rows, in binary order."""
     if k > MAX_ENUM_BITS:
         raise RbmdiffError(f"enumerating 2^{k} states is beyond the limit 2^{MAX_ENUM_BITS}")
     if k <= CHUNK_BITS:
-        yield binary_states(k, dtype=dtype)
+        yield binary_states(k, dtype=dtype, device=device)
         return
-    low = binary_states(CHUNK_BITS, dtype=dtype)
+    low = binary_states(CHUNK_BITS, dtype=dtype, device=device)
     high_bits = k - CHUNK_BITS
     for hi in range(2**high_bits):
-        prefix = torch.tensor([(hi >> s) & 1 for s in range(high_bits - 1, -1, -1)], dtype=dtype)
+        prefix = torch.tensor([(hi >> s) & 1 for s in range(high_bits - 1, -1, -1)], dtype=dtype,
+                              device=device)
         yield torch.cat([prefix.expand(low.shape[0], high_bits), low], dim=1)
 
 
@@ -56,16 +61,16 @@ def log_partition_tensor(rbm: RBM) -> torch.Tensor:
     _check_enumerable(rbm, "log Z")
     if rbm.n_hidden <= rbm.n_visible:
         parts = [torch.logsumexp(-rbm.hidden_free_energy(h), 0) for h in state_chunks(
-            rbm.n_hidden, dtype=rbm.dtype)]
+            rbm.n_hidden, dtype=rbm.dtype, device=rbm.W.device)]
     else:
         parts = [torch.logsumexp(-rbm.free_energy(v), 0) for v in state_chunks(
-            rbm.n_visible, dtype=rbm.dtype)]
+            rbm.n_visible, dtype=rbm.dtype, device=rbm.W.device)]
     return torch.logsumexp(torch.stack(parts), 0)
 
 
 def log_likelihood(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
-    """log p(v) = -F(v) - log Z.  v: (B, n) -> (B,)."""
-    return -rbm.free_energy(v).detach() - log_partition(rbm)
+    """log p(v) = -F(v) - log Z.  v: (B, n) -> (B,), on v's device."""
+    return -rbm.free_energy(v.to(rbm.W.device)).detach().to(v.device) - log_partition(rbm)
 
 
 def visible_law(rbm: RBM) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +79,7 @@ def visible_law(rbm: RBM) -> tuple[torch.Tensor, torch.Tensor]:
         raise RbmdiffError(
             f"the exact law of v needs n ≤ {EXACT_LAW_BITS} visible units, got {rbm.n_visible}"
         )
-    states = binary_states(rbm.n_visible, dtype=rbm.dtype)
+    states = binary_states(rbm.n_visible, dtype=rbm.dtype, device=rbm.W.device)
     with torch.no_grad():
         logp = -rbm.free_energy(states) - log_partition(rbm)
     return states, logp.exp()
@@ -83,7 +88,7 @@ def visible_law(rbm: RBM) -> tuple[torch.Tensor, torch.Tensor]:
 def state_index(v: torch.Tensor) -> torch.Tensor:
     """Row index into :func:`binary_states` of each binary row of v.  (B, n) -> (B,) int64."""
     n = v.shape[-1]
-    weights = 2 ** torch.arange(n - 1, -1, -1, dtype=torch.int64)
+    weights = 2 ** torch.arange(n - 1, -1, -1, dtype=torch.int64, device=v.device)
     return (v.round().to(torch.int64) * weights).sum(-1)
 
 
@@ -102,13 +107,13 @@ def kl_data_model(rbm: RBM, data: torch.Tensor) -> float:
     """KL(p_data ‖ p_θ) = Σ_x p_data(x) [log p_data(x) - log p_θ(x)] for binary data (nats)."""
     rows, counts = torch.unique(data.round(), dim=0, return_counts=True)
     p_data = counts.to(torch.float64) / counts.sum()
-    logp = log_likelihood(rbm, rows.to(rbm.dtype)).to(torch.float64)
+    logp = log_likelihood(rbm, rows.to(rbm.dtype)).to(torch.float64).to(p_data.device)
     return float((p_data * (p_data.log() - logp)).sum())
 
 
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     """TV(p, q) = ½ Σ |p - q|."""
-    return 0.5 * float((p.to(torch.float64) - q.to(torch.float64)).abs().sum())
+    return 0.5 * float((p.to(torch.float64).cpu() - q.to(torch.float64).cpu()).abs().sum())
 
 
 def visible_mean_given_field(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
@@ -123,13 +128,13 @@ def visible_mean_given_field(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
     bu = rbm.b + u  # (B, n)
     if rbm.n_hidden <= rbm.n_visible:
         lse, means = [], []  # per block: log Σ_h w and the block's weighted mean
-        for h in state_chunks(rbm.n_hidden, dtype=rbm.dtype):  # h: (S, m)
+        for h in state_chunks(rbm.n_hidden, dtype=rbm.dtype, device=u.device):  # h: (S, m)
             pre = bu[:, None, :] + (h @ rbm.W.T)[None]  # (B, S, n)
             logw = h @ rbm.c + torch.nn.functional.softplus(pre).sum(-1)  # (B, S)
             lse.append(torch.logsumexp(logw, 1))
             means.append(torch.einsum("bs,bsn->bn", torch.softmax(logw, 1), torch.sigmoid(pre)))
         block_w = torch.softmax(torch.stack(lse, 1), dim=1)  # (B, blocks)
         return torch.einsum("bk,kbn->bn", block_w, torch.stack(means, 0))
-    v = binary_states(rbm.n_visible, dtype=rbm.dtype)  # (S, n)
+    v = binary_states(rbm.n_visible, dtype=rbm.dtype, device=u.device)  # (S, n)
     logw = -rbm.free_energy(v)[None, :] + u @ v.T  # (B, S)
     return torch.softmax(logw, dim=1) @ v

@@ -19,7 +19,6 @@ from rbmdiff.exact import (
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples
 
-EXACT_LL_BITS = 20  # exact log Z when the smaller layer has at most this many units
 MMD_MAX_ROWS = 2000  # MMD is O(B²): each side is subsampled (fixed seed) to this many rows
 
 
@@ -165,7 +164,7 @@ class SampleStats:
             "tv_exact": math.nan,
         }
         with torch.no_grad():
-            if min(n, rbm.n_hidden) <= EXACT_LL_BITS and test_binary:
+            if min(n, rbm.n_hidden) <= EXACT_LAW_BITS and test_binary:
                 log_z = log_partition(rbm) if log_z is None else log_z
                 record["test_log_likelihood"] = float(
                     (-rbm.free_energy(test_v.to(rbm.dtype))).mean() - log_z

@@ -8,12 +8,15 @@ import math
 import torch
 
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.exact import binary_states, visible_mean_given_field
+from rbmdiff.exact import MAX_ENUM_BITS, binary_states
 from rbmdiff.rbm import RBM
 from rbmdiff.sde import VPSDE
 
 DEFAULT_EPS = 1e-3
 VISIBLE_ENUM_BITS = 12  # exact m enumerates v (not h) when n ≤ max(m, this)
+# How m_θ(a, t) is computed for the ``posterior`` score; the CLI offers these names.
+M_METHODS = ("exact", "meanfield", "tap", "gibbs", "gibbs_cov")
+CHUNK_ELEMENTS = 1 << 21  # hidden enumeration: B × states × n floats per chunk (8 MiB float32)
 
 
 def check_eps(eps: float) -> float:
@@ -64,14 +67,15 @@ class PosteriorScore:
     s_θ(a, t) = (α_t L (2 m_θ(a, t) - 1) - a) / σ_t²,  m_θ = E_θ[v | a_t = a],
     the mean of v under the RBM with visible bias b + u, u = 2 α_t L a / σ_t².
 
-    m_method: "exact" (enumerate the smaller layer), "meanfield" (K damped sweeps
-    μ ← (1-d)μ + d σ(b + u + W σ(c + Wᵀμ))), "gibbs" (block Gibbs with u clamped,
-    Rao-Blackwellised; not differentiable), or "gibbs_cov" (``gibbs_chains`` clamped chains
+    m_method: "exact" (enumerate v or h, whichever is cheaper; h in bounded chunks),
+    "meanfield" (K damped sweeps μ ← (1-d)μ + d σ(b + u + W σ(c + Wᵀμ))), "tap" (K damped
+    sweeps of the second-order TAP equations, :func:`tap_mean`), "gibbs" (block Gibbs with u
+    clamped, Rao-Blackwellised; not differentiable), or "gibbs_cov" (``gibbs_chains`` clamped chains
     per row; its gradient is the covariance identity ∂m/∂θ = Cov_{p(v|u)}(v, -∂F/∂θ)).
     """
 
     name = "posterior"
-    M_METHODS = ("exact", "meanfield", "gibbs", "gibbs_cov")
+    M_METHODS = M_METHODS
 
     def __init__(
         self,
@@ -107,11 +111,11 @@ class PosteriorScore:
         """m_θ(a, t) = E_θ[v | a_t = a].  (B, n), (B,) -> (B, n)."""
         u = self.field(a, t)
         if self.m_method == "exact":
-            if rbm.n_visible <= max(rbm.n_hidden, VISIBLE_ENUM_BITS):
-                return visible_enum_mean(rbm, u)
-            return visible_mean_given_field(rbm, u)
+            return exact_mean(rbm, u)
         if self.m_method == "meanfield":
             return meanfield_mean(rbm, u, sweeps=self.sweeps, damping=self.damping)
+        if self.m_method == "tap":
+            return tap_mean(rbm, u, sweeps=self.sweeps, damping=self.damping)
         if self.m_method == "gibbs_cov":
             return gibbs_cov_mean(rbm, u, sweeps=self.gibbs_sweeps, chains=self.gibbs_chains,
                                   generator=self.generator)
@@ -144,6 +148,137 @@ def meanfield_mean(
     return mu
 
 
+def tap_mean(
+    rbm: RBM, u: torch.Tensor, *, sweeps: int = 10, damping: float = 0.5
+) -> torch.Tensor:
+    """Second-order (TAP) mean field for m = E[v] under visible bias b + u: K damped sweeps of
+
+        μʰ ← σ(c + Wᵀμᵛ - (μʰ - ½) ⊙ (W∘W)ᵀ(μᵛ - μᵛ²))
+        μᵛ ← σ(b + u + Wμʰ - (μᵛ - ½) ⊙ (W∘W)(μʰ - μʰ²))
+
+    the stationarity conditions of the Plefka expansion of the Gibbs free energy to second
+    order in W (Thouless, Anderson & Palmer 1977; for RBMs Gabrié, Tramel & Krzakala 2015,
+    eqs. 5-6), μᵛ₀ = σ(b + u).  Its error in m is O(|W|³), naive mean field's O(|W|²).
+    Differentiable (unrolled).  u: (B, n) -> (B, n).
+    """
+    W2 = rbm.W * rbm.W
+    mv = torch.sigmoid(rbm.b + u)
+    mh = rbm.hidden_mean(mv)
+    d = damping
+    for _ in range(sweeps):
+        h_new = torch.sigmoid(rbm.c + mv @ rbm.W - (mh - 0.5) * ((mv - mv * mv) @ W2))
+        mh = (1 - d) * mh + d * h_new
+        v_new = torch.sigmoid(rbm.b + u + mh @ rbm.W.T - (mv - 0.5) * ((mh - mh * mh) @ W2.T))
+        mv = (1 - d) * mv + d * v_new
+    return mv
+
+
+def exact_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
+    """m = E[v] under visible bias b + u, exactly: by the factorised visible enumeration
+    (cost ~ 2^n (nm + B)) or the chunked hidden enumeration (cost ~ B 2^m n), whichever is
+    cheaper.  u: (B, n) -> (B, n)."""
+    n, m = rbm.n_visible, rbm.n_hidden
+    if min(n, m) > MAX_ENUM_BITS:
+        raise RbmdiffError(
+            f"exact m_θ needs 2^{min(n, m)} states ({n}×{m} RBM), beyond the enumeration limit "
+            f"2^{MAX_ENUM_BITS}: use m_method 'tap' or 'meanfield'")
+    if enumerates_visible(n, m, u.shape[0]):
+        return visible_enum_mean(rbm, u)
+    return hidden_enum_mean(rbm, u)
+
+
+def enumerates_visible(n: int, m: int, batch: int) -> bool:
+    """Whether exact m for a batch of ``batch`` rows enumerates v (cost ~ 2^n (nm + 2B)) rather
+    than h (cost ~ 2^m B n)."""
+    visible_cost = 2.0**n * (n * m + 2 * batch) if n <= MAX_ENUM_BITS else math.inf
+    return visible_cost <= 2.0**m * batch * n
+
+
+def hidden_enum_mean(rbm: RBM, u: torch.Tensor, *, chunk_states: int | None = None
+                     ) -> torch.Tensor:
+    """m = Σ_h p(h|u) σ(b + u + Wh),  p(h|u) ∝ exp(cᵀh + Σ_i softplus(b_i + u_i + (Wh)_i)).
+
+    The 2^m hidden states are visited in chunks of ``chunk_states`` (default: as many as keep
+    B × chunk × n ≤ CHUNK_ELEMENTS) with a running log-sum-exp; Wh is computed once per chunk
+    for the whole batch.  The backward pass recomputes each chunk instead of storing it
+    (:class:`_HiddenEnumMean`), so memory is bounded by one chunk in both directions.
+    Differentiable in W, b, c and u.  u: (B, n) -> (B, n).
+    """
+    B, n = u.shape
+    if chunk_states is None:
+        chunk_states = max(1, CHUNK_ELEMENTS // max(1, B * n))
+    return _HiddenEnumMean.apply(u, rbm.W, rbm.b, rbm.c, int(chunk_states))
+
+
+def _hidden_chunks(m: int, size: int, like: torch.Tensor):
+    """All 2^m hidden states in binary order, ``size`` rows at a time (dtype, device of like)."""
+    shifts = torch.arange(m - 1, -1, -1, dtype=torch.int64, device=like.device)
+    for start in range(0, 2**m, size):
+        r = torch.arange(start, min(start + size, 2**m), dtype=torch.int64, device=like.device)
+        yield ((r[:, None] >> shifts) & 1).to(like.dtype)
+
+
+def _chunk_terms(h, bu, W, c):
+    """For hidden states h (S, m): pre = b + u + Wh (B, S, n), log w = cᵀh + Σ_i softplus(pre_i)
+    (B, S)."""
+    pre = bu[:, None, :] + (h @ W.T)[None]
+    return pre, h @ c + torch.nn.functional.softplus(pre).sum(-1)
+
+
+class _HiddenEnumMean(torch.autograd.Function):
+    """Chunked hidden enumeration of m with a recomputing backward.
+
+    With p = p(h|u), s = σ(pre) and upstream gradient g (B, n), r_b = g_b·m_b, q_bh = g_b·s_bh:
+    ∂(g·m)/∂pre_bhi = G_bhi = p_bh [g_bi s_bhi (1 - s_bhi) + (q_bh - r_b) s_bhi]  (through σ and
+    through log w, whose derivative in pre is s), ∂/∂log w_bh = p_bh (q_bh - r_b).  Hence
+    ∇u = Σ_h G, ∇b = Σ_bh G, ∇W = Σ_h (Σ_b G_bh) hᵀ, ∇c = Σ_bh p (q - r) h.
+    """
+
+    @staticmethod
+    def forward(ctx, u, W, b, c, chunk_states):
+        bu = b + u
+        B, n = bu.shape
+        log_scale = torch.full((B,), -math.inf, dtype=u.dtype, device=u.device)
+        total = torch.zeros(B, dtype=u.dtype, device=u.device)
+        acc = torch.zeros(B, n, dtype=u.dtype, device=u.device)
+        for h in _hidden_chunks(W.shape[1], chunk_states, u):
+            pre, logw = _chunk_terms(h, bu, W, c)
+            new = torch.maximum(log_scale, logw.amax(1))
+            shrink = torch.exp(log_scale - new)  # rescale what was summed so far
+            w = torch.exp(logw - new[:, None])  # (B, S)
+            acc = acc * shrink[:, None] + torch.bmm(w[:, None, :], pre.sigmoid_())[:, 0]
+            total, log_scale = total * shrink + w.sum(1), new
+        m = acc / total[:, None]
+        log_z = log_scale + torch.log(total)
+        ctx.save_for_backward(u, W, b, c, m, log_z)
+        ctx.chunk_states = chunk_states
+        return m
+
+    @staticmethod
+    def backward(ctx, g):
+        u, W, b, c, m, log_z = ctx.saved_tensors
+        bu = b + u
+        r = (g * m).sum(1)  # (B,)
+        grad_u = torch.zeros_like(u)
+        grad_W, grad_c = torch.zeros_like(W), torch.zeros_like(c)
+        for h in _hidden_chunks(W.shape[1], ctx.chunk_states, u):
+            pre, logw = _chunk_terms(h, bu, W, c)
+            s = pre.sigmoid_()
+            p = torch.exp(logw - log_z[:, None])  # (B, S)
+            q = torch.bmm(s, g[:, :, None])[..., 0]  # (B, S)
+            coef = p * (q - r[:, None])
+            # G = s ⊙ (p g ⊙ (1 - s) + coef), in place in one (B, S, n) buffer
+            G = torch.rsub(s, 1.0).mul_(g[:, None, :]).mul_(p[:, :, None])
+            G.add_(coef[:, :, None]).mul_(s)
+            grad_u += G.sum(1)
+            grad_W += G.sum(0).T @ h
+            grad_c += coef.sum(0) @ h
+        grad_b = grad_u.sum(0)
+        need = ctx.needs_input_grad
+        return (grad_u if need[0] else None, grad_W if need[1] else None,
+                grad_b if need[2] else None, grad_c if need[3] else None, None)
+
+
 def visible_enum_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
     """m = Σ_v softmax_v(-F(v) + uᵀv) v over all 2^n visible states, factorised.
 
@@ -162,8 +297,9 @@ def visible_enum_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
     n, k = rbm.n_visible, rbm.n_visible // 2
     if k == 0:
         return _visible_enum_mean_direct(rbm, u)
-    v1, v2 = _states(k, torch.float64), _states(n - k, torch.float64)  # (I, k), (J, n - k)
-    log_e = -rbm.free_energy(_states(n, rbm.dtype)).to(torch.float64).view(len(v1), len(v2))
+    dev = u.device
+    v1, v2 = _states(k, torch.float64, dev), _states(n - k, torch.float64, dev)  # (I,k), (J,n-k)
+    log_e = -rbm.free_energy(_states(n, rbm.dtype, dev)).to(torch.float64).view(len(v1), len(v2))
     row_max = log_e.detach().amax(1)  # (I,)
     e = torch.exp(log_e - row_max[:, None])  # (I, J), each row's maximum is 1
     u64 = u.to(torch.float64)
@@ -184,15 +320,15 @@ def visible_enum_mean(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
 
 def _visible_enum_mean_direct(rbm: RBM, u: torch.Tensor) -> torch.Tensor:
     """m = softmax_v(-F(v) + uᵀv) @ v over the (B × 2^n) weights.  u: (B, n) -> (B, n)."""
-    v = _states(rbm.n_visible, rbm.dtype)  # (S, n)
+    v = _states(rbm.n_visible, rbm.dtype, u.device)  # (S, n)
     logw = -rbm.free_energy(v)[None, :] + u @ v.T  # (B, S)
     return torch.softmax(logw, dim=1) @ v
 
 
 @functools.lru_cache(maxsize=16)
-def _states(k: int, dtype: torch.dtype) -> torch.Tensor:
-    """binary_states(k), built once per (k, dtype); callers must not modify it."""
-    return binary_states(k, dtype=dtype)
+def _states(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """binary_states(k), built once per (k, dtype, device); callers must not modify it."""
+    return binary_states(k, dtype=dtype, device=device)
 
 
 def gibbs_mean(

@@ -44,7 +44,7 @@ class VPSDE:
         self, a0: torch.Tensor, t: torch.Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """a_t = α_t a_0 + σ_t ζ, ζ ~ N(0, I).  a0: (B, n), t: (B,) -> (a_t, ζ), each (B, n)."""
-        zeta = torch.randn(a0.shape, generator=generator, dtype=a0.dtype)
+        zeta = torch.randn(a0.shape, generator=generator, dtype=a0.dtype, device=a0.device)
         alpha, sigma = self.alpha(t)[:, None], self.sigma(t)[:, None]
         return alpha * a0 + sigma * zeta, zeta
 
@@ -93,9 +93,11 @@ class VPSDE:
 def uniform01(
     size: int, *, stratified: bool = False, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """U[0, 1) draws (float64); stratified: u_k = (π(k) + U_k)/size for a random permutation π,
-    so each of the ``size`` equal strata holds exactly one draw."""
-    u = torch.rand(size, generator=generator, dtype=torch.float64)
+    """U[0, 1) draws (float64, on the generator's device); stratified: u_k = (π(k) + U_k)/size
+    for a random permutation π, so each of the ``size`` equal strata holds exactly one draw."""
+    device = None if generator is None else generator.device
+    u = torch.rand(size, generator=generator, dtype=torch.float64, device=device)
     if not stratified:
         return u
-    return (torch.randperm(size, generator=generator).to(torch.float64) + u) / size
+    perm = torch.randperm(size, generator=generator, device=device)
+    return (perm.to(torch.float64) + u) / size

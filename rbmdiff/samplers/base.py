@@ -75,7 +75,9 @@ def make_info(
     sampler: Sampler, *, seed: int, num_samples: int, wall_s: float, cost_units: float,
     cost_unit: str, **extra,
 ) -> dict:
-    """The info fields every sampler reports, plus its own."""
+    """The info fields every sampler reports, plus its own; ``device`` (where the work ran)
+    defaults to "cpu"."""
+    extra.setdefault("device", "cpu")
     return {
         "sampler": sampler.name,
         "params": sampler.params(),

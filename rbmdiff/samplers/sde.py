@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import MAX_ENUM_BITS
 from rbmdiff.rbm import RBM
@@ -24,9 +25,9 @@ def reverse_sde(
     a ← a + [½β a + β s(a, t)] Δt + √(β Δt) z.  a: (B, n) drawn at t = 1 -> a at t_ε."""
     dt = (1.0 - t_eps) / steps
     for i in range(steps):
-        t = torch.full((a.shape[0],), 1.0 - i * dt, dtype=a.dtype)
+        t = torch.full((a.shape[0],), 1.0 - i * dt, dtype=a.dtype, device=a.device)
         beta = sde.beta(t)[:, None]
-        z = torch.randn(a.shape, generator=generator, dtype=a.dtype)
+        z = torch.randn(a.shape, generator=generator, dtype=a.dtype, device=a.device)
         a = a + (0.5 * beta * a + beta * score(a, t)) * dt + torch.sqrt(beta * dt) * z
     return a
 
@@ -43,7 +44,7 @@ def probability_flow(
     """
 
     def drift(a: torch.Tensor, t: float) -> torch.Tensor:
-        tt = torch.full((a.shape[0],), t, dtype=a.dtype)
+        tt = torch.full((a.shape[0],), t, dtype=a.dtype, device=a.device)
         return -0.5 * sde.beta(tt)[:, None] * (a + score(a, tt))
 
     dt = (1.0 - t_eps) / steps
@@ -63,6 +64,8 @@ class SDESampler:
 
     The score kind, ε and schedule come from the model's metadata unless given here.
     m_method defaults to "exact" when the smaller layer is enumerable, else "meanfield".
+    ``device`` ("cpu", "cuda" or "auto"): where the model and the chains live; the samples
+    come back on the CPU.
     """
 
     name = "sde"
@@ -78,6 +81,7 @@ class SDESampler:
         sweeps: int = 10,
         batch_size: int = 256,
         threads: int | None = 1,
+        device: str = "cpu",
     ) -> None:
         if steps < 1 or batch_size < 1:
             raise RbmdiffError(f"need steps ≥ 1 and batch_size ≥ 1, got {steps}, {batch_size}")
@@ -85,6 +89,7 @@ class SDESampler:
             raise RbmdiffError(f"t_eps must lie in (0, 1), got {t_eps}")
         self.steps, self.t_eps, self.score, self.m_method = steps, t_eps, score, m_method
         self.sweeps, self.batch_size, self.threads = sweeps, batch_size, threads
+        self.device = resolve(device)
 
     def params(self) -> dict:
         return {"steps": self.steps, "t_eps": self.t_eps, "score": self.score,
@@ -106,14 +111,16 @@ class SDESampler:
         """-> Samples with v: (num_samples, n) of 0/1 and x the denoised means."""
         check_request(rbm, num_samples, seed)
         timer = Timer()
-        g = torch.Generator().manual_seed(seed)
+        rbm = to_device(rbm, self.device)
+        g = torch.Generator(device=self.device).manual_seed(seed)
         model = self.score_model(rbm, g)
         sde = model.sde
         xs = []
         with torch_threads(self.threads), torch.no_grad():
             for start in range(0, num_samples, self.batch_size):
                 size = min(self.batch_size, num_samples - start)
-                a = torch.randn(size, rbm.n_visible, generator=g, dtype=rbm.dtype)
+                a = torch.randn(size, rbm.n_visible, generator=g, dtype=rbm.dtype,
+                                device=self.device)
 
                 def score(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                     return model(rbm, a, t)
@@ -123,7 +130,7 @@ class SDESampler:
                 else:
                     a = reverse_sde(score, sde, a, steps=self.steps, t_eps=self.t_eps,
                                     generator=g)
-                t_end = torch.full((size,), self.t_eps, dtype=rbm.dtype)
+                t_end = torch.full((size,), self.t_eps, dtype=rbm.dtype, device=self.device)
                 xs.append(model.denoise(rbm, a, t_end).clamp(0.0, 1.0))
             x = torch.cat(xs)
             v = torch.bernoulli(x, generator=g)
@@ -131,10 +138,10 @@ class SDESampler:
         info = make_info(
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
             cost_units=evals, cost_unit="score_evaluations",
-            score=model.name, m_method=getattr(model, "m_method", None),
-            multiply_adds=_score_multiply_adds(model, rbm) * evals * num_samples,
+            score=model.name, m_method=getattr(model, "m_method", None), device=str(self.device),
+            multiply_adds=_score_multiply_adds(model, rbm, self.batch_size) * evals * num_samples,
         )
-        return Samples(v=v.to(torch.float32), x=x.to(torch.float32), info=info)
+        return Samples(v=v.to(torch.float32).cpu(), x=x.to(torch.float32).cpu(), info=info)
 
 
 class ODESampler(SDESampler):
@@ -147,23 +154,25 @@ class ODESampler(SDESampler):
         super().__init__(steps=steps, **kw)
 
 
-def _score_multiply_adds(model, rbm: RBM) -> int:
+def _score_multiply_adds(model, rbm: RBM, batch: int) -> int:
     """Multiply-adds of one score evaluation for one sample (2nm per W product).  Exact m by
     the factorised visible enumeration (``visible_enum_mean``) costs 2·2^n + 2(2^k k +
     2^(n-k) (n-k)) per sample, k = ⌊n/2⌋, plus F of all 2^n states once per batch (not
     counted); by enumerating the hidden layer, 2^m n m."""
-    from rbmdiff.score import VISIBLE_ENUM_BITS
+    from rbmdiff.score import enumerates_visible
 
     n, m = rbm.n_visible, rbm.n_hidden
     nm = n * m
     m_method = getattr(model, "m_method", None)
     if m_method == "exact":
-        if n <= max(m, VISIBLE_ENUM_BITS):
+        if enumerates_visible(n, m, batch):
             k = n // 2
             return 2 * 2**n + 2 * (2**k * k + 2 ** (n - k) * (n - k))
         return 2**m * nm
     if m_method == "meanfield":
         return 2 * nm * model.sweeps
+    if m_method == "tap":  # W and W∘W products in both half-sweeps
+        return 4 * nm * model.sweeps
     if m_method == "gibbs":
         return 2 * nm * model.gibbs_sweeps
     return 2 * nm  # free_energy: one mean-field evaluation
