@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from flows.config import ParamsError, load_params
-from flows.headline import write_headline
 from flows.layout import Layout
 from flows.stages import STAGES
 from rbmdiff.errors import RbmdiffError
@@ -36,6 +35,8 @@ def run_stage(name: str, route: str | None, params_path: Path, *, progress: bool
             raise ParamsError(f"{params_path}: sample.{route}: no such route; routes are "
                               f"{', '.join(params.sample)}")
         return function(route, params.sample[route], layout)
+    from flows.headline import write_headline  # the report stage's code only
+
     out = function(params.report, list(params.sample), layout)
     write_headline(layout)  # the report stage's metrics for `dvc exp show`
     return out
