@@ -1,9 +1,10 @@
-"""reports/headline.json: the few numbers people compare across runs (``dvc exp show``).
+"""reports/metrics.json: the few numbers people compare across runs (``dvc exp show``).
 
-The report stage's reports/metrics.json holds every statistic; this file keeps the ones a
-reader scans first, short enough that ``dvc exp show --only-changed`` fits 120 columns:
-the final training loss, the model's exact mean test log-likelihood where it is defined
-(higher is better), and each sampler's MMD² to the test data (DESIGN §7; lower is better).
+The report stage's reports/statistics.json holds every statistic; this file, DVC's metrics
+file, keeps the ones a reader scans first, few enough that ``dvc exp show --only-changed``
+fits 120 columns: the final training loss, the model's exact mean test log-likelihood where
+it is defined (higher is better), and each sampler's MMD² to the test data (DESIGN §7; lower
+is better).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flows.layout import Layout
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of a reports/metrics.json; undefined ones (null) are left out."""
+    """The headline numbers of the report's statistics; undefined ones (null) are left out."""
     out: dict[str, Any] = {}
     loss = metrics.get("train", {}).get("loss")
     test_ll = metrics.get("model", {}).get("test_log_likelihood")
@@ -33,7 +34,7 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_headline(layout: Layout) -> dict[str, Any]:
-    """Write reports/headline.json from reports/metrics.json; -> its content."""
+    """Write reports/metrics.json from reports/statistics.json; -> its content."""
     numbers = headline(read_json(layout.metrics))
     write_json(layout.headline, numbers)
     return numbers

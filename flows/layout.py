@@ -60,12 +60,13 @@ class Layout:
 
     @property
     def metrics(self) -> Path:
-        return self.root / "reports" / "metrics.json"
+        """Every statistic of the report stage (model, training, each sampler, reference)."""
+        return self.root / "reports" / "statistics.json"
 
     @property
     def headline(self) -> Path:
-        """The few numbers ``dvc exp show`` lists (flows.headline)."""
-        return self.root / "reports" / "headline.json"
+        """DVC's metrics file: the few numbers ``dvc exp show`` lists (flows.headline)."""
+        return self.root / "reports" / "metrics.json"
 
     @property
     def figures(self) -> Path:

@@ -48,12 +48,12 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
     assert list(table["sampler"]) == list(ROUTES)  # DESIGN §8's columns, one row per run
     assert {"sampler", "num_samples", "wall_s", "mean_abs_err", "corr_rmse", "mmd"} <= set(
         table.columns)
-    assert (clone / "reports" / "metrics.json").is_file()
-    # git sees the lock file, the headline metrics, the figures and DVC's .gitignore files;
-    # the outputs themselves are DVC's
+    assert (clone / "reports" / "statistics.json").is_file()
+    # git sees the lock file, the metrics (headline numbers), the figures and DVC's
+    # .gitignore files; the outputs themselves are DVC's
     new = set(git(clone, "ls-files", "--others", "--exclude-standard").split())
-    assert {"dvc.lock", "reports/headline.json", "reports/figures/training.png"} <= new
-    assert not [f for f in new if f.endswith((".parquet", ".pt", ".npy", "metrics.json"))], new
+    assert {"dvc.lock", "reports/metrics.json", "reports/figures/training.png"} <= new
+    assert not [f for f in new if f.endswith((".parquet", ".pt", ".npy", "statistics.json"))]
 
     ran, skipped = repro(clone)
     assert ran == [] and set(skipped) == STAGES

@@ -60,7 +60,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_exp_run_show_and_diffs_compare_with_the_baseline(clone: Path) -> None:
     tracked = git(clone, "ls-files").split()
-    assert {"dvc.lock", "reports/headline.json", "reports/figures/samples_grid.png"} <= set(
+    assert {"dvc.lock", "reports/metrics.json", "reports/figures/samples_grid.png"} <= set(
         tracked)
     assert not [f for f in tracked if f.endswith((".parquet", ".pt", ".npy"))]  # DVC's
     out = dvc(clone, "exp", "run", "-S", "sample.gibbs.num_sweeps=50")
