@@ -41,14 +41,9 @@ METHODS: dict[str, dict] = {
     "dsm-tap10": {**VR, "m_method": "tap", "sweeps": 10},
     "dsm-tap10-w2": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0)},
     "dsm-tap10-x3": {**VR, "m_method": "tap", "sweeps": 10, "steps": 3 * STEPS},
-    "dsm-tap10-nn16": {**VR, "m_method": "tap", "sweeps": 10, "n_noise": 16},
     "dsm-tap10-w2-x3": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0),
                         "steps": 3 * STEPS},
-    "dsm-tap30": {**VR, "m_method": "tap", "sweeps": 30},
-    "dsm-tap10-w2-lr08": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0),
-                          "lr": 0.08},
-    "dsm-tap10-w2-x5": {**VR, "m_method": "tap", "sweeps": 10, "log_snr_range": (-2.0, 2.0),
-                        "steps": 5 * STEPS},
+    "dsm-tap10-x5": {**VR, "m_method": "tap", "sweeps": 10, "steps": 5 * STEPS},
 }
 CPU_DEFAULT = "dsm-tap10-x3"  # the recipe BENCHMARKS.md "Digits gap" recommends on a CPU
 
