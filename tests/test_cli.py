@@ -152,7 +152,7 @@ def test_evaluate_and_sample_refuse_bad_models_and_mismatched_data(tmp_path, cap
 
 def test_recommended_dsm_recipe_beats_the_plain_one(tmp_path, capsys):
     """bas-3x3, 9 hidden, 300 steps, seed 0: measured KL 1.41 (recommended) vs 3.53 (plain,
-    DESIGN §5 as written); the recipe is recorded in the model's provenance."""
+    docs/math.md §5 as written); the recipe is recorded in the model's provenance."""
     kls = {}
     for recipe in ("recommended", "plain"):
         out = tmp_path / f"{recipe}.pt"
