@@ -10,8 +10,9 @@ The rule (the same for every data set; it looks only at sizes and cost):
    memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.
 3. Each m regime then takes the settings measured best for it (BENCHMARKS.md §1):
    exact m: 16 noise draws per row, log-SNR window [−2, 2], peak lr 0.1, 1,000 steps
-   (``dsm-exact-vr16w2``); approximate m: 4 draws, window [−4, 4], lr 0.04, 2,000 steps,
-   10 sweeps (``dsm-mf10-vr``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps.
+   (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
+   4 draws, window [−4, 4], lr 0.04, 6,000 steps (BENCHMARKS.md "Digits gap",
+   ``dsm-tap10-x3``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps.
 4. The batch is min(64, the training data's rows).
 
 Anything the user passes explicitly wins over the rule; forcing exact m whose estimate is over
@@ -25,7 +26,7 @@ import os
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.score import VISIBLE_ENUM_BITS
 
-APPROX_M_METHOD = "meanfield"  # the m used where exact m is too costly
+APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
 EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
 MEMORY_FRACTION = 0.5  # ... and its peak memory in this fraction of the machine's
 MAX_BATCH = 64
@@ -37,7 +38,7 @@ SECONDS_PER_PRODUCT = 1.2e-9  # per visible state and noised row: the factorised
 SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
 
 EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps": 1000}
-APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 2000,
+APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 6000,
                    "sweeps": 10}
 BASELINE_SETTINGS = {"lr": 0.01, "steps": 2000}
 
