@@ -1,11 +1,11 @@
 """The digits gap (issue 17): which score-matching variant matches exact ML on digits-binary?
 
-digits-binary (DESIGN §8 split), 16 hidden units, exact test log-likelihood (1/N) Σ log p_θ(v)
-by enumerating the 2^16 hidden states; mean ± sd over seeds.  Rows: exact ML and CD-1 (the
-baselines of BENCHMARKS §1), DSM with the variance-reduced recipe (RECOMMENDED_DSM) and m_θ by
-10 mean-field sweeps, by 10 TAP sweeps, and variants of the TAP recipe (steps, noise draws,
-log-SNR window).  Exact m by chunked hidden enumeration is timed (s/step, peak memory), not
-trained: see ``--exact-steps``.
+digits-binary (docs/design.md §8 split), 16 hidden units, exact test log-likelihood
+(1/N) Σ log p_θ(v) by enumerating the 2^16 hidden states; mean ± sd over seeds.  Rows: exact
+ML and CD-1 (the baselines of BENCHMARKS §1), DSM with the variance-reduced recipe
+(RECOMMENDED_DSM) and m_θ by 10 mean-field sweeps, by 10 TAP sweeps, and variants of the TAP
+recipe (steps, log-SNR window).  Exact m by chunked hidden enumeration is timed (s/step, peak
+memory), not trained: see ``--exact-steps``.
 
     python benchmarks/digits_gap.py                         # every row, 3 seeds
     python benchmarks/digits_gap.py --methods dsm-tap10 cd1 --seeds 0 1 2

@@ -1,6 +1,6 @@
 """Does cutting a long Gibbs run into calls change its law?  (issue 6, §2's reference check)
 
-``RBM.gibbs`` runs a long fused job as calls of about ``native.SLICE_MULTIPLY_ADDS``
+``RBM.gibbs`` runs a long fused job as calls of about ``gibbs_kernels.SLICE_MULTIPLY_ADDS``
 multiply-adds, call i > 0 seeded by a hash of (seed, i).  Same Markov chain, other random
 words, so nothing but noise may tell the two apart.  On §2's digits models (cached by
 ``sampling_quality.py`` under the same folder, trained here if missing), each check runs both
@@ -34,13 +34,13 @@ import pandas as pd
 import torch
 from sampling_quality import MODEL_DIR, MODELS, RESULTS, exact_draws, long_gibbs, trained_model
 
-from rbmdiff import native, samplers
+from rbmdiff import gibbs_kernels, samplers
 from rbmdiff.data import load_dataset
 from rbmdiff.exact import binary_states
 from rbmdiff.metrics import mmd_hamming
 
 # multiply-adds per call each way; --quick cuts its small runs into calls of 2^22
-WAYS = {"calls": native.SLICE_MULTIPLY_ADDS, "one call": 1 << 62}
+WAYS = {"calls": gibbs_kernels.SLICE_MULTIPLY_ADDS, "one call": 1 << 62}
 QUICK_CALL = 1 << 22
 
 
@@ -86,20 +86,20 @@ def run(*, quick: bool, folder: Path) -> pd.DataFrame:
         add("mmd16", "exact draws", str(s), mmd_hamming(exact_draws(r16, 2_000, seed=s), ref16))
     means64 = {}
     for way, limit in ways.items():
-        native.SLICE_MULTIPLY_ADDS = limit
+        gibbs_kernels.SLICE_MULTIPLY_ADDS = limit
         for s in range(3):
             m = chain_means(r16, x, chains, sweeps, seed=s)
             add("means16", way, str(s), chi2(m, p, p * (1 - p) / chains))
         for s in range(2):
             means64[way, s] = chain_means(r64, x, chains, sweeps, seed=s)
-        gibbs = samplers.get("gibbs", sweeps=200 if quick else 1_000)
+        gibbs = samplers.get("gibbs", num_sweeps=200 if quick else 1_000)
         for s in range(seeds):
             add("mmd16", way, str(s), mmd_hamming(gibbs.sample(r16, 2_000, seed=s).v, ref16))
         ref64 = long_gibbs(r64, 10_000, seed=1_000, init_data=x, burn_in=burn_in)
         for s in range(ref_seeds):
             v = long_gibbs(r64, 2_000, seed=2_000 + s, init_data=x, burn_in=burn_in)
             add("ref64", way, str(s), mmd_hamming(v, ref64))
-    native.SLICE_MULTIPLY_ADDS = WAYS["calls"]  # the library's again
+    gibbs_kernels.SLICE_MULTIPLY_ADDS = WAYS["calls"]  # the library's again
     for (a, ma), (b, mb) in itertools.combinations(means64.items(), 2):
         pooled = (ma + mb) / 2
         add("pairs64", " / ".join(sorted({a[0], b[0]})), f"{a[1]}-{b[1]}",

@@ -94,7 +94,7 @@ MODELS = (
 GRIDS = {
     "sde": ("steps", (10, 30, 100, 300, 1000), (10,)),
     "ode": ("steps", (5, 10, 20, 50), (5,)),
-    "gibbs": ("sweeps", (1, 3, 10, 30, 100, 300, 1000, 3000), (1, 10)),  # issue: ≤ 300
+    "gibbs": ("num_sweeps", (1, 3, 10, 30, 100, 300, 1000, 3000), (1, 10)),  # issue: ≤ 300
     "anneal": ("num_sweeps", (10, 100, 1000), (10,)),
     "qpu": ("mock_sweeps", (1000,), (20,)),
 }
@@ -151,7 +151,7 @@ def exact_draws(rbm: RBM, num: int, *, seed: int) -> torch.Tensor:
 def long_gibbs(rbm: RBM, num: int, *, seed: int, init_data: torch.Tensor,
                burn_in: int, thin: int = 20, chains: int = 500) -> torch.Tensor:
     """Block Gibbs from training rows: ``burn_in`` sweeps, then every ``thin``-th state."""
-    sampler = samplers.get("gibbs", sweeps=burn_in, init="data", init_data=init_data,
+    sampler = samplers.get("gibbs", num_sweeps=burn_in, init="data", init_data=init_data,
                            num_chains=min(chains, num), thin=thin)
     return sampler.sample(rbm, num, seed=seed).v
 

@@ -17,9 +17,10 @@ compiled call, blocks of 4 chains with their fields in registers (``fused``); ot
 ``pass_kernel_*``), whichever the library picks, and with ``--threads`` > 1 the fused sweep
 also on one thread (``fused_threads_speedup``).  Also timed in the same run:
 ``torch_kernel``, the same method with the compiled code turned off (``RBMDIFF_NATIVE=0``:
-``sigmoid_`` + ``gt_`` against float32 uniforms from NumPy's PCG64, the fallback where no C
-compiler exists), and ``before``, the kernel this project had until issue 6 (per sweep,
-``torch.bernoulli(torch.sigmoid(·))`` on fresh tensors, torch's generator).
+``sigmoid_`` + ``gt_`` against float32 uniforms from NumPy's PCG64, the fallback where the
+package was installed without its compiled library), and ``before``, the kernel this project
+had until issue 6 (per sweep, ``torch.bernoulli(torch.sigmoid(·))`` on fresh tensors, torch's
+generator).
 
 Peers on the same RBM, same sweeps, both at β = 1: scikit-learn's ``BernoulliRBM.gibbs`` (one
 sweep per call, float64 NumPy) on the same chains, and dwave-samplers'
@@ -77,7 +78,8 @@ import pandas as pd
 import torch
 
 from rbmdiff import native, samplers
-from rbmdiff.rbm import GIBBS_BLOCK, RBM
+from rbmdiff.gibbs_kernels import GIBBS_BLOCK
+from rbmdiff.rbm import RBM
 
 RESULTS = Path(__file__).parent / "results"
 FULL_SHAPES = ((64, 16, 1024), (64, 16, 10000), (64, 64, 1024), (128, 128, 1024),
@@ -268,7 +270,7 @@ def row_timings(rbm: RBM, chains: int, sweeps: int, anneal: dict, *, rounds: int
     (``anneal``: :func:`anneal_calls` for this RBM shape)."""
     g = torch.Generator().manual_seed(0)
     v = torch.bernoulli(torch.full((chains, rbm.n_visible), 0.5), generator=g)
-    sampler = samplers.get("gibbs", sweeps=sweeps, threads=None)
+    sampler = samplers.get("gibbs", num_sweeps=sweeps, threads=None)
     mm_a, _ = matmul(chains, rbm.n_visible, rbm.n_hidden)
     mm_b, _ = matmul(chains, rbm.n_hidden, rbm.n_visible)
     parts = kernel_parts(rbm, chains, sweeps)
@@ -335,7 +337,8 @@ def run(shapes: tuple[tuple[int, int, int], ...], *, sweeps: int, rounds: int, r
                 "n_visible": n, "n_hidden": m, "chains": chains, "sweeps": sweeps,
                 "threads": threads, "clock": clock_name, "rounds": t.pop("rounds"),
                 "gibbs_kernel": rbm.gibbs_kernel(), "gibbs_sweeps_per_s": raw,
-                "fused_threading": getattr(native.kernel(), "threading", "none"),
+                "fused_threading": "openmp" if getattr(native.kernel(), "openmp", False)
+                else "one thread",
                 "torch_kernel_sweeps_per_s": sweeps / t["torch_kernel"],
                 "speedup_vs_torch_kernel": t["torch_kernel"] / t["gibbs"],
                 "gibbs_before_sweeps_per_s": sweeps / t["before"],
@@ -385,7 +388,7 @@ def stream_peak_rss(rbm: RBM, num_samples: int, batch: int, path: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    sampler = samplers.get("gibbs", sweeps=10, threads=None)
+    sampler = samplers.get("gibbs", num_sweeps=10, threads=None)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     schema = pa.schema([(f"v{i}", pa.uint8()) for i in range(rbm.n_visible)])

@@ -226,6 +226,40 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+COST_SHAPES = ((16, 16, 30), (18, 16, 64), (16, 64, 64), (24, 10, 64), (32, 12, 32))
+
+
+def cost_model(quick: bool = False) -> pd.DataFrame:
+    """One exact-m DSM step (4 noise draws per row, forward and backward) timed per
+    (n, m, rows) against rbmdiff.training_defaults.exact_m_cost's estimate."""
+    import time
+
+    from rbmdiff.rbm import RBM
+    from rbmdiff.score import make_score
+    from rbmdiff.sde import VPSDE
+    from rbmdiff.train import dsm_loss
+    from rbmdiff.training_defaults import exact_m_cost
+
+    score = make_score("posterior", sde=VPSDE(), m_method="exact")
+    rows = []
+    for n, m, batch in COST_SHAPES[:2] if quick else COST_SHAPES:
+        rbm = RBM.random(n, m, scale=0.3, seed=0).requires_grad_()
+        v = torch.bernoulli(torch.full((batch, n), 0.5), generator=torch.Generator().manual_seed(0))
+        dsm_loss(rbm, score, v, n_noise=4).backward()
+        start = time.perf_counter()
+        for _ in range(3):
+            dsm_loss(rbm, score, v, n_noise=4).backward()
+        est = exact_m_cost(n, m, batch, 4, 1)
+        rows.append({"n": n, "m": m, "rows": batch * 4,
+                     "enumerates": "v" if "visible" in est["how"] else "h",
+                     "measured_s": (time.perf_counter() - start) / 3,
+                     "estimate_s": est["seconds"]})
+    df = pd.DataFrame(rows)
+    df["ratio"] = df.measured_s / df.estimate_s
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return df
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny budgets, one seed (< 60 s)")
@@ -239,7 +273,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--ablation", action="store_true",
                     help="run the ABLATIONS of dsm-exact-vr instead (default task bas-4x4; "
                          "writes train_quality_ablation.parquet/.png)")
+    ap.add_argument("--cost-model", action="store_true",
+                    help="only time exact-m DSM steps against training_defaults' estimate")
     args = ap.parse_args(argv)
+    if args.cost_model:
+        torch.set_num_threads(args.threads)
+        return cost_model(args.quick)
     if args.ablation and args.data == [t.data for t in TASKS]:
         args.data = ["bas-4x4"]
     stem = "train_quality_ablation" if args.ablation else "train_quality"

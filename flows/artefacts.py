@@ -8,10 +8,8 @@ import errno
 import fcntl
 import json
 import logging
-import math
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from flows.layout import Layout
 from rbmdiff.data import validate_array
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.files import atomic_write_bytes
+from rbmdiff.jsonsafe import plain
 
 if TYPE_CHECKING:  # torch only where tensors are read: the prepare stage runs without it
     import torch
@@ -96,20 +95,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
         return False
     raise OSError(err, os.strerror(err), str(b))
-
-
-def plain(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None, tensors and numpy scalars become numbers."""
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    torch = sys.modules.get("torch")  # not loaded: obj is no tensor (prepare runs without)
-    if isinstance(obj, np.generic | np.ndarray) or (torch and isinstance(obj, torch.Tensor)):
-        return plain(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -1,7 +1,7 @@
 """``rbmdiff-pipeline``: run the pipeline, a QPU campaign, a schedule, or one stage.
 
     rbmdiff-pipeline run [--dask ADDRESS|local] [--force]
-    rbmdiff-pipeline campaign [--budget-us µs]
+    rbmdiff-pipeline campaign [--budget-us µs] [--resume ID]
     rbmdiff-pipeline deploy --cron '0 3 * * *' [--serve]
     rbmdiff-pipeline stage NAME [ROUTE]          (what dvc.yaml's commands run)
 """
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("campaign", help="sweep QPU settings under a QPU-time budget")
     c.add_argument("--budget-us", type=float, help="QPU access time budget in µs "
                    "(default: params.yaml campaign.budget_us)")
+    c.add_argument("--resume", metavar="ID", help="continue campaign ID (the table's "
+                   "'campaign' column): skip its finished settings, count what it spent")
     c.add_argument("--dask", metavar="ADDRESS", help="run the campaign's QPU runs on Dask")
     c.add_argument("--quiet", action="store_true")
     d = sub.add_parser("deploy", help="register the pipeline as a scheduled Prefect deployment")
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             from flows.pipeline import task_runner
 
             flow = campaign.with_options(task_runner=task_runner(args.dask))
-            out = flow(root=str(args.root), budget_us=args.budget_us, progress=not args.quiet)
+            out = flow(root=str(args.root), budget_us=args.budget_us, progress=not args.quiet,
+                       resume=args.resume)
         else:
             from flows import deploy
 

@@ -30,7 +30,7 @@ TINY: dict[str, Any] = {
     "sample": {
         "sde": {"num_samples": 300, "steps": 20},
         "ode": {"num_samples": 300, "steps": 5},
-        "gibbs": {"num_samples": 300, "sweeps": 20},
+        "gibbs": {"num_samples": 300, "num_sweeps": 20},
         "anneal": {"num_samples": 300, "num_sweeps": 20},
         "qpu": {"num_samples": 300, "calibration_reads": 100, "mock_sweeps": 50},
     },

@@ -1,4 +1,4 @@
-"""The ``rbmdiff`` console script: train, sample, evaluate (DESIGN §8)."""
+"""The ``rbmdiff`` console script: train, sample, evaluate (docs/design.md §8)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from rbmdiff.errors import RbmdiffError
@@ -54,6 +55,65 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.replace("-", "_"), value
 
 
+class _LazyChoices:
+    """argparse choices read from a library module's constant when first needed (so that
+    ``rbmdiff --help`` does not import torch); give the argument a metavar, which argparse
+    would otherwise build from the choices at once."""
+
+    def __init__(self, module: str, attr: str, exclude: tuple[str, ...] = ()) -> None:
+        self.module, self.attr, self.exclude = module, attr, exclude
+
+    def _values(self) -> list[str]:
+        import importlib
+
+        value = importlib.import_module(self.module)
+        for part in self.attr.split("."):
+            value = getattr(value, part)
+        return [v for v in value if v not in self.exclude]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+
+class _SamplerHelp(argparse.Action):
+    """-h/--help of ``rbmdiff sample``: the usual help, then each sampler's parameters."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show this help message, with each sampler's parameters, and exit"):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.epilog = sampler_parameters_help()
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.print_help()
+        parser.exit()
+
+
+def sampler_parameters_help() -> str:
+    """Each registered sampler's keyword parameters and defaults, read from its class."""
+    import importlib
+    import inspect
+
+    from rbmdiff.samplers import REGISTRY
+
+    lines = ["sampler parameters (pass each as --set KEY=VALUE; VALUE is read as JSON, e.g. "
+             "--set num_sweeps=300 --set init='\"data\"'):"]
+    for name, target in REGISTRY.items():
+        module, cls_name = target.split(":")
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except ImportError as exc:  # an optional dependency missing
+            lines.append(f"  {name}: unavailable ({exc})")
+            continue
+        params = [f"{p.name}={p.default!r}" for p in inspect.signature(cls).parameters.values()
+                  if p.kind is p.KEYWORD_ONLY]
+        lines.append(f"  {name}: {', '.join(params)}")
+    return "\n".join(lines)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr (exit 2), pointing at --help."""
 
@@ -70,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
 
-    t = sub.add_parser("train", help="fit an RBM to data and save it")
+    t = sub.add_parser(
+        "train", help="fit an RBM to data and save it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="defaults (rbmdiff.training_defaults): DSM with the posterior score uses exact "
+        "m where its estimated\ncost is small (then 16 noise draws, log-SNR [-2, 2], lr 0.1, "
+        "1,000 steps), else mean-field m\n(4 draws, log-SNR [-4, 4], lr 0.04, 2,000 steps); "
+        "other methods lr 0.01, 2,000 steps;\nbatch min(64, rows).")
     t.add_argument("--data", required=True, help="built-in name (digits, digits-binary, "
                    "bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of values in [0, 1]")
     t.add_argument("--n-hidden", type=_positive_int, required=True)
@@ -78,22 +144,40 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", choices=("dsm", "pcd", "cd", "ml"), default="dsm")
     t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--out", required=True, type=Path, help="model file to write")
-    t.add_argument("--steps", type=_positive_int, default=2000, help="optimiser steps")
-    t.add_argument("--batch-size", type=_positive_int, default=64)
-    t.add_argument("--lr", type=_finite_float, default=1e-2)
+    t.add_argument("--steps", type=_positive_int, help="optimiser steps (default: see below)")
+    t.add_argument("--batch-size", type=_positive_int,
+                   help="rows per step (default: min(64, the training rows))")
+    t.add_argument("--lr", type=_finite_float, help="peak learning rate (default: see below)")
     t.add_argument("--eps", type=_finite_float, default=1e-3, help="logit clip ε ∈ (0, ½)")
     t.add_argument("--beta-min", type=_finite_float, default=0.1)
     t.add_argument("--beta-max", type=_finite_float, default=20.0)
     t.add_argument("--t-eps", type=_finite_float, default=1e-3)
-    t.add_argument("--m-method", choices=("exact", "meanfield"), default=None,
-                   help="how the posterior score computes m_θ (default: exact when the "
-                   "smaller layer has ≤ 16 units, else 10 mean-field sweeps)")
+    t.add_argument("--m-method", choices=_LazyChoices("rbmdiff.score", "PosteriorScore.M_METHODS",
+                                                      exclude=("gibbs",)),
+                   metavar="M_METHOD", help="how the posterior score computes m_θ: "
+                   "%(choices)s (default: exact where the estimated run is ≤ 10 min and ≤ "
+                   "half the memory, else an approximation)")
+    t.add_argument("--n-noise", type=_positive_int,
+                   help="DSM noise draws per row and step (default: see below)")
     t.add_argument("--recipe", choices=("recommended", "plain"), default="recommended",
                    help="DSM with the posterior score: 'recommended' is the measured best "
                    "variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, see "
-                   "BENCHMARKS.md); 'plain' is DESIGN §5 as written (λ = σ², t ~ U[t_ε, 1])")
-    t.add_argument("--sweeps", type=_positive_int, default=10, help="mean-field sweeps")
+                   "BENCHMARKS.md); 'plain' is docs/math.md §5 as written (λ = σ², t ~ U[t_ε, 1])")
+    t.add_argument("--sweeps", type=_positive_int, help="mean-field sweeps (default 10)")
     t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
+    t.add_argument("--topology", choices=_LazyChoices("rbmdiff.topology", "TOPOLOGIES"),
+                   metavar="TOPOLOGY", help="%(choices)s: train a hardware-native RBM: W "
+                   "only on couplers of this D-Wave "
+                   "graph (rbmdiff.topology.native_layout; the layout is saved in the model)")
+    t.add_argument("--negative", choices=("gibbs", "anneal", "qpu"), default="gibbs",
+                   help="--method pcd: where the negative phase comes from: persistent Gibbs "
+                   "chains (gibbs), or fresh reads of the anneal or qpu sampler each step")
+    t.add_argument("--negative-set", dest="negative_params", type=_key_value, action="append",
+                   default=[], metavar="KEY=VALUE",
+                   help="a parameter of the --negative sampler (see rbmdiff sample --help)")
+    t.add_argument("--qpu-budget-us", type=_finite_float,
+                   help="--negative qpu: stop training before its reads exceed this QPU "
+                   "access time (µs)")
     t.add_argument("--threads", type=_positive_int, default=1, help="torch threads")
     t.add_argument("--history", type=Path, help="also write the training history (Parquet)")
     t.add_argument("--checkpoint", type=Path, help="checkpoint file: written every epoch; "
@@ -101,15 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
 
-    s = sub.add_parser("sample", help="draw samples from a trained RBM into Parquet")
+    s = sub.add_parser("sample", help="draw samples from a trained RBM into Parquet",
+                       add_help=False)
+    s.add_argument("-h", "--help", action=_SamplerHelp)
     s.add_argument("--model", required=True, type=Path)
     s.add_argument("--sampler", required=True, choices=("sde", "ode", "gibbs", "anneal", "qpu"))
     s.add_argument("--num-samples", type=_positive_int, required=True)
     s.add_argument("--seed", type=_nonneg_int, default=0)
     s.add_argument("--out", required=True, type=Path, help="samples file (.parquet)")
     s.add_argument("--set", dest="params", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="sampler parameter, e.g. --set steps=300")
-    s.add_argument("--data", help="held-out data: also compute the DESIGN §7 statistics")
+                   metavar="KEY=VALUE", help="sampler parameter, e.g. --set num_sweeps=300 "
+                   "(each sampler's are listed below)")
+    s.add_argument("--data", help="held-out data: also compute the docs/math.md §7 statistics")
     s.add_argument("--stats", type=Path, help="write the statistics record (Parquet, one row)")
     s.add_argument("--chunk-size", type=_positive_int, default=100_000,
                    help="samples drawn and written per chunk (bounds memory)")
@@ -132,29 +219,41 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from rbmdiff.data import load_dataset
     from rbmdiff.device import resolve
-    from rbmdiff.train import RECOMMENDED_DSM, train
+    from rbmdiff.train import train
+    from rbmdiff.training_defaults import choose, summary
 
     resolve(args.device)  # a device that is not there: refuse before any work
     torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.data, min_rows=args.batch_size)
-    _check_writable(args.out)
-    m_method = args.m_method or (
-        "exact" if min(dataset.n_visible, args.n_hidden) <= 16 else "meanfield")
-    recipe = (RECOMMENDED_DSM if args.recipe == "recommended" and args.method == "dsm"
-              and args.score == "posterior" else {})
+    dataset = load_dataset(args.data, min_rows=args.batch_size or 1)
+    for path in (args.out, args.history, args.checkpoint):
+        if path is not None:
+            _check_writable(path)
+    recommended = args.recipe == "recommended" and args.method == "dsm"
+    kw = choose(n_visible=dataset.n_visible, n_hidden=args.n_hidden, rows=len(dataset.train),
+                method=args.method, score=args.score, recommended=recommended,
+                given={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                       "m_method": args.m_method, "n_noise": args.n_noise,
+                       "sweeps": args.sweeps})
+    kw.update(_negative_options(args))
+    if args.topology:
+        from rbmdiff.topology import native_layout
+
+        kw["mask"], kw["layout"] = native_layout(dataset.n_visible, args.n_hidden, args.topology)
+    if not args.quiet:
+        print(f"rbmdiff train: {summary(kw)}", file=sys.stderr)
     result = train(
         dataset.train, n_hidden=args.n_hidden, method=args.method, score=args.score,
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps, t_eps=args.t_eps,
-        m_method=m_method, sweeps=args.sweeps, cd_k=args.cd_k,
-        eval_data=dataset.test, progress=not args.quiet, checkpoint=args.checkpoint,
-        device=args.device, **recipe,
+        seed=args.seed, beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps,
+        t_eps=args.t_eps, cd_k=args.cd_k, eval_data=dataset.test, progress=not args.quiet,
+        checkpoint=args.checkpoint, device=args.device, **kw,
     )
-    result.rbm.meta["training"]["recipe"] = args.recipe if recipe else "plain"
-    result.rbm.meta["training"]["data"] = args.data
+    meta = result.rbm.meta
+    meta["training"]["recipe"] = "recommended" if recommended and args.score == "posterior" \
+        else "plain"
+    meta["training"]["data"] = args.data
     if dataset.shape:
-        result.rbm.meta["image_shape"] = list(dataset.shape)
-    result.rbm.save(args.out)
+        meta["image_shape"] = list(dataset.shape)
+    _write(args.out, result.rbm.save)
     if args.checkpoint is not None:
         args.checkpoint.unlink(missing_ok=True)  # the run is complete: nothing to resume
     if args.history:
@@ -162,9 +261,32 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         from rbmdiff.io import write_parquet
 
-        write_parquet(pd.DataFrame(result.history), args.history)
+        _write(args.history, lambda path: write_parquet(pd.DataFrame(result.history), path))
     last = result.history[-1] if result.history else {}
-    print(json.dumps({"model": str(args.out), **{k: last[k] for k in last}}, default=float))
+    _print_json({"model": str(args.out), **last, **_stopped(meta["training"])})
+
+
+def _negative_options(args: argparse.Namespace) -> dict:
+    """train()'s negative-phase keywords from --negative, --negative-set, --qpu-budget-us."""
+    if args.negative == "gibbs":
+        if args.negative_params or args.qpu_budget_us is not None:
+            raise RbmdiffError("--negative-set and --qpu-budget-us need --negative anneal or qpu")
+        return {}
+    if args.method != "pcd":
+        raise RbmdiffError(f"--negative {args.negative} needs --method pcd")
+    params = dict(args.negative_params)
+    if args.negative == "qpu":
+        params.setdefault("calibration_rounds", 0)  # training absorbs the device's temperature
+    elif args.qpu_budget_us is not None:
+        raise RbmdiffError("--qpu-budget-us needs --negative qpu")
+    return {"negative": args.negative, "negative_params": params,
+            "qpu_budget_us": args.qpu_budget_us}
+
+
+def _stopped(training: dict) -> dict:
+    """The early stop of a budget-capped run, for the printed summary."""
+    keys = ("stopped", "steps_done", "qpu_access_us")
+    return {k: training[k] for k in keys if training.get(k) is not None}
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -181,7 +303,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.sampler in ("sde", "ode"):
         params.setdefault("device", str(device))
     sampler = samplers.get(args.sampler, **params)
-    _check_writable(args.out)
+    for path in (args.out, args.stats):
+        if path is not None:
+            _check_writable(path)
     stats = SampleStats(rbm) if test is not None else None
     info = sample_to_parquet(
         sampler, rbm, args.num_samples, seed=args.seed, path=args.out,
@@ -197,7 +321,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         if args.stats:
             write_parquet(pd.DataFrame([record]), args.stats)
         summary.update(record)
-    print(json.dumps(summary, default=str))
+    _print_json(summary)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -210,7 +334,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     test = _matching_data(args.data, rbm, args.model)
     metrics = evaluate(rbm, test, ais_chains=args.ais_chains, ais_betas=args.ais_betas,
                        seed=args.seed, device=args.device)
-    print(json.dumps(metrics, indent=2))
+    _print_json(metrics, indent=2)
 
 
 def _matching_data(source: str, rbm, model_path: Path):
@@ -226,8 +350,48 @@ def _matching_data(source: str, rbm, model_path: Path):
 
 
 def _check_writable(path: Path) -> None:
-    if path.exists() and path.is_dir():
+    """Refuse an output path that cannot be written, before any work."""
+    if path.is_dir():
         raise RbmdiffError(f"output {path} is a directory; give a file path")
+    folder = path.absolute().parent
+    while not folder.exists():  # the writer creates missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        raise RbmdiffError(f"cannot write {path}: {folder} is a file, not a folder")
+    try:  # the one reliable test (permissions, read-only mounts, root): write there
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise RbmdiffError(f"cannot write {path}: folder {folder} is not writable "
+                           f"({exc.strerror or exc})") from None
+
+
+def _write(path: Path, writer) -> None:
+    """Run ``writer(path)``, turning an OS refusal into a one-line error."""
+    try:
+        writer(path)
+    except OSError as exc:
+        raise RbmdiffError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _strict(value):
+    """NaN and ±inf -> None, recursively; other non-JSON values -> their str."""
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return number if math.isfinite(number) else None
+
+
+def _print_json(obj: dict, **kw) -> None:
+    """Strict JSON on stdout: null, never NaN or Infinity."""
+    print(json.dumps(_strict(obj), allow_nan=False, **kw))
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}

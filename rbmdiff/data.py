@@ -1,21 +1,18 @@
-"""Datasets: built-in names and user files of values in [0, 1] (DESIGN §8)."""
+"""Datasets: built-in names and user files of values in [0, 1] (docs/design.md §8)."""
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import math
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 from rbmdiff.errors import RbmdiffError
-
-if TYPE_CHECKING:  # torch is imported where tensors are made: the pipeline's data stage
-    import torch  # (flows.stages.prepare) runs without it
 
 BUILTINS = ("digits", "digits-binary", "bas-3x3", "bas-4x4")
 FILE_SUFFIXES = (".npy", ".csv", ".parquet")
@@ -54,39 +51,18 @@ def bars_and_stripes(side: int) -> np.ndarray:
 
 
 def _digits(binary: bool) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8×8 digits scaled to [0, 1] (binarised at ½), split as
-    ``train_test_split(x, test_size=0.2, random_state=0)`` does.  Read from the CSV that
-    scikit-learn ships, without importing it (its import costs ~3 s here, for a 1797×64 array);
-    ``load_digits`` itself where the file is not found."""
-    x = _digits_csv()
-    if x is None:
-        from sklearn.datasets import load_digits
-
-        x = load_digits().data
-    x = x.astype(np.float32) / 16.0
+    """scikit-learn's 8×8 digits scaled to [0, 1] (binarised at ½), split by
+    ``train_test_split(x, test_size=0.2, random_state=0)``.  -> (train, test)."""
+    x = load_digits().data.astype(np.float32) / 16.0
     if binary:
         x = (x > 0.5).astype(np.float32)
-    n_test = math.ceil(0.2 * x.shape[0])  # ShuffleSplit: the first n_test of one permutation
-    order = np.random.RandomState(0).permutation(x.shape[0])
-    return x[order[n_test:]], x[order[:n_test]]
-
-
-def _digits_csv() -> np.ndarray | None:
-    """The 64 pixel columns (0..16) of sklearn/datasets/data/digits.csv.gz; None if absent."""
-    spec = find_spec("sklearn")  # locates the package, does not run it
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
-        if path.is_file():
-            with gzip.open(path, "rt") as f:
-                return np.loadtxt(f, delimiter=",")[:, :-1]  # the last column is the label
-    return None
+    train, test = train_test_split(x, test_size=0.2, random_state=0)
+    return train, test
 
 
 def load_dataset(source: str | Path, *, min_rows: int = 1) -> Dataset:
     """A built-in name or a file path.  Built-ins carry their train/test split; a file is used
     whole for both (train on it, or evaluate on it)."""
-    import torch
-
     train, test, shape = load_arrays(source, min_rows=min_rows)
     return Dataset(str(source), torch.from_numpy(train), torch.from_numpy(test), shape)
 
@@ -94,7 +70,7 @@ def load_dataset(source: str | Path, *, min_rows: int = 1) -> Dataset:
 def load_arrays(
     source: str | Path, *, min_rows: int = 1
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...] | None]:
-    """:func:`load_dataset` without torch: -> (train, test, image shape), checked float32."""
+    """:func:`load_dataset` as NumPy: -> (train, test, image shape), checked float32."""
     source = str(source)
     if source in ("digits", "digits-binary"):
         train, test = _digits(binary=source == "digits-binary")
@@ -133,8 +109,6 @@ def read_array(path: Path) -> np.ndarray:
             return np.load(path, allow_pickle=False)
         if suffix == ".csv":
             return np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-        import pandas as pd
-
         frame = pd.read_parquet(path)
         return frame.to_numpy(dtype=np.float64)
     except Exception as exc:  # numpy / pyarrow raise many types for cut or foreign files
@@ -144,13 +118,11 @@ def read_array(path: Path) -> np.ndarray:
 
 def validate_array(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     """Check a data array is 2-D, non-empty, finite and within [0, 1]; return float32 tensor."""
-    import torch
-
     return torch.from_numpy(check_array(x, name))
 
 
 def check_array(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
-    """:func:`validate_array` without torch: -> the array as float32 NumPy."""
+    """:func:`validate_array` as NumPy: -> the array as float32."""
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise RbmdiffError(f"data {name}: values must be numbers, got dtype {x.dtype}")

@@ -10,9 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
+from rbmdiff.errors import RbmdiffError
 from rbmdiff.files import atomic_write_bytes
+from rbmdiff.jsonsafe import dumps
 from rbmdiff.samplers.base import Samples
+from rbmdiff.seeds import derive
 
 
 def write_parquet(
@@ -21,7 +25,7 @@ def write_parquet(
     """Write ``frame`` to ``path`` whole or not at all; ``metadata`` goes in the schema as JSON."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata:
-        extra = {k.encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()}
+        extra = {k.encode(): dumps(v).encode() for k, v in metadata.items()}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
     buf = io.BytesIO()
     pq.write_table(table, buf)
@@ -50,13 +54,9 @@ EXTENSIVE_COST_UNITS = ("qpu_access_us",)  # cost that adds up over chunks (othe
 
 
 def chunk_seed(seed: int, index: int) -> int:
-    """Seed of chunk ``index``: chunk 0 uses ``seed`` itself (so one chunk equals an unchunked
-    run); later chunks draw independent 32-bit seeds from numpy's SeedSequence([seed, index])."""
-    if index == 0:
-        return seed
-    import numpy as np
-
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    """Seed of chunk ``index``: ``seed`` itself for chunk 0 (one chunk is an unchunked run),
+    a 32-bit :func:`rbmdiff.seeds.derive` seed for the others."""
+    return derive(seed, index, below=2**32) if index else seed
 
 
 def sample_to_parquet(
@@ -74,10 +74,6 @@ def sample_to_parquet(
     chunk), so memory is bounded by one chunk.  The file appears whole (atomic rename) or not
     at all.  ``on_chunk(samples)`` sees each chunk (e.g. a :class:`SampleStats`).  Returns the
     merged ``info``: extensive fields summed over chunks, the rest from the first chunk."""
-    from tqdm.auto import tqdm
-
-    from rbmdiff.errors import RbmdiffError
-
     if chunk_size < 1:
         raise RbmdiffError(f"chunk_size must be ≥ 1, got {chunk_size}")
     path = Path(path)
@@ -106,7 +102,7 @@ def sample_to_parquet(
             bar.update(size)
         info.update(seed=seed, num_samples=num_samples, chunk_size=chunk_size,
                     samples_per_s=num_samples / info["wall_s"] if info["wall_s"] > 0 else None)
-        writer.add_key_value_metadata({"rbmdiff_info": json.dumps(info, default=str)})
+        writer.add_key_value_metadata({"rbmdiff_info": dumps(info)})
         writer.close()
         os.replace(tmp, path)
     except BaseException:

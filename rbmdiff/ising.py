@@ -98,8 +98,9 @@ def to_ising(
         J = np.clip(J, lo, hi)
     vl, hl = visible_labels(rbm.n_visible), hidden_labels(rbm.n_hidden)
     h = {**dict(zip(vl, hv.tolist(), strict=True)), **dict(zip(hl, hh.tolist(), strict=True))}
-    couplings = {
-        (vl[i], hl[j]): float(J[i, j]) for i in range(len(vl)) for j in range(len(hl))
+    keep = np.ones(J.shape, bool) if rbm.mask is None else rbm.mask.cpu().numpy()
+    couplings = {  # a masked model has no coupling where its mask is False
+        (vl[i], hl[j]): float(J[i, j]) for i, j in zip(*np.nonzero(keep), strict=True)
     }
     return IsingForm(h, couplings, float(prefactor * offset), clipped)
 

@@ -1,24 +1,22 @@
-"""Binary restricted Boltzmann machine: E(v, h) = -vᵀWh - bᵀv - cᵀh (DESIGN §1)."""
+"""Binary restricted Boltzmann machine: E(v, h) = -vᵀWh - bᵀv - cᵀh (docs/math.md §1)."""
 
 from __future__ import annotations
 
 import io
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.functional import softplus
 
-from rbmdiff import native
+from rbmdiff import gibbs_kernels, seeds
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.files import atomic_write_bytes
+from rbmdiff.jsonsafe import plain
 
 MAGIC = "rbmdiff-model"
 FORMAT_VERSION = 1
-GIBBS_BLOCK = 1 << 20  # uniforms drawn per call while sweeping (4 MiB in float32)
 
 
 class RBM:
@@ -161,107 +159,45 @@ class RBM:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``sweeps`` block-Gibbs sweeps h ~ σ(β(c + Wᵀv)), v ~ σ(β(b + u + Wh)) at inverse
-        temperature β, with an optional extra visible field u.  (B, n) -> (B, n) of 0/1, no
-        gradient.  Deterministic for a fixed ``generator`` state, which it advances by one
-        draw (the seed of its own stream).
-
-        Per layer each unit is set to 1 iff U < σ(x), x = c + vW, for a uniform U.  float32
-        models use the compiled kernel (:mod:`rbmdiff.native`: the bias, 23 random bits,
-        e^{-x} and a comparison per unit, no tensor of uniforms): with AVX2 and weights that
-        fit a core's caches every sweep runs in one call, blocks of 4 chains at a time with
-        their fields in registers (threads share the blocks when the call is large, as
-        torch's thread count allows); otherwise vW by ``mm(out=)`` and a compiled pass per
-        layer, in preallocated buffers.  float64 models, or any model when no C compiler is
-        available, use torch: x by ``addmm(out=)``, then ``sigmoid_`` and ``gt_`` against
-        24-bit (float32) or 53-bit (float64) uniforms, drawn for a block of sweeps (up to
-        :data:`GIBBS_BLOCK` units) per call from NumPy's PCG64.  Same law, different
-        streams: :meth:`gibbs_kernel` names the one in use.
+        temperature β, with an optional extra visible field u (n,) or (B, n).  (B, n) ->
+        (B, n) of 0/1, no gradient.  Deterministic for a fixed ``generator`` state, which it
+        advances by one draw (the seed of the kernel's stream).  The sweep runs in the kernel
+        :func:`rbmdiff.gibbs_kernels.select` picks (:meth:`gibbs_kernel` names it): every
+        kernel samples the same law, each from its own random stream.
         """
         if sweeps < 0:
             raise RbmdiffError(f"sweeps must be ≥ 0, got {sweeps}")
         with torch.no_grad():
             shape = v.shape
-            v = v.to(self.dtype).reshape(-1, self.n_visible)
+            v = v.to(self.W.device, self.dtype).reshape(-1, self.n_visible)
             v = v.clone(memory_format=torch.contiguous_format)
             if sweeps == 0 or v.shape[0] == 0:
                 return v.reshape(shape)
-            W, b, c = self.W.detach(), self.b.detach(), self.c.detach()
-            if field is not None:
-                b = b + field.detach().to(self.dtype).reshape(-1, self.n_visible)
-            if beta != 1.0:
-                W, b, c = beta * W, beta * b, beta * c
-            B, n, m = v.shape[0], self.n_visible, self.n_hidden
-            if b.dim() == 2 and b.shape[0] == 1:
-                b = b[0]
-            if b.dim() == 2 and b.shape[0] != B:
-                raise RbmdiffError(f"field has {b.shape[0]} rows for {B} chains; give one row "
-                                   "or one per chain")
-            if v.device.type != "cpu":  # off the CPU: torch, drawing from the caller's generator
-                for _ in range(sweeps):
-                    h = torch.bernoulli(torch.sigmoid(torch.addmm(c, v, W)), generator=generator)
-                    v = torch.bernoulli(torch.sigmoid(b + h @ W.T), generator=generator)
-                return v.reshape(shape)
-            seed = _seed(generator)
-            kern = self._compiled_kernel()
-            if kern is not None and kern.fuses(n, m):
-                self._fused_gibbs(kern, v, W, b, c, sweeps, seed)
-                return v.reshape(shape)
-            h = torch.empty(B, m, dtype=self.dtype)
-            if kern is not None:  # the biases are added in the pass: mm, not addmm
-                state = kern.seed_state(seed)
-                draw_h = kern.bound(state, h, c.contiguous())
-                draw_v = kern.bound(state, v, b.contiguous())
-                WT = W.T
-                for _ in range(sweeps):
-                    torch.mm(v, W, out=h)  # same shape: h keeps its storage
-                    draw_h()
-                    torch.mm(h, WT, out=v)
-                    draw_v()
-                return v.reshape(shape)
-            per_sweep = B * (n + m)
-            block = max(1, min(sweeps, GIBBS_BLOCK // per_sweep))
-            u_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
-            uniforms = torch.empty(block, per_sweep, dtype=u_dtype)
-            rng = np.random.Generator(np.random.PCG64(seed))
-            for first in range(0, sweeps, block):
-                count = min(block, sweeps - first)
-                rng.random(out=uniforms[:count].numpy(), dtype=uniforms.numpy().dtype)
-                for u in uniforms[:count]:
-                    # h_j = 1 iff U < σ(c_j + (vW)_j);  then v_i = 1 iff U' < σ(b_i + (W h)_i)
-                    torch.addmm(c, v, W, out=h).sigmoid_().gt_(u[: B * m].view(B, m))
-                    torch.addmm(b, h, W.T, out=v).sigmoid_().gt_(u[B * m:].view(B, n))
+            W, b, c = self._tempered(beta, field, v.shape[0])
+            gibbs_kernels.select(W)(v, W, b, c, sweeps, seeds.from_generator(generator))
         return v.reshape(shape)
 
-    @staticmethod
-    def _fused_gibbs(kern: native.Kernel, v: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
-                     c: torch.Tensor, sweeps: int, seed: int) -> None:
-        """Every sweep in compiled calls of about :data:`native.SLICE_MULTIPLY_ADDS` each
-        (tens of ms), so that Ctrl-C is seen between them.  The first call takes ``seed``,
-        call i > 0 a hash of (seed, i): not seed + i, whose streams the run from seed + 1
-        would replay (from other states, so that two runs seeded s and s + 1 could couple).
-        Threads (torch's count) only for slices large enough to pay for starting them."""
-        per_sweep = 2 * v.shape[0] * W.shape[0] * W.shape[1]  # multiply-adds, both layers
-        step = max(1, native.SLICE_MULTIPLY_ADDS // per_sweep)
-        threads = torch.get_num_threads() if (
-            min(step, sweeps) * per_sweep >= native.THREAD_MIN_MULTIPLY_ADDS) else 1
-        W, b, c = W.contiguous(), b.contiguous(), c.contiguous()
-        for i, first in enumerate(range(0, sweeps, step)):
-            call_seed = seed if i == 0 else int(
-                np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0])
-            kern.gibbs(v, W, b, c, min(step, sweeps - first), call_seed, threads=threads)
+    def _tempered(self, beta: float, field: torch.Tensor | None,
+                  chains: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """βW, β(b + u), βc, contiguous and detached; b (n,), or (chains, n) for a field with
+        one row per chain."""
+        W, b, c = self.W.detach(), self.b.detach(), self.c.detach()
+        if field is not None:
+            b = b + field.detach().to(b.device, self.dtype).reshape(-1, self.n_visible)
+            if b.shape[0] == 1:
+                b = b[0]
+            elif b.shape[0] != chains:
+                raise RbmdiffError(f"field has {b.shape[0]} rows for {chains} chains; give one "
+                                   "row or one per chain")
+        if beta != 1.0:
+            W, b, c = beta * W, beta * b, beta * c
+        return W.contiguous(), b.contiguous(), c.contiguous()
 
     def gibbs_kernel(self) -> str:
         """Which kernel :meth:`gibbs` uses for this model here: "native-avx2-fused" (whole
         sweeps in one call), "native-avx2" or "native-portable" (mm + a compiled pass; the
         two passes are bit-identical) or "torch"."""
-        kern = self._compiled_kernel()
-        if kern is None:
-            return "torch"
-        return kern.name + ("-fused" if kern.fuses(self.n_visible, self.n_hidden) else "")
-
-    def _compiled_kernel(self) -> native.Kernel | None:
-        """The compiled Gibbs pass, for float32 models where it builds (float64: torch)."""
-        return native.kernel() if self.dtype == torch.float32 else None
+        return gibbs_kernels.select(self.W).name
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -275,7 +211,7 @@ class RBM:
             "b": self.b.detach().cpu().clone(),
             "c": self.c.detach().cpu().clone(),
             "mask": None if self.mask is None else self.mask.cpu().clone(),
-            "meta": _plain(self.meta),
+            "meta": plain(self.meta),
         }
         buf = io.BytesIO()
         torch.save(payload, buf)
@@ -312,27 +248,3 @@ class RBM:
 
     def __repr__(self) -> str:
         return f"RBM(n_visible={self.n_visible}, n_hidden={self.n_hidden}, dtype={self.dtype})"
-
-
-def _seed(generator: torch.Generator | None) -> int:
-    """One 63-bit draw from ``generator`` (torch's default generator when None): the seed of
-    a Gibbs call's own stream, so the same torch state gives the same samples."""
-    return int(torch.randint(0, 2**63 - 1, (), generator=generator))
-
-
-def _plain(obj: Any) -> Any:
-    """Meta as plain Python types (what ``torch.load(weights_only=True)`` accepts)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, bool | int | str) or obj is None:
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else str(obj)
-    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
-        return obj.item()
-    try:  # numpy scalars
-        return obj.item()
-    except AttributeError:
-        return str(obj)

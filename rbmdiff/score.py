@@ -1,4 +1,4 @@
-"""Score models in activation (logit) space (DESIGN §2, §4), selected by name."""
+"""Score models in activation (logit) space (docs/math.md §2, §4), selected by name."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def to_logit(x: torch.Tensor, eps: float) -> torch.Tensor:
 class FreeEnergyScore:
     """The talk's model: s_θ(a) = -∇_a F(σ(a)) = σ(a)(1-σ(a)) ⊙ [b + W σ(c + Wᵀσ(a))].
 
-    Time-independent and bounded; e^{-F(σ(a))} is not normalisable in a-space (DESIGN §4).
+    Time-independent and bounded; e^{-F(σ(a))} is not normalisable in a-space (docs/math.md §4).
     """
 
     name = "free_energy"
@@ -75,7 +75,7 @@ class FreeEnergyScore:
 
 
 class PosteriorScore:
-    """Exact score of the noised binary-RBM marginal (Tweedie; DESIGN §4).
+    """Exact score of the noised binary-RBM marginal (Tweedie; docs/math.md §4).
 
     s_θ(a, t) = (α_t L (2 m_θ(a, t) - 1) - a) / σ_t²,  m_θ = E_θ[v | a_t = a],
     the mean of v under the RBM with visible bias b + u, u = 2 α_t L a / σ_t².

@@ -1,4 +1,4 @@
-"""Training: denoising score matching (DESIGN §5) and the CD-k, PCD, exact-ML baselines."""
+"""Training: denoising score matching (docs/math.md §5) and the CD-k, PCD, exact-ML baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -17,7 +17,13 @@ import torch
 from rbmdiff.data import is_binary
 from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.exact import MAX_ENUM_BITS, kl_data_model, log_partition, log_partition_tensor
+from rbmdiff.exact import (
+    EXACT_LAW_BITS,
+    MAX_ENUM_BITS,
+    kl_data_model,
+    log_partition,
+    log_partition_tensor,
+)
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.rbm import RBM
 from rbmdiff.score import DEFAULT_EPS, logit_bound, make_score, to_logit
@@ -28,13 +34,13 @@ WEIGHTINGS = ("sigma2", "likelihood")
 LR_SCHEDULES = ("constant", "cosine")
 
 # The variance-reduced DSM recipe measured in BENCHMARKS.md (`-vr` rows) for
-# score="posterior", method="dsm"; add m_method ("exact" when n ≤ 20, else "meanfield" with
-# sweeps=10) and lr (0.1 on bars-and-stripes, 0.04 on digits-binary).
+# score="posterior", method="dsm"; rbmdiff.training_defaults adds m_method, lr, steps and
+# the noise draws by its rule.
 RECOMMENDED_DSM: dict = {
     "weighting": "likelihood", "log_snr_range": (-4.0, 4.0), "stratified": True,
     "data_target": True, "n_noise": 4, "init_scale": 0.3, "lr_schedule": "cosine", "ema": 0.99,
 }
-EXACT_EVAL_BITS = 20  # exact log-likelihood in the history when min(n, m) ≤ this
+EXACT_EVAL_BITS = EXACT_LAW_BITS  # exact log-likelihood in the history when min(n, m) ≤ this
 
 
 @dataclass
@@ -58,7 +64,7 @@ def dsm_loss(
 ) -> torch.Tensor:
     """ℓ(θ) = E_{t, ζ} w(t) ‖σ_t s_θ(α_t a_0 + σ_t ζ, t) + ζ‖²,  a_0 = logit(clip(v)).
 
-    weighting "sigma2": λ(t) = σ_t², t ~ U[t_ε, t_max], w = 1 (DESIGN §5; Song et al. 2021a).
+    weighting "sigma2": λ(t) = σ_t², t ~ U[t_ε, t_max], w = 1 (docs/math.md §5; Song et al. 2021a).
     weighting "likelihood": λ(t) = β(t), i.e. ∫ β/σ² ‖σ s + ζ‖² dt, estimated with t drawn
     ∝ β/σ² (w = its normaliser Z), which is uniform in log-SNR.  With the exact ``posterior``
     score this is, up to a constant, KL(p_data,t_ε ‖ p_θ,t_ε) - KL at t_max (Song et al.
@@ -142,241 +148,414 @@ def init_rbm(
     return RBM(W, torch.logit(p), torch.zeros(n_hidden, dtype=dtype), mask=mask)
 
 
-def check_train_args(n_visible: int, n_hidden: int, method: str, **kw) -> None:
-    """Refuse impossible requests before any work, naming the offending value."""
-    if method not in METHODS:
-        raise RbmdiffError(f"unknown method {method!r}; choose one of {METHODS}")
-    if n_hidden < 1:
-        raise RbmdiffError(f"n_hidden must be ≥ 1, got {n_hidden}")
-    for key in ("steps", "batch_size", "cd_k"):
-        if kw[key] < 1:
-            raise RbmdiffError(f"{key} must be ≥ 1, got {kw[key]}")
-    if not (kw["lr"] > 0 and math.isfinite(kw["lr"])):
-        raise RbmdiffError(f"learning rate must be a positive number, got {kw['lr']}")
-    if kw.get("weighting", "sigma2") not in WEIGHTINGS:
-        raise RbmdiffError(f"unknown weighting {kw['weighting']!r}; choose one of {WEIGHTINGS}")
-    if not 0 <= kw.get("ema", 0.0) < 1:
-        raise RbmdiffError(f"ema must lie in [0, 1), got {kw['ema']}")
-    if kw.get("n_noise", 1) < 1:
-        raise RbmdiffError(f"n_noise must be ≥ 1, got {kw['n_noise']}")
-    if kw.get("lr_schedule", "constant") not in LR_SCHEDULES:
-        raise RbmdiffError(
-            f"unknown lr_schedule {kw['lr_schedule']!r}; choose one of {LR_SCHEDULES}")
-    if not 0 < kw["t_eps"] < 1:
-        raise RbmdiffError(f"t_eps must lie in (0, 1), got {kw['t_eps']}")
-    if method == "ml" and min(n_visible, n_hidden) > EXACT_EVAL_BITS:
-        raise RbmdiffError(
-            f"exact ML enumerates 2^{min(n_visible, n_hidden)} states; it needs the smaller layer "
-            f"≤ {EXACT_EVAL_BITS} units (got {n_visible}×{n_hidden}): use --method pcd"
-        )
+MAX_PARAMETER = 1e4  # |θ| beyond this is a diverged run: e^{-E} over- or underflows
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (the keywords of :func:`train`), validated
+    once on construction.  ``mask``: bool (n, n_hidden) connectivity, W stays 0 where False;
+    ``layout``: its placement on a solver graph (:func:`rbmdiff.topology.native_layout`), kept
+    in the model's meta, where the QPU sampler finds it (also during training).
+    ``negative``: PCD's negative phase from this registered sampler (``samplers.get(negative,
+    **negative_params)``, fresh reads each step) instead of persistent Gibbs chains;
+    ``qpu_budget_us`` caps the QPU access time those reads may spend: each call is estimated
+    to cost what the previous one reported (the first is made whenever the budget is
+    positive), and training stops, keeping what it has learnt, before a call that would
+    overrun."""
+
+    n_hidden: int
+    method: str = "dsm"
+    score: str = "posterior"
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-2
+    seed: int = 0
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    eps: float = DEFAULT_EPS
+    t_eps: float = 1e-3
+    t_max: float = 1.0
+    log_snr_range: tuple[float, float] | None = None
+    weighting: str = "sigma2"
+    n_noise: int = 1
+    stratified: bool = False
+    lr_schedule: str = "constant"
+    ema: float = 0.0
+    data_target: bool = False
+    m_method: str = "exact"
+    sweeps: int = 10
+    damping: float = 0.5
+    gibbs_sweeps: int = 20
+    gibbs_chains: int = 8
+    cd_k: int = 1
+    init_scale: float = 0.01
+    dtype: torch.dtype = torch.float32
+    max_records: int = 200
+    mask: torch.Tensor | None = None
+    layout: dict | None = None
+    negative: str | None = None
+    negative_params: dict | None = None
+    qpu_budget_us: float | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise RbmdiffError(f"unknown method {self.method!r}; choose one of {METHODS}")
+        if self.n_hidden < 1:
+            raise RbmdiffError(f"n_hidden must be ≥ 1, got {self.n_hidden}")
+        for key in ("steps", "batch_size", "cd_k", "n_noise"):
+            if getattr(self, key) < 1:
+                raise RbmdiffError(f"{key} must be ≥ 1, got {getattr(self, key)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise RbmdiffError(f"learning rate must be a positive number, got {self.lr}")
+        if self.weighting not in WEIGHTINGS:
+            raise RbmdiffError(f"unknown weighting {self.weighting!r}; choose one of {WEIGHTINGS}")
+        if not 0 <= self.ema < 1:
+            raise RbmdiffError(f"ema must lie in [0, 1), got {self.ema}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise RbmdiffError(
+                f"unknown lr_schedule {self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
+        if not 0 < self.t_eps < 1:
+            raise RbmdiffError(f"t_eps must lie in (0, 1), got {self.t_eps}")
+        if self.negative is not None and self.method != "pcd":
+            raise RbmdiffError(f"negative={self.negative!r} needs method 'pcd', not "
+                               f"{self.method!r}")
+        if self.layout is not None and self.mask is None:
+            raise RbmdiffError("a layout needs the mask it was made with")
+        if self.qpu_budget_us is not None and not self.qpu_budget_us > 0:
+            raise RbmdiffError(f"qpu_budget_us must be positive, got {self.qpu_budget_us}")
+
+    def check_data(self, x: torch.Tensor) -> None:
+        """Refuse requests this data makes impossible."""
+        n = x.shape[1]
+        if self.method == "ml" and min(n, self.n_hidden) > EXACT_EVAL_BITS:
+            raise RbmdiffError(
+                f"exact ML enumerates 2^{min(n, self.n_hidden)} states; it needs the smaller "
+                f"layer ≤ {EXACT_EVAL_BITS} units (got {n}×{self.n_hidden}): use --method pcd")
+        if self.batch_size > x.shape[0]:
+            raise RbmdiffError(
+                f"batch_size {self.batch_size} exceeds the {x.shape[0]} training rows")
+        if self.mask is not None and tuple(self.mask.shape) != (n, self.n_hidden):
+            raise RbmdiffError(f"mask has shape {tuple(self.mask.shape)}; the model needs "
+                               f"({n}, {self.n_hidden})")
+
+    def fingerprint(self, x: torch.Tensor) -> str:
+        """SHA-256 of the arguments and the data: what a checkpoint must match."""
+        config = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}
+        for key in ("layout", "negative", "negative_params", "qpu_budget_us"):
+            if config[key] is None:  # absent from checkpoints written without them
+                del config[key]
+        config["mask"] = None if self.mask is None else self.mask.int().tolist()
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+        digest.update(x.detach().contiguous().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
+
+class _BudgetSpent(Exception):
+    """The next negative-phase read would overrun the QPU budget."""
+
+
+@dataclass
+class _Run:
+    """The mutable state of one training run (what a checkpoint holds)."""
+
+    cfg: TrainConfig
+    rbm: RBM
+    score: object
+    opt: torch.optim.Optimizer
+    sched: object | None
+    avg: RBM | None  # Polyak / EMA average of θ
+    g: torch.Generator
+    chains: torch.Tensor
+    t_eps: float
+    t_max: float
+    sampler: object | None = None
+    qpu_spent_us: float = 0.0
+    qpu_last_us: float = 0.0
+    step: int = 0
+    first_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    start: float = field(default_factory=time.perf_counter)
+    stopped: str | None = None
+
+    def update(self, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``; refuses a diverged run."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self.diverged(f"the loss is {value}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            if self.cfg.mask is not None:  # project back onto the native graph
+                self.rbm.W.mul_(self.cfg.mask)
+            largest = max(float(p.abs().max()) for p in self.rbm.parameters())
+        if not largest <= MAX_PARAMETER:
+            self.diverged(f"a parameter reached |θ| = {largest:.3g} (> {MAX_PARAMETER:g})")
+        if self.sched is not None:
+            self.sched.step()
+        if self.avg is not None:
+            with torch.no_grad():
+                for p_avg, p in zip(self.avg.parameters(), self.rbm.parameters(), strict=True):
+                    p_avg.lerp_(p, 1 - self.cfg.ema)
+        self.losses.append(value)
+        self.step += 1
+
+    def diverged(self, what: str) -> None:
+        raise RbmdiffError(f"training diverged at step {self.step + 1}: {what}; lower the "
+                           f"learning rate (lr={self.cfg.lr:g})")
+
+    def negatives(self, count: int) -> torch.Tensor:
+        """``count`` reads of the negative-phase sampler at the current θ, within the budget."""
+        budget = self.cfg.qpu_budget_us
+        if budget is not None and self.qpu_spent_us + self.qpu_last_us > budget:
+            raise _BudgetSpent
+        seed = int(torch.randint(2**31, (1,), generator=self.g, device=self.g.device))
+        samples = self.sampler.sample(self.rbm.detach(), count, seed=seed)
+        self.qpu_last_us = float(samples.info.get("qpu_access_time", 0.0))
+        self.qpu_spent_us += self.qpu_last_us
+        return samples.v.to(self.rbm.dtype)
+
+
+def _dsm_step(run: _Run, v: torch.Tensor, v_all: torch.Tensor) -> torch.Tensor:
+    cfg = run.cfg
+    return dsm_loss(run.rbm, run.score, v, t_eps=run.t_eps, t_max=run.t_max,
+                    weighting=cfg.weighting, n_noise=cfg.n_noise, stratified=cfg.stratified,
+                    reference=v_all if cfg.data_target else None, generator=run.g)
+
+
+def _cd_step(run: _Run, v: torch.Tensor, v_all: torch.Tensor) -> torch.Tensor:
+    return contrastive_loss(run.rbm, v, run.rbm.gibbs(v, run.cfg.cd_k, generator=run.g))
+
+
+def _pcd_step(run: _Run, v: torch.Tensor, v_all: torch.Tensor) -> torch.Tensor:
+    if run.sampler is not None:
+        run.chains = run.negatives(v.shape[0])
+    else:
+        run.chains = run.rbm.gibbs(run.chains, run.cfg.cd_k, generator=run.g)
+    return contrastive_loss(run.rbm, v, run.chains)
+
+
+def _ml_step(run: _Run, v: torch.Tensor, v_all: torch.Tensor) -> torch.Tensor:
+    return ml_loss(run.rbm, v)
+
+
+STEPS: dict[str, Callable[[_Run, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "dsm": _dsm_step, "cd": _cd_step, "pcd": _pcd_step, "ml": _ml_step,
+}
+
+
+class _Checkpoint:
+    """The full training state in a file, written atomically every ``every`` epochs; a run
+    that finds one of its own fingerprint resumes from it, anyone else's is refused."""
+
+    def __init__(self, path: str | os.PathLike | None, every: int, fingerprint: str) -> None:
+        if path is not None and every < 1:
+            raise RbmdiffError(f"checkpoint_every must be ≥ 1 epoch, got {every}")
+        self.path, self.every, self.fingerprint = path, every, fingerprint
+
+    def restore(self, run: _Run) -> None:
+        state = _load_checkpoint(self.path, self.fingerprint) if self.path else None
+        if state is None:
+            return
+        with torch.no_grad():
+            for p, q in zip(run.rbm.parameters(), state["theta"], strict=True):
+                p.copy_(q)
+            if run.avg is not None:
+                for p, q in zip(run.avg.parameters(), state["avg"], strict=True):
+                    p.copy_(q)
+        run.opt.load_state_dict(state["opt"])
+        if run.sched is not None:
+            run.sched.load_state_dict(state["sched"])
+        run.g.set_state(state["rng"])
+        run.chains, run.history, run.losses = (state["chains"].to(run.chains.device),
+                                                state["history"], state["losses"])
+        run.step, run.first_epoch = state["step"], state["epoch"] + 1
+        run.start -= state["wall_s"]
+        run.qpu_spent_us = state.get("qpu_spent_us", 0.0)
+        run.qpu_last_us = state.get("qpu_last_us", 0.0)
+
+    def maybe_save(self, run: _Run, epoch: int) -> None:
+        if self.path is None or (epoch + 1) % self.every:
+            return
+        _save_checkpoint(self.path, {
+            "fingerprint": self.fingerprint, "epoch": epoch, "step": run.step,
+            "theta": [p.detach().clone() for p in run.rbm.parameters()],
+            "avg": [p.clone() for p in run.avg.parameters()] if run.avg is not None else None,
+            "opt": run.opt.state_dict(), "sched": run.sched.state_dict() if run.sched else None,
+            "rng": run.g.get_state(), "chains": run.chains, "history": run.history,
+            "losses": run.losses, "wall_s": time.perf_counter() - run.start,
+            "qpu_spent_us": run.qpu_spent_us, "qpu_last_us": run.qpu_last_us,
+        })
 
 
 def train(
     x: torch.Tensor,
     *,
-    n_hidden: int,
-    method: str = "dsm",
-    score: str = "posterior",
-    steps: int = 2000,
-    batch_size: int = 64,
-    lr: float = 1e-2,
-    seed: int = 0,
-    beta_min: float = 0.1,
-    beta_max: float = 20.0,
-    eps: float = DEFAULT_EPS,
-    t_eps: float = 1e-3,
-    t_max: float = 1.0,
-    log_snr_range: tuple[float, float] | None = None,
-    weighting: str = "sigma2",
-    n_noise: int = 1,
-    stratified: bool = False,
-    lr_schedule: str = "constant",
-    ema: float = 0.0,
-    data_target: bool = False,
-    m_method: str = "exact",
-    sweeps: int = 10,
-    damping: float = 0.5,
-    gibbs_sweeps: int = 20,
-    gibbs_chains: int = 8,
-    cd_k: int = 1,
-    init_scale: float = 0.01,
-    dtype: torch.dtype = torch.float32,
     eval_data: torch.Tensor | None = None,
-    max_records: int = 200,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
-    mask: torch.Tensor | None = None,
-    device: str = "cpu",
+    **options,
 ) -> TrainResult:
-    """Fit an RBM to x: (N, n) in [0, 1] with Adam.
+    """Fit an RBM to x: (N, n) in [0, 1] with Adam; ``options`` are :class:`TrainConfig`'s
+    fields (``n_hidden`` required).
 
     Grey-level x trains on v ~ Bernoulli(x), redrawn each epoch.  The history holds one record
     per epoch (strided to at most ``max_records``): mean loss, wall time, and the exact
     train/test log-likelihood and KL(data‖model) when the smaller layer is ≤ 20 units.
+    A run whose loss turns non-finite or whose parameters pass ±10⁴ stops with an
+    RbmdiffError (nothing is returned).
 
     ``checkpoint``: a file written (atomically) every ``checkpoint_every`` epochs with the full
     training state — parameters, Adam and schedule state, EMA, PCD chains, the generator's
     state, history.  If it exists when training starts, training resumes from it and ends with
     exactly the parameters of an uninterrupted run with the same arguments; a checkpoint
     from other arguments or data is refused.
-
-    ``mask``: a bool (n, n_hidden) connectivity mask (:func:`rbmdiff.topology.native_layout`);
-    W starts and stays exactly 0 where it is False, for every method.
-
-    ``device``: "cpu", "cuda" or "auto" (:func:`rbmdiff.device.resolve`); the model, data and
-    random stream live there, and the device is recorded in meta["training"]["device"].
     """
-    config = {k: v for k, v in locals().items() if k not in (
-        "x", "eval_data", "progress", "callback", "checkpoint", "checkpoint_every", "mask",
-        "device")}
-    config["mask"] = None if mask is None else mask.int().tolist()
-    n = x.shape[1]
-    check_train_args(n, n_hidden, method, steps=steps, batch_size=batch_size, cd_k=cd_k,
-                     lr=lr, t_eps=t_eps, weighting=weighting, n_noise=n_noise,
-                     lr_schedule=lr_schedule, ema=ema)
-    if batch_size > x.shape[0]:
-        raise RbmdiffError(f"batch_size {batch_size} exceeds the {x.shape[0]} training rows")
-    sde = VPSDE(beta_min, beta_max)
-    dev = resolve(device)
-    g = torch.Generator(device=dev).manual_seed(seed)
-    m_options = {"m_method": m_method, "sweeps": sweeps, "damping": damping,
-                 "gibbs_sweeps": gibbs_sweeps, "gibbs_chains": gibbs_chains, "generator": g}
-    score_model = make_score(score, sde=sde, eps=eps,
-                             **(m_options if score == "posterior" else {}))
-    if method == "dsm" and getattr(score_model, "m_method", "exact") == "gibbs":
-        raise RbmdiffError("m_method 'gibbs' has no gradient; train with 'exact', 'meanfield' "
-                           "or 'gibbs_cov'")
-    if log_snr_range is not None:
-        t_eps, t_max = t_range_of_log_snr(sde, logit_bound(eps), log_snr_range, t_eps=t_eps)
-    x = x.to(dtype)
-    rbm = to_device(init_rbm(x, n_hidden, seed=seed, scale=init_scale, dtype=dtype, mask=mask),
-                    dev)
-    x, mask = x.to(dev), rbm.mask
-    eval_data = None if eval_data is None else eval_data.to(dev)
-    rbm.requires_grad_()
-    opt = torch.optim.Adam(rbm.parameters(), lr=lr)
-    avg = rbm.detach() if ema > 0 else None  # Polyak / EMA average of θ
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-             if lr_schedule == "cosine" else None)
-    exact_ok = min(n, n_hidden) <= EXACT_EVAL_BITS
-    binary_data = is_binary(x)
-    steps_per_epoch = math.ceil(x.shape[0] / batch_size)
-    n_epochs = math.ceil(steps / steps_per_epoch)
-    stride = max(1, math.ceil(n_epochs / max_records))
-    chains = torch.bernoulli(x[torch.randint(x.shape[0], (batch_size,), generator=g, device=dev)],
-                             generator=g)
+    return fit(x, TrainConfig(**options), eval_data=eval_data, progress=progress, callback=callback,
+               checkpoint=checkpoint, checkpoint_every=checkpoint_every)
 
-    history: list[dict] = []
-    start, step, losses, first_epoch = time.perf_counter(), 0, [], 0
-    fingerprint = _fingerprint(config, x)
-    if checkpoint is not None and checkpoint_every < 1:
-        raise RbmdiffError(f"checkpoint_every must be ≥ 1 epoch, got {checkpoint_every}")
-    state = _load_checkpoint(checkpoint, fingerprint) if checkpoint is not None else None
-    if state is not None:
-        with torch.no_grad():
-            for p, q in zip(rbm.parameters(), state["theta"], strict=True):
-                p.copy_(q)
-            if avg is not None:
-                for p, q in zip(avg.parameters(), state["avg"], strict=True):
-                    p.copy_(q)
-        opt.load_state_dict(state["opt"])
-        if sched is not None:
-            sched.load_state_dict(state["sched"])
-        g.set_state(state["rng"])
-        chains, history, losses = state["chains"].to(dev), state["history"], state["losses"]
-        step, first_epoch = state["step"], state["epoch"] + 1
-        start -= state["wall_s"]
-    bar = _progress(steps, f"train {method}/{score}" if method == "dsm" else f"train {method}",
-                    progress)
-    bar.update(step)
-    for epoch in range(first_epoch, n_epochs):
-        v_all = x if binary_data else torch.bernoulli(x, generator=g)
-        order = torch.randperm(x.shape[0], generator=g, device=dev)
-        for i in range(0, x.shape[0], batch_size):
-            if step == steps:
-                break
-            idx = order[i: i + batch_size]
-            if len(idx) < batch_size:  # keep batches equal: wrap around the permutation
-                idx = torch.cat([idx, order[: batch_size - len(idx)]])
-            v = v_all[idx]
-            if method == "dsm":
-                loss = dsm_loss(rbm, score_model, v, t_eps=t_eps, t_max=t_max,
-                                weighting=weighting, n_noise=n_noise, stratified=stratified,
-                                reference=v_all if data_target else None, generator=g)
-            elif method == "ml":
-                loss = ml_loss(rbm, v)
-            else:
-                start_v = chains if method == "pcd" else v
-                neg = rbm.gibbs(start_v, cd_k, generator=g)
-                if method == "pcd":
-                    chains = neg
-                loss = contrastive_loss(rbm, v, neg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if mask is not None:  # project back onto the native graph
-                with torch.no_grad():
-                    rbm.W.mul_(mask)
-            if sched is not None:
-                sched.step()
-            if avg is not None:
-                with torch.no_grad():
-                    for p_avg, p in zip(avg.parameters(), rbm.parameters(), strict=True):
-                        p_avg.lerp_(p, 1 - ema)
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-        last = step == steps
+
+def fit(
+    x: torch.Tensor, cfg: TrainConfig, *, eval_data: torch.Tensor | None = None,
+    progress: bool = False, callback: Callable[[dict], None] | None = None,
+    checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
+) -> TrainResult:
+    """:func:`train` with a ready :class:`TrainConfig`: set up, resume, loop, package."""
+    cfg.check_data(x)
+    device = resolve(cfg.device)
+    x = x.to(cfg.dtype).to(device)
+    eval_data = None if eval_data is None else eval_data.to(device)
+    run = _setup(x, cfg)
+    ckpt = _Checkpoint(checkpoint, checkpoint_every, cfg.fingerprint(x))
+    ckpt.restore(run)
+    binary_data = is_binary(x)
+    steps_per_epoch = math.ceil(x.shape[0] / cfg.batch_size)
+    n_epochs = math.ceil(cfg.steps / steps_per_epoch)
+    stride = max(1, math.ceil(n_epochs / cfg.max_records))
+    bar = _progress(cfg, run.step, progress)
+    for epoch in range(run.first_epoch, n_epochs):
+        v_all = x if binary_data else torch.bernoulli(x, generator=run.g)
+        try:
+            order = torch.randperm(x.shape[0], generator=run.g, device=x.device)
+            for idx in _batches(order, cfg.batch_size,
+                                cfg.steps - run.step):
+                run.update(STEPS[cfg.method](run, v_all[idx], v_all))
+                bar.update(1)
+        except _BudgetSpent:
+            run.stopped = (f"QPU budget: {run.qpu_spent_us:.0f} of {cfg.qpu_budget_us:.0f} µs "
+                           f"spent after {run.step} steps")
+        last = run.step == cfg.steps or run.stopped is not None
         if epoch % stride == 0 or last:
-            record = {"step": step, "epoch": epoch + 1, "loss": sum(losses) / len(losses),
-                      "wall_s": time.perf_counter() - start}
-            losses = []
-            if exact_ok:
-                record.update(_exact_record(avg or rbm, x, eval_data, binary_data))
-            history.append(record)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "test_ll")})
-            if callback is not None:
-                callback(record)
-        if checkpoint is not None and not last and (epoch + 1) % checkpoint_every == 0:
-            _save_checkpoint(checkpoint, {
-                "fingerprint": fingerprint, "epoch": epoch, "step": step,
-                "theta": [p.detach().clone() for p in rbm.parameters()],
-                "avg": [p.clone() for p in avg.parameters()] if avg is not None else None,
-                "opt": opt.state_dict(), "sched": sched.state_dict() if sched else None,
-                "rng": g.get_state(), "chains": chains, "history": history, "losses": losses,
-                "wall_s": time.perf_counter() - start,
-            })
+            _record(run, epoch, x, eval_data, binary_data, bar, callback)
         if last:
             break
+        ckpt.maybe_save(run, epoch)
     bar.close()
-    trained = to_device((avg or rbm).detach(), "cpu")  # results leave on the CPU
-    trained.meta = {
-        **score_model.options(),
-        **sde.as_dict(),
-        "t_eps": t_eps,
-        "t_max": t_max,
-        "training": {
-            "weighting": weighting, "n_noise": n_noise, "stratified": stratified,
-            "lr_schedule": lr_schedule, "ema": ema, "data_target": data_target,
-            "method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-            "cd_k": cd_k, "wall_s": time.perf_counter() - start, "device": str(dev),
-            # CD/PCD chains: same law with either kernel, not the same stream.  DSM's gibbs_cov
-            # m draws its clamped chains with torch (it keeps σ for the Rao-Blackwellised mean)
-            "gibbs_kernel": trained.gibbs_kernel() if method in ("cd", "pcd") else "torch"
-            if getattr(score_model, "m_method", None) == "gibbs_cov" else None,
-            "final_loss": history[-1]["loss"] if history else None,
-        },
+    return TrainResult(_package(run), run.history)
+
+
+def _setup(x: torch.Tensor, cfg: TrainConfig) -> _Run:
+    """The score model, initial RBM, optimiser, schedule, EMA and PCD chains of a fresh run."""
+    sde = VPSDE(cfg.beta_min, cfg.beta_max)
+    g = torch.Generator(device=x.device).manual_seed(cfg.seed)
+    m_options = {"m_method": cfg.m_method, "sweeps": cfg.sweeps, "damping": cfg.damping,
+                 "gibbs_sweeps": cfg.gibbs_sweeps, "gibbs_chains": cfg.gibbs_chains,
+                 "generator": g}
+    score = make_score(cfg.score, sde=sde, eps=cfg.eps,
+                       **(m_options if cfg.score == "posterior" else {}))
+    if cfg.method == "dsm" and getattr(score, "m_method", "exact") == "gibbs":
+        raise RbmdiffError("m_method 'gibbs' has no gradient; train with 'exact', 'meanfield' "
+                           "or 'gibbs_cov'")
+    t_eps, t_max = cfg.t_eps, cfg.t_max
+    if cfg.log_snr_range is not None:
+        t_eps, t_max = t_range_of_log_snr(sde, logit_bound(cfg.eps), cfg.log_snr_range,
+                                          t_eps=t_eps)
+    sampler = _negative_sampler(cfg)
+    rbm = to_device(init_rbm(x.cpu(), cfg.n_hidden, seed=cfg.seed, scale=cfg.init_scale,
+                             dtype=cfg.dtype, mask=cfg.mask), x.device)
+    if cfg.layout is not None:
+        rbm.meta["layout"] = cfg.layout
+    rbm.requires_grad_()
+    opt = torch.optim.Adam(rbm.parameters(), lr=cfg.lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
+             if cfg.lr_schedule == "cosine" else None)
+    avg = rbm.detach() if cfg.ema > 0 else None
+    rows = torch.randint(x.shape[0], (cfg.batch_size,), generator=g, device=x.device)
+    chains = torch.bernoulli(x[rows], generator=g)
+    return _Run(cfg, rbm, score, opt, sched, avg, g, chains, t_eps, t_max, sampler)
+
+
+def _negative_sampler(cfg: TrainConfig):
+    if cfg.negative is None:
+        return None
+    from rbmdiff import samplers
+
+    return samplers.get(cfg.negative, **(cfg.negative_params or {}))
+
+
+def _batches(order: torch.Tensor, batch_size: int, left: int):
+    """Index batches of one epoch, at most ``left`` of them; the last is topped up from the
+    start of the permutation so that every batch has ``batch_size`` rows."""
+    for i in range(0, len(order), batch_size):
+        if left == 0:
+            return
+        idx = order[i: i + batch_size]
+        if len(idx) < batch_size:
+            idx = torch.cat([idx, order[: batch_size - len(idx)]])
+        yield idx
+        left -= 1
+
+
+def _record(run: _Run, epoch: int, x, eval_data, binary_data: bool, bar, callback) -> None:
+    """Append the epoch's history record (mean loss, wall time, exact metrics if cheap)."""
+    record = {"step": run.step, "epoch": epoch + 1,
+              "loss": sum(run.losses) / len(run.losses) if run.losses else math.nan,
+              "wall_s": time.perf_counter() - run.start}
+    run.losses = []
+    model = run.avg or run.rbm
+    if min(model.n_visible, model.n_hidden) <= EXACT_EVAL_BITS:
+        exact = _exact_record(model, x, eval_data, binary_data)
+        bad = {k: v for k, v in exact.items() if not math.isfinite(v)}
+        if bad:
+            run.diverged(f"{', '.join(bad)} became {', '.join(map(str, bad.values()))}")
+        record.update(exact)
+    run.history.append(record)
+    bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "test_ll")})
+    if callback is not None:
+        callback(record)
+
+
+def _package(run: _Run) -> RBM:
+    """The trained (averaged) RBM with what it was trained with in ``meta``."""
+    cfg = run.cfg
+    trained = to_device((run.avg or run.rbm).detach(), "cpu")  # saved device-free
+    if cfg.method in ("cd", "pcd"):
+        # CD/PCD chains: same law with either kernel, not the same stream
+        kernel = cfg.negative or trained.gibbs_kernel()
+    else:  # DSM's gibbs_cov m draws its clamped chains with torch
+        kernel = "torch" if getattr(run.score, "m_method", None) == "gibbs_cov" else None
+    training = {
+        "weighting": cfg.weighting, "n_noise": cfg.n_noise, "stratified": cfg.stratified,
+        "lr_schedule": cfg.lr_schedule, "ema": cfg.ema, "data_target": cfg.data_target,
+        "method": cfg.method, "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
+        "seed": cfg.seed, "cd_k": cfg.cd_k, "wall_s": time.perf_counter() - run.start,
+        "gibbs_kernel": kernel, "device": str(run.chains.device),
+        "final_loss": run.history[-1]["loss"] if run.history else None,
     }
-    return TrainResult(trained, history)
-
-
-def _fingerprint(config: dict, x: torch.Tensor) -> str:
-    """SHA-256 of the training arguments and the data: what a checkpoint must match."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    digest.update(x.detach().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()
+    if cfg.negative is not None:
+        training.update(negative=cfg.negative, negative_params=cfg.negative_params or {},
+                        qpu_access_us=run.qpu_spent_us, steps_done=run.step,
+                        stopped=run.stopped)
+    trained.meta = {**run.score.options(), **run.score.sde.as_dict(), "t_eps": run.t_eps,
+                    "t_max": run.t_max, "training": training}
+    if cfg.layout is not None:
+        trained.meta["layout"] = cfg.layout
+    return trained
 
 
 def _save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -422,7 +601,10 @@ def _exact_record(rbm: RBM, x: torch.Tensor, test: torch.Tensor | None, binary: 
     return out
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(cfg: TrainConfig, done: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+    desc = f"train {cfg.method}/{cfg.score}" if cfg.method == "dsm" else f"train {cfg.method}"
+    bar = tqdm(total=cfg.steps, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+    bar.update(done)
+    return bar

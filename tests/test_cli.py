@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -54,8 +55,8 @@ def test_train_then_evaluate_then_sample(tmp_path, capsys):
     assert metrics["test_log_likelihood"] <= -np.log(14) + 1e-6
     samples = tmp_path / "s.parquet"
     code, out, _ = run(["sample", "--model", model, "--sampler", "gibbs", "--num-samples", 300,
-                        "--seed", 2, "--out", samples, "--data", "bas-3x3", "--set", "sweeps=20",
-                        "--stats", tmp_path / "stats.parquet"], capsys)
+                        "--seed", 2, "--out", samples, "--data", "bas-3x3",
+                        "--set", "num_sweeps=20", "--stats", tmp_path / "stats.parquet"], capsys)
     assert code == 0
     frame = pd.read_parquet(samples)
     assert frame.shape == (300, 9) and set(np.unique(frame.to_numpy())) <= {0, 1}
@@ -151,7 +152,7 @@ def test_evaluate_and_sample_refuse_bad_models_and_mismatched_data(tmp_path, cap
 
 def test_recommended_dsm_recipe_beats_the_plain_one(tmp_path, capsys):
     """bas-3x3, 9 hidden, 300 steps, seed 0: measured KL 1.41 (recommended) vs 3.53 (plain,
-    DESIGN §5 as written); the recipe is recorded in the model's provenance."""
+    docs/math.md §5 as written); the recipe is recorded in the model's provenance."""
     kls = {}
     for recipe in ("recommended", "plain"):
         out = tmp_path / f"{recipe}.pt"
@@ -162,3 +163,124 @@ def test_recommended_dsm_recipe_beats_the_plain_one(tmp_path, capsys):
         kls[recipe] = json.loads(text)["kl_data_model"]
         assert RBM.load(out).meta["training"]["recipe"] == recipe
     assert kls["recommended"] < 2.0 and kls["plain"] > kls["recommended"] + 1.0, kls
+
+
+def _one_line_error(code, err, *needles):
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_forced_exact_m_that_would_take_hours_is_refused(tmp_path, capsys):
+    """digits-binary with 16 hidden: exact m enumerates 2^16 hidden states per noised row."""
+    out_file = tmp_path / "model.pt"
+    out_file.write_bytes(SENTINEL)
+    code, _, err = run(["train", "--data", "digits-binary", "--n-hidden", 16, "--out", out_file,
+                        "--m-method", "exact", "--quiet"], capsys)
+    _one_line_error(code, err, "exact m would take ~", " h and ", "--m-method meanfield")
+    assert out_file.read_bytes() == SENTINEL
+
+
+def test_diverging_run_fails_and_keeps_the_old_model(tmp_path, capsys):
+    out_file = tmp_path / "model.pt"
+    out_file.write_bytes(SENTINEL)
+    for method in ("dsm", "cd", "ml"):
+        code, out, err = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--out", out_file,
+                              "--method", method, "--steps", 50, "--lr", "1e12", "--quiet"],
+                             capsys)
+        _one_line_error(code, err, "training diverged at step 1", "lower the learning rate")
+        assert out == "" and out_file.read_bytes() == SENTINEL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temp file left
+
+
+def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    for out_file in (blocker / "model.pt", "/proc/rbmdiff-test/model.pt", tmp_path):
+        start = time.perf_counter()
+        code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--out", out_file,
+                            "--quiet"], capsys)
+        _one_line_error(code, err, str(out_file))
+        assert time.perf_counter() - start < 5  # refused before the 1,000 training steps
+    code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--out", tmp_path / "m.pt",
+                        "--steps", 3, "--quiet", "--history", blocker / "h.parquet"], capsys)
+    _one_line_error(code, err, "cannot write")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def _reject_constant(name):
+    raise AssertionError(f"non-strict JSON constant {name}")
+
+
+def test_sample_prints_strict_json(tmp_path, capsys):
+    """n = 64: the exact TV is undefined (NaN in the record), so the JSON holds null."""
+    model = tmp_path / "wide.pt"
+    RBM.random(64, 4, scale=0.1, seed=0).save(model)
+    code, out, err = run(["sample", "--model", model, "--sampler", "gibbs", "--num-samples", 50,
+                          "--out", tmp_path / "s.parquet", "--data", "digits-binary",
+                          "--set", "num_sweeps=2", "--quiet"], capsys)
+    assert code == 0, err
+    summary = json.loads(out, parse_constant=_reject_constant)
+    assert "tv_exact" in summary and summary["tv_exact"] is None
+
+
+def test_default_batch_is_clamped_to_the_rows(tmp_path, capsys):
+    out_file = tmp_path / "m.pt"
+    code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 3, "--out", out_file,
+                        "--steps", 5, "--quiet"], capsys)
+    assert code == 0, err
+    training = RBM.load(out_file).meta["training"]
+    assert training["batch_size"] == 14 and training["n_noise"] == 16  # 14 patterns; exact m
+    code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 3, "--out", out_file,
+                        "--steps", 5, "--method", "cd", "--quiet"], capsys)
+    assert code == 0 and RBM.load(out_file).meta["training"]["batch_size"] == 14
+
+
+@pytest.mark.parametrize("method", ["dsm", "cd", "pcd", "ml"])
+def test_topology_trains_a_masked_rbm(tmp_path, capsys, method):
+    from rbmdiff.topology import native_layout
+
+    out_file = tmp_path / "native.pt"
+    code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 6, "--out", out_file,
+                        "--method", method, "--steps", 30, "--lr", 0.05, "--topology", "zephyr",
+                        "--quiet"], capsys)
+    assert code == 0, err
+    rbm = RBM.load(out_file)
+    mask, layout = native_layout(9, 6, "zephyr")
+    assert rbm.meta["layout"] == layout and torch.equal(rbm.mask, mask)
+    assert 0 < int(mask.sum()) < mask.numel()
+    assert (rbm.W[~mask] == 0).all() and (rbm.W[mask] != 0).all()
+
+
+def test_sample_help_lists_each_samplers_parameters(capsys):
+    code, out, _ = run(["sample", "--help"], capsys)
+    assert code == 0
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if ": " in line}
+    for name in ("sde", "ode", "gibbs", "anneal", "qpu"):
+        assert name in lines, out
+    assert "num_sweeps=100" in lines["gibbs"] and "num_sweeps=1000" in lines["anneal"]
+    assert "--set KEY=VALUE" in out
+
+
+def test_pcd_with_an_annealing_negative_phase(tmp_path, capsys):
+    out_file = tmp_path / "m.pt"
+    code, out, err = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--out", out_file,
+                          "--method", "pcd", "--negative", "anneal", "--negative-set",
+                          "num_sweeps=10", "--steps", 5, "--quiet"], capsys)
+    assert code == 0, err
+    training = RBM.load(out_file).meta["training"]
+    assert training["negative"] == "anneal" and training["negative_params"] == {"num_sweeps": 10}
+    assert json.loads(out)["step"] == 5
+    code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 4, "--out", out_file,
+                        "--method", "cd", "--negative", "anneal", "--quiet"], capsys)
+    _one_line_error(code, err, "needs --method pcd")
+
+
+def test_m_method_choices_follow_the_score_module():
+    from rbmdiff.cli import build_parser
+    from rbmdiff.score import PosteriorScore
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    action = next(a for a in train_parser._actions if a.dest == "m_method")
+    assert list(action.choices) == [m for m in PosteriorScore.M_METHODS if m != "gibbs"]

@@ -26,44 +26,19 @@ def test_digits_split_follows_the_design():
 
 
 @pytest.mark.parametrize("name", ["digits", "digits-binary"])
-def test_digits_read_without_sklearn_equal_sklearns_split(name, monkeypatch):
-    """The CSV read (no sklearn import) and the split by hand give exactly what
-    ``load_digits`` and ``train_test_split(test_size=0.2, random_state=0)`` give; so does the
-    fallback through sklearn when the file is not found."""
+def test_digits_are_sklearns_split(name):
+    """Exactly ``load_digits`` scaled to [0, 1] (binarised at ½), split by
+    ``train_test_split(test_size=0.2, random_state=0)``."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
-
-    import rbmdiff.data
 
     x = load_digits().data.astype(np.float32) / 16.0
     if name == "digits-binary":
         x = (x > 0.5).astype(np.float32)
     train, test = train_test_split(x, test_size=0.2, random_state=0)
-    assert rbmdiff.data._digits_csv() is not None  # the fast path is the one taken here
-    for _ in range(2):
-        d = load_dataset(name)
-        np.testing.assert_array_equal(d.train.numpy(), train)
-        np.testing.assert_array_equal(d.test.numpy(), test)
-        monkeypatch.setattr(rbmdiff.data, "_digits_csv", lambda: None)
-
-
-def test_data_stage_imports_no_torch(tmp_path):
-    """The pipeline's prepare stage (params check, digits, artefact writing) runs without
-    torch: it is the first stage, run while the warm stage server imports torch."""
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    shutil.copy(Path(__file__).parents[1] / "params.yaml", tmp_path / "params.yaml")
-    code = ("import sys; from flows.stages.__main__ import main; "
-            f"rc = main(['prepare', '--params', {str(tmp_path / 'params.yaml')!r}, '--quiet']); "
-            "print(rc, 'torch' in sys.modules, 'sklearn' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**__import__("os").environ,
-                                          "RBMDIFF_STAGE_SERVER": "0"})
-    assert out.stdout.split() == ["0", "False", "False"], out.stderr[-2000:]
-    assert np.load(tmp_path / "data" / "prepared" / "train.npy").shape == (1437, 64)
+    d = load_dataset(name)
+    np.testing.assert_array_equal(d.train.numpy(), train)
+    np.testing.assert_array_equal(d.test.numpy(), test)
 
 
 def test_prepare_keeps_a_seeded_subset_of_training_rows(tmp_path):

@@ -17,7 +17,7 @@ TIMING = ["wall_s", "samples_per_s"]
 CASES = {
     "sde": {"steps": 20},
     "ode": {"steps": 5},
-    "gibbs": {"sweeps": 20},
+    "gibbs": {"num_sweeps": 20},
     "anneal": {"num_sweeps": 50},
     "qpu": {"mock": True, "calibration_rounds": 1, "calibration_reads": 100, "mock_sweeps": 50,
             "num_bootstrap": 10},
@@ -51,3 +51,28 @@ def test_same_seed_same_samples_and_statistics(name, rbm, tmp_path):
     assert rec_a == rec_b
     assert not a.equals(c), f"{name}: seed 12 gave the same samples as seed 11"
     assert torch.tensor(a.filter(like="v").to_numpy()).shape == (300, 9)
+
+
+def test_derived_seeds_keep_piece_zero_fit_their_range_and_differ_by_key():
+    from rbmdiff.seeds import derive
+
+    assert derive(7, 0) == 7 and derive(7, 0, below=2**31) == 7
+    assert derive(2**40, 0, below=2**31) < 2**31  # piece 0 of a seed that does not fit
+    keys = [derive(7, k, below=2**32) for k in range(1, 200)]
+    assert len(set(keys)) == len(keys) and all(0 <= k < 2**32 for k in keys)
+    assert [derive(8, k) for k in range(1, 5)] != [derive(7, k) for k in range(1, 5)]
+    assert derive(7, 3) == derive(7, 3)
+
+
+def test_stream_words_are_a_prefix_of_longer_streams_and_fair():
+    """Words of one seed's stream do not depend on how many are asked for; their bits are
+    fair: the mean of 2^16 words' 32 bits is ½ within 6σ (σ = ½/√(2^21))."""
+    import numpy as np
+
+    from rbmdiff.seeds import words
+
+    long = words(3, 1 << 16)
+    assert np.array_equal(words(3, 5), long[:5]) and np.array_equal(words(3, 64), long[:64])
+    assert not np.array_equal(words(4, 64), long[:64])
+    bits = np.unpackbits(long.view(np.uint8))
+    assert abs(bits.mean() - 0.5) <= 6 * 0.5 / np.sqrt(bits.size)

@@ -46,7 +46,7 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
     ran, skipped = repro(clone)
     assert set(ran) == STAGES and len(ran) == len(STAGES) and not skipped
     table = pd.read_parquet(clone / "reports" / "samples.parquet")
-    assert list(table["sampler"]) == list(ROUTES)  # DESIGN §8's columns, one row per run
+    assert list(table["sampler"]) == list(ROUTES)  # docs/design.md §8's columns, one row per run
     assert {"sampler", "num_samples", "wall_s", "mean_abs_err", "corr_rmse", "mmd"} <= set(
         table.columns)
     assert (clone / "reports" / "metrics.json").is_file()
@@ -57,7 +57,7 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
     assert ran == [] and set(skipped) == STAGES
 
     before = (clone / "dvc.lock").read_text()
-    write_params(clone, {"sample": {"gibbs": {"sweeps": 7}}})
+    write_params(clone, {"sample": {"gibbs": {"num_sweeps": 7}}})
     ran, skipped = repro(clone)
     assert sorted(ran) == ["report", "sample@gibbs"]
     assert set(skipped) == STAGES - {"report", "sample@gibbs"}

@@ -1,24 +1,21 @@
-"""The compiled Gibbs kernel (rbmdiff.native): its exponential against double precision, its
-draws against σ, its two implementations against each other, its law inside RBM.gibbs
-against exact enumeration, and the fallback to torch when it cannot be built."""
+"""The compiled Gibbs kernel (rbmdiff.native) and the seam that picks it
+(rbmdiff.gibbs_kernels): its exponential against double precision, its draws against σ, its
+two implementations against each other, every kernel's law inside RBM.gibbs against exact
+enumeration, the library built at install time, and the fallback to torch without it."""
 
 from __future__ import annotations
 
-import errno
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from rbmdiff import RBM, RbmdiffError, native
+from rbmdiff import RBM, RbmdiffError, gibbs_kernels, native
 from rbmdiff.exact import empirical_law, total_variation, visible_law
 from tests.conftest import expected_tv
 
@@ -27,23 +24,72 @@ from tests.conftest import expected_tv
 def kern() -> native.Kernel:
     k = native.kernel()
     if k is None:
-        pytest.skip("no C compiler here: the torch kernel is tested instead")
+        pytest.skip("installed without the compiled kernel: the torch kernel is tested instead")
     return k
 
 
-def test_a_machine_with_a_compiler_builds_the_kernel():
-    """Otherwise every native test below would skip silently where CI has a compiler."""
-    if not shutil.which(native._compiler()[0]):
-        pytest.skip("no C compiler on PATH")
-    built = native._build()  # builds and loads, whether or not this CPU gets to use it
-    assert built.path.is_file() and built.state_words == 64
-    if not built.fast:
-        pytest.skip("x86 without AVX2+FMA: the torch kernel is used, by design")
-    k = native.kernel()
-    assert k is not None and k.path == built.path
-    assert RBM.random(4, 3, seed=0).gibbs_kernel() == k.name + ("-fused" if k.simd else "")
-    assert RBM.random(300, 200, seed=0).gibbs_kernel() == k.name  # too large to fuse
+# .ci/run installs a second environment with RBMDIFF_BUILD_NATIVE=0 and runs these tests there
+BUILT = os.environ.get("RBMDIFF_BUILD_NATIVE", "1").strip() != "0"
+SAMPLE_SCRIPT = """
+import json, os, warnings
+from rbmdiff import RBM, samplers
+warnings.simplefilter("ignore")
+infos = []
+for native in ("1", "0"):  # the installed kernel, then the run-time switch off
+    os.environ["RBMDIFF_NATIVE"] = native
+    info = samplers.get("gibbs", sweeps=5).sample(RBM.random(64, 16, seed=0), 200, seed=1).info
+    infos.append({k: v for k, v in info.items() if k.startswith("kernel")})
+print(json.dumps(infos))
+"""
+
+
+@pytest.mark.slow
+def test_the_installed_kernel_samples_with_no_compiler_on_path():
+    """The library is built by ``pip install``: a process whose PATH holds no compiler (or
+    anything else) still samples with it, and with torch once RBMDIFF_NATIVE=0.  Installed
+    with RBMDIFF_BUILD_NATIVE=0, there is no library and the process samples with torch."""
+    import json
+
+    out = subprocess.run([sys.executable, "-c", SAMPLE_SCRIPT], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PATH": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    installed, switched_off = json.loads(out.stdout)
+    assert switched_off == {"kernel": "torch", "kernel_stream": "numpy-pcg64",
+                            "kernel_threads": 1}
+    if not BUILT:
+        assert native.library_path() is None and installed == switched_off, installed
+        return
+    assert native.library_path() is not None, "pip install built no library"
+    kern = native.kernel()
+    assert kern is not None
+    want = kern.name + ("-fused" if kern.simd else "")
+    assert installed["kernel"] == want, installed
+    assert installed["kernel_stream"].startswith("xoshiro128+"), installed
+    assert installed["kernel_threads"] == 1  # the gibbs sampler's default
+
+
+def test_without_the_library_gibbs_warns_once_and_samples_with_torch(monkeypatch):
+    monkeypatch.setattr(native, "library_path", lambda: None)
+    native._load.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="compiled Gibbs kernel is unavailable"):
+            assert native.kernel() is None
+        rbm = RBM.random(8, 4, scale=1.0, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no second warning: the outcome is remembered
+            assert rbm.gibbs_kernel() == "torch"
+            v = rbm.gibbs(torch.zeros(10, 8), 3, generator=torch.Generator().manual_seed(0))
+        assert v.shape == (10, 8) and set(v.unique().tolist()) <= {0.0, 1.0}
+    finally:
+        native._load.cache_clear()
+
+
+def test_the_seam_picks_torch_for_float64_and_the_compiled_kernel_for_float32(kern):
+    assert RBM.random(4, 3, seed=0).gibbs_kernel() == kern.name + ("-fused" if kern.simd else "")
+    assert RBM.random(300, 200, seed=0).gibbs_kernel() == kern.name  # too large to fuse
     assert RBM.random(4, 3, seed=0, dtype=torch.float64).gibbs_kernel() == "torch"
+    meta = torch.zeros(4, 3, device="meta")  # any tensor not on the CPU gets torch
+    assert gibbs_kernels.select(meta).name == "torch"
 
 
 def test_exp_neg_paths_agree_bit_for_bit(kern):
@@ -185,7 +231,7 @@ def gibbs_kernel(request, monkeypatch):
         return "torch"
     kern = native.kernel()
     if kern is None:
-        pytest.skip("no C compiler here")
+        pytest.skip("installed without the compiled kernel")
     if request.param == "native":
         monkeypatch.setattr(native, "FUSED_MAX_WEIGHTS", 0)
         return kern.name
@@ -210,6 +256,21 @@ def test_float32_gibbs_matches_the_exact_law(gibbs_kernel, beta):
     assert tv <= 0.03 and tv <= expected_tv(p, N) + 0.006, (tv, expected_tv(p, N))
 
 
+def test_every_kernel_samples_the_exact_marginals_and_pair_moments(gibbs_kernel):
+    """A 6×3 float32 RBM, 20,000 chains from the all-zero state, 50 sweeps: each E[v_i] and
+    E[v_i v_j] within 5σ of its value under the enumerated law (σ = √(q(1−q)/N), independent
+    chains; 21 moments, so a false alarm has probability < 1e-5)."""
+    rbm64 = RBM.random(6, 3, scale=1.2, seed=7, dtype=torch.float64)
+    states, p = visible_law(rbm64)
+    q = states.T @ (p[:, None] * states)  # exact E[v_i v_j]; its diagonal is E[v_i]
+    N = 20_000
+    v = rbm64.to(torch.float32).gibbs(torch.zeros(N, 6), 50,
+                                      generator=torch.Generator().manual_seed(11)).double()
+    q_hat = v.T @ v / N
+    sigma = torch.sqrt(q * (1 - q) / N)
+    assert torch.all((q_hat - q).abs() <= 5 * sigma + 1e-12), ((q_hat - q) / sigma)
+
+
 def test_gibbs_on_no_chains_returns_no_chains(gibbs_kernel):
     rbm = RBM.random(6, 4, seed=0)
     assert rbm.gibbs(torch.zeros(0, 6), 5).shape == (0, 6)
@@ -225,74 +286,6 @@ def test_float32_gibbs_is_deterministic_per_generator_state(gibbs_kernel):
     # a non-contiguous start is copied, not rejected
     assert torch.equal(rbm.gibbs(torch.zeros(12, 300).T, 7,
                                  generator=torch.Generator().manual_seed(9)), a)
-
-
-@pytest.fixture
-def fresh_loader(monkeypatch, tmp_path):
-    monkeypatch.setattr(native, "_loaded", {})
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    return tmp_path
-
-
-@pytest.mark.parametrize("cc", ["false", "/nonexistent/cc"])
-def test_without_a_working_compiler_gibbs_falls_back_to_torch(fresh_loader, monkeypatch, cc):
-    monkeypatch.setenv("CC", cc)
-    with pytest.warns(RuntimeWarning, match="compiled Gibbs kernel is unavailable"):
-        assert native.kernel() is None
-    rbm = RBM.random(8, 4, scale=1.0, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no second warning: the outcome is remembered
-        assert rbm.gibbs_kernel() == "torch"
-    v = rbm.gibbs(torch.zeros(10, 8), 3, generator=torch.Generator().manual_seed(0))
-    assert v.shape == (10, 8) and set(v.unique().tolist()) <= {0.0, 1.0}
-    assert not any(fresh_loader.rglob("*.so"))
-
-
-def test_a_truncated_cached_library_is_rebuilt(fresh_loader, kern):
-    """A half-written file where the library should be (a copy cut short, never one this
-    process has loaded) is replaced by a fresh build, not loaded or reported."""
-    target = native.library_path(extra=native.VARIANTS[0] if kern.openmp else ())
-    target.parent.mkdir(parents=True)
-    target.write_bytes(kern.path.read_bytes()[:100])
-    rebuilt = native.kernel()
-    assert rebuilt is not None and rebuilt.path == target
-    assert target.stat().st_size == kern.path.stat().st_size
-    assert not list(fresh_loader.rglob("*.tmp"))
-
-
-def test_a_read_only_cache_folder_builds_into_a_per_user_temp_folder(fresh_loader, monkeypatch,
-                                                                     tmp_path_factory, kern):
-    temp = tmp_path_factory.mktemp("temp")
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    load = native._load
-
-    def read_only(path, extra):
-        if fresh_loader in path.parents:
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return load(path, extra)
-
-    monkeypatch.setattr(native, "_load", read_only)
-    k = native.kernel()
-    assert k is not None and k.path.parent.parent == temp and k.openmp == kern.openmp
-    assert k.path.parent.name == f"rbmdiff-native-{os.getuid()}"
-    assert k.path.parent.stat().st_mode & 0o077 == 0
-
-
-def test_a_temp_folder_others_can_write_to_is_not_used(monkeypatch, tmp_path):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    planted = tmp_path / f"rbmdiff-native-{os.getuid()}"
-    planted.mkdir(mode=0o777)
-    planted.chmod(0o777)
-    folder = native._private_temp_folder()
-    assert folder != planted and folder.parent == tmp_path and folder.is_dir()
-    assert native._private_temp_folder() != planted
-
-
-def test_a_cpu_where_the_portable_c_is_slow_gets_the_torch_kernel(fresh_loader, monkeypatch):
-    monkeypatch.setattr(native, "_build", lambda: SimpleNamespace(fast=False))
-    with pytest.warns(RuntimeWarning, match="no AVX2"):
-        assert native.kernel() is None
-    assert RBM.random(4, 3, seed=0).gibbs_kernel() == "torch"
 
 
 def test_a_field_with_neither_one_row_nor_one_per_chain_is_refused(gibbs_kernel):
@@ -326,7 +319,7 @@ def test_fused_sweeps_match_the_portable_c_bit_for_bit(kern, n, m):
             assert all(torch.equal(runs[0], r) for r in runs[1:]), (B, b.shape)
 
 
-@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("portable", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_fused_sweeps_match_the_exact_law_with_both_tile_widths(kern, portable):
     """10 visible × 17 hidden units: the hidden layer is a 16-column tile and an 8-column
     one, the visible layer one 16-column tile with 6 padded columns.  20,000 chains from
@@ -386,8 +379,8 @@ def test_fused_gibbs_in_slices_and_threads_keeps_the_law(monkeypatch):
     rbm64 = RBM.random(8, 4, scale=1.0, seed=0, dtype=torch.float64)
     rbm = rbm64.to(torch.float32)
     N = 20_000
-    monkeypatch.setattr(native, "SLICE_MULTIPLY_ADDS", 15 * 2 * N * 8 * 4)
-    monkeypatch.setattr(native, "THREAD_MIN_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(gibbs_kernels, "SLICE_MULTIPLY_ADDS", 15 * 2 * N * 8 * 4)
+    monkeypatch.setattr(gibbs_kernels, "THREAD_MIN_MULTIPLY_ADDS", 0)
     runs = []
     for threads in (1, 3):
         monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
@@ -396,35 +389,9 @@ def test_fused_gibbs_in_slices_and_threads_keeps_the_law(monkeypatch):
     _, p = visible_law(rbm64)
     tv = total_variation(empirical_law(runs[0]), p)
     assert tv <= expected_tv(p, N) + 0.008, (tv, expected_tv(p, N))
-    monkeypatch.setattr(native, "SLICE_MULTIPLY_ADDS", 1 << 40)  # one call: another stream
+    monkeypatch.setattr(gibbs_kernels, "SLICE_MULTIPLY_ADDS", 1 << 40)  # one call: another stream
     whole = rbm.gibbs(torch.zeros(N, 8), 100, generator=torch.Generator().manual_seed(2))
     assert not torch.equal(whole, runs[0])
-
-
-def test_the_pthreads_build_sweeps_as_the_openmp_build_does(kern, fresh_loader):
-    """Both ways of running the fused sweep's threads (OpenMP, first choice, and pthreads,
-    where the compiler has no OpenMP) give the same chains, on 1 and 3 threads."""
-    if not (kern.simd and kern.openmp):
-        pytest.skip("needs AVX2 and the OpenMP build")
-    plain = native._build_variant(())
-    assert not plain.openmp and plain.path != kern.path
-    rbm = RBM.random(13, 21, scale=1.0, seed=2)
-    v0 = (torch.rand(300, 13, generator=torch.Generator().manual_seed(0)) < 0.5).float()
-    runs = []
-    for k in (kern, plain):
-        for threads in (1, 3):
-            v = v0.clone()
-            k.gibbs(v, rbm.W, rbm.b, rbm.c, 5, seed=17, threads=threads)
-            runs.append(v)
-    assert all(torch.equal(runs[0], r) for r in runs[1:])
-
-
-def test_a_compiler_without_openmp_gets_the_pthreads_build(fresh_loader, monkeypatch):
-    monkeypatch.setattr(native, "VARIANTS", (("-fno-such-flag-rbmdiff",), ()))
-    k = native.kernel()
-    if k is None:
-        pytest.skip("no C compiler here")
-    assert not k.openmp and k.path == native.library_path(extra=())
 
 
 def _agreement_bound(bits: int) -> float:
@@ -434,17 +401,15 @@ def _agreement_bound(bits: int) -> float:
 
 def test_neighbouring_seeds_draw_unrelated_words(kern):
     """With W = 0 and zero biases every unit is one fair coin from its chunk's stream.  Every
-    chunk of 64 chains, of seeds 1, γ and 2γ apart (γ the splitmix increment) or one chunk
-    constant apart (s ^ C, s ^ 2C), against every other chunk of them all, at every column
-    shift, must give unrelated coins: chunk states seeded from seed ^ chunk·C made seed + γ
-    replay seed's words two columns on, and seed ^ C's chunk 0 replay seed's chunk 1."""
+    chunk of 64 chains, of seeds 1, 2, 2^32 and 2^63 apart, against every other chunk of them
+    all, at every column shift, must give unrelated coins: no chunk replays another's words."""
     if not kern.simd:
         pytest.skip("this CPU has no AVX2+FMA: no fused sweep")
     B, n, m = 16 * native.CHUNK, 16, 16
     W, b, c = torch.zeros(n, m), torch.zeros(n), torch.zeros(m)
-    s, gamma, C = 12345, 0x9E3779B97F4A7C15, 0xD1B54A32D192ED03
+    s = 12345
     chunks = []
-    for seed in (s, s + 1, s + gamma, s + 2 * gamma, s ^ C, s ^ (2 * C)):
+    for seed in (s, s + 1, s + 2, s + 2**32, s + 2**63):
         v = torch.zeros(B, n)
         kern.gibbs(v, W, b, c, 1, seed=seed % 2**64)
         chunks.append(v.view(-1, native.CHUNK, n))
@@ -460,143 +425,21 @@ def test_neighbouring_seeds_draw_unrelated_words(kern):
 
 
 def test_sliced_runs_from_neighbouring_seeds_draw_unrelated_words(kern, monkeypatch):
-    """RBM.gibbs seeds its calls after the first by a hash of (seed, call): the last call of
-    a run seeded s must not replay the first call of the run seeded s + 1 or s + γ."""
+    """The fused kernel seeds call i > 0 by seeds.derive(seed, i): the last call of a run
+    seeded s must not replay the first call of the run seeded s + 1 or s + 2."""
     if not kern.simd:
         pytest.skip("this CPU has no AVX2+FMA: no fused sweep")
     B, n, m = 128, 16, 16
     W, b, c = torch.zeros(n, m), torch.zeros(n), torch.zeros(m)
-    monkeypatch.setattr(native, "SLICE_MULTIPLY_ADDS", 1)  # one sweep per call
+    monkeypatch.setattr(gibbs_kernels, "SLICE_MULTIPLY_ADDS", 1)  # one sweep per call
     s = 777
     runs = {}
-    for seed, sweeps in ((s, 2), (s, 3), (s + 1, 1), (s + 2, 1), (s + 0x9E3779B97F4A7C15, 1),
-                         (s + 2 * 0x9E3779B97F4A7C15 - 2**64, 1)):
+    for seed, sweeps in ((s, 2), (s, 3), (s + 1, 1), (s + 2, 1), (s + 2**32, 1)):
         v = torch.zeros(B, n)
-        RBM._fused_gibbs(kern, v, W, b, c, sweeps, seed)
+        gibbs_kernels.FusedKernel(kern)(v, W, b, c, sweeps, seed)
         runs[seed, sweeps] = v  # with W = 0 only the last call's coins are left
     items = list(runs.items())
     for i, (ka, x) in enumerate(items):
         for kb, y in items[i + 1:]:
             agree = float((x == y).float().mean())
             assert abs(agree - 0.5) <= _agreement_bound(x.numel()), (ka, kb, agree)
-
-
-FORK_SCRIPT = """
-import os, signal, sys, time, torch
-from rbmdiff import RBM, native
-mode = sys.argv[1]
-k = native.kernel()
-rbm = RBM.random(13, 21, scale=1.0, seed=4)
-v0 = (torch.rand(512, 13, generator=torch.Generator().manual_seed(1)) < 0.5).float()
-ours = v0.clone()
-k.gibbs(ours, rbm.W, rbm.b, rbm.c, 20, seed=5, threads=2 if mode == "ours" else 1)
-if mode == "torch":
-    torch.set_num_threads(2)
-    x = torch.rand(1000, 1000)
-    (x @ x).sum()
-pid = os.fork()
-if pid == 0:
-    if mode == "fresh":
-        native.openmp_usable_after_fork()
-    theirs = v0.clone()
-    k.gibbs(theirs, rbm.W, rbm.b, rbm.c, 20, seed=5, threads=2)
-    print("child", torch.equal(theirs, ours), k.threading.split()[0], flush=True)
-    os._exit(0)
-deadline = time.monotonic() + 30
-while (status := os.waitpid(pid, os.WNOHANG)) == (0, 0):
-    if time.monotonic() > deadline:
-        os.kill(pid, signal.SIGKILL)
-        print("child hung", flush=True)
-        os.waitpid(pid, 0)
-        break
-    time.sleep(0.05)
-else:
-    print("exit", os.waitstatus_to_exitcode(status[1]), flush=True)
-"""
-
-
-@pytest.mark.parametrize("mode, threading", [("ours", "pthreads"), ("torch", "pthreads"),
-                                             ("fresh", "openmp")])
-def test_a_forked_child_sweeps_on_threads(kern, mode, threading):
-    """GNU OpenMP's pool does not survive fork() once it has run, ours or torch's: a forked
-    child must still finish (on pthreads) and give the parent's chains; a child whose parent
-    computed nothing and says so (the warm stage server) keeps OpenMP's threads."""
-    if not (kern.simd and hasattr(os, "fork")):
-        pytest.skip("needs the fused sweep and fork()")
-    proc = subprocess.Popen([sys.executable, "-c", FORK_SCRIPT, mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)  # the script and a hung child alike
-        out, err = proc.communicate()
-    expected = ["child", "True", threading if kern.openmp else "pthreads", "exit", "0"]
-    assert proc.returncode == 0 and out.split() == expected, (out, err)
-
-
-def test_the_openmp_build_maps_no_runtime_of_its_own(kern):
-    """The OpenMP build binds to the runtime torch loaded, not to another one (in a fresh
-    process: other libraries, scikit-learn's wheel say, bring runtimes of their own)."""
-    if not kern.openmp:
-        pytest.skip("the pthreads build is in use")
-    if not native.RUNTIMES_AT_IMPORT:
-        pytest.skip("torch brought no OpenMP runtime: any one is the only one")
-    script = ("import os, torch; from rbmdiff import native; before = native.openmp_runtimes(); "
-              "k = native.kernel(); print(k.openmp, native.openmp_runtimes() == before, "
-              "os.path.realpath(k.openmp_runtime) in before)")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120, check=True)
-    assert out.stdout.split() == ["True", "True", "True"], (out.stdout, out.stderr)
-
-
-def test_an_openmp_build_bound_to_another_runtime_is_not_used(fresh_loader, monkeypatch):
-    """Where the OpenMP build binds a runtime that was not in the process with torch (clang's
-    libomp beside torch's libgomp, say), the pthreads build is used instead, and it says why."""
-    if not shutil.which(native._compiler()[0]):
-        pytest.skip("no C compiler on PATH")
-    openmp_build = native._build_variant(native.VARIANTS[0])
-    if not openmp_build.openmp:
-        pytest.skip("this compiler has no OpenMP: nothing to refuse")
-    monkeypatch.setattr(native, "RUNTIMES_AT_IMPORT", frozenset({"/torch/lib/libgomp.so.1"}))
-    k = native._build()
-    assert not k.openmp and "not /torch/lib/libgomp.so.1" in k.threading, k.threading
-    monkeypatch.setattr(native, "RUNTIMES_AT_IMPORT",
-                        frozenset({os.path.realpath(openmp_build.openmp_runtime)}))
-    assert native._build().openmp  # its own runtime was there before: kept
-
-
-def test_a_library_that_builds_but_does_not_load_is_not_rebuilt(kern, fresh_loader,
-                                                                monkeypatch):
-    """Its reason is kept beside it: the next process raises with it, compiling nothing, until
-    the file loads (then the mark goes)."""
-    compiled = []
-
-    def compile_(target, extra):
-        compiled.append(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(b"\x7fELF but not a library")
-
-    monkeypatch.setattr(native, "_compile", compile_)
-    target = native.library_path(extra=("-fopenmp",))
-    with pytest.raises(RuntimeError, match="does not load"):
-        native._load(target, ("-fopenmp",))
-    assert compiled == [target]
-    with pytest.raises(RuntimeError, match=r"delete .*unusable to compile it again"):
-        native._load(target, ("-fopenmp",))
-    assert compiled == [target]
-    target.write_bytes(kern.path.read_bytes())  # it loads now (say a library was installed)
-    assert native._load(target, ("-fopenmp",)).path == target
-    assert compiled == [target] and not target.with_suffix(".unusable").exists()
-
-
-def test_a_compiler_that_times_out_is_not_asked_again(fresh_loader, monkeypatch):
-    calls = []
-
-    def hangs(extra):
-        calls.append(extra)
-        raise subprocess.TimeoutExpired(["cc"], native.COMPILE_TIMEOUT_S)
-
-    monkeypatch.setattr(native, "_build_variant", hangs)
-    with pytest.warns(RuntimeWarning, match="compiled Gibbs kernel is unavailable"):
-        assert native.kernel() is None
-    assert calls == [native.VARIANTS[0]]

@@ -15,6 +15,8 @@ import pytest
 import torch
 
 import rbmdiff.samplers.qpu as qpu
+import rbmdiff.samplers.qpu.embedding as qpu_embedding
+import rbmdiff.samplers.qpu.solvers as qpu_solvers
 from rbmdiff import RBM, RbmdiffError
 from rbmdiff.exact import empirical_law, total_variation, visible_law
 from rbmdiff.samplers import get
@@ -55,9 +57,14 @@ def test_mock_reads_are_binary_with_full_info(rbm, topology, tmp_path):
     assert info["cost_unit"] == "qpu_access_us"
     assert info["cost_units"] == pytest.approx(info["timing"]["qpu_access_time"])
     assert info["cost_units"] > 0
-    assert info["qpu_calls"] == 2 and len(info["calibration"]) == 1  # 1 calibration + 1 final
-    assert info["prefactor"] == pytest.approx(1 / info["calibration"][0]["beta_eff"])
+    assert info["mock_kind"] == "annealer"  # mock=True: the annealer mock
+    assert 1 <= info["rounds"] == len(info["calibration"]) <= 4
+    assert info["qpu_calls"] == info["rounds"] + 1  # calibration rounds + 1 final call
+    assert info["calibration"][0]["prefactor"] == pytest.approx(1 / 5.0)  # 1 / mock_beta
+    assert info["prefactor"] <= info["prefactor_max"]
     assert info["clipped"] is False
+    assert info["beta_eff"] == pytest.approx(info["beta_model"] / info["prefactor"])
+    assert info["energy_reference"] == "exact" and math.isfinite(info["energy_z"])
     assert info["qpu_access_time"] == info["cost_units"]
     json.dumps(info)  # the pipeline stores info as JSON
 
@@ -74,7 +81,7 @@ def test_embedding_is_cached_and_reused_without_search(rbm, tmp_path, monkeypatc
     def no_search(*args, **kwargs):
         raise AssertionError("the embedding was searched for a second time")
 
-    monkeypatch.setattr(qpu, "search_embedding", no_search)
+    monkeypatch.setattr(qpu_embedding, "search_embedding", no_search)
     second = sampler.sample(rbm, 50, seed=1)
     assert second.info["embedding_method"] == "cache"
     assert second.info["num_qubits"] == first.info["num_qubits"]
@@ -92,8 +99,8 @@ def test_oversized_rbm_fails_fast_naming_the_limit(topology, shape, limit, tmp_p
     def no_work(*args, **kwargs):
         raise AssertionError("work started on an RBM that cannot embed")
 
-    monkeypatch.setattr(qpu, "search_embedding", no_work)
-    monkeypatch.setattr(qpu, "mock_solver", no_work)
+    monkeypatch.setattr(qpu_embedding, "search_embedding", no_work)
+    monkeypatch.setattr(qpu_solvers, "mock_solver", no_work)
     big = RBM.random(784, 200, seed=0)
     sampler = QPUSampler(topology=topology, mock_shape=shape, embedding_dir=tmp_path, **FAST)
     start = time.perf_counter()
@@ -120,18 +127,17 @@ def test_closed_form_limits_match_busclique_tables():
         assert not cache.find_biclique_embedding(k + 1, 1)
 
 
-@pytest.mark.parametrize(("topology", "mock_beta"), [("pegasus", 1.0), ("zephyr", 3.0)])
-def test_mock_route_is_thermal_after_calibration(topology, mock_beta, tmp_path):
-    # A 6×4 RBM embeds with single-qubit chains on P8 and Z5, so the mock's reads are exactly
-    # Boltzmann at β_eff = mock_beta on the programmed problem. Calibration must find β_eff and
-    # program E / β_eff; the visible law then matches p(v) up to (i) sampling noise of N reads,
-    # E[TV] + 6 sd (tv_noise: 64 states, N = 20,000 -> 0.020 + 0.013), and (ii) the error left
-    # in β: TV(p_1, p_β) for β at the ends of the reported 95% interval of β_model = β_eff ·
-    # prefactor, computed exactly; plus 0.003 for the 200-sweep anneal. seed fixed: 4.
-    # (Measured: TV 0.021 on pegasus, 0.026 on zephyr where β_model = 1.028; bounds 0.042, 0.051.)
+@pytest.mark.parametrize(("topology", "mock_beta"), [("pegasus", 2.0), ("zephyr", 6.0)])
+def test_thermal_mock_route_after_calibration(topology, mock_beta, tmp_path):
+    # A 6×4 RBM embeds with single-qubit chains on P8 and Z5; the thermal mock's reads are
+    # exactly Boltzmann at mock_beta on the programmed problem. Starting from the guess β = 1,
+    # calibration must find β_eff = mock_beta and program E / β_eff; the visible law then
+    # matches p(v) up to (i) sampling noise of N reads, E[TV] + 6 sd (tv_noise: 64 states,
+    # N = 20,000 -> 0.020 + 0.013), and (ii) the error left in β: TV(p_1, p_β) for β at the
+    # ends of the reported 95% interval of β_model, computed exactly. seed fixed: 4.
     rbm = RBM.random(6, 4, scale=1.0, seed=3, dtype=torch.float64)
     n = 20_000
-    s = QPUSampler(topology=topology, mock=True, mock_beta=mock_beta, mock_sweeps=200,
+    s = QPUSampler(topology=topology, mock="thermal", mock_beta=mock_beta, beta_eff=1.0,
                    calibration_reads=5000, embedding_dir=tmp_path).sample(rbm, n, seed=4)
     info = s.info
     assert info["chain_length_max"] == 1 and info["chain_break_fraction"] == 0.0
@@ -144,7 +150,7 @@ def test_mock_route_is_thermal_after_calibration(topology, mock_beta, tmp_path):
         total_variation(p, visible_law(RBM(b * rbm.W, b * rbm.b, b * rbm.c))[1])
         for b in (info["beta_model_low"], info["beta_model_high"])
     )
-    bound = mean + 6 * sd + beta_error + 0.003
+    bound = mean + 6 * sd + beta_error
     tv = total_variation(empirical_law(s.v), p)
     assert tv <= bound, f"TV {tv:.4f} > {bound:.4f} (β_model {info['beta_model']:.3f})"
 
@@ -167,10 +173,11 @@ def test_beta_estimate_recovers_a_known_temperature():
 
 
 def test_auto_selection_falls_back_to_mock_and_explains(rbm, tmp_path, monkeypatch):
-    monkeypatch.setattr(qpu, "has_token", lambda: False)
+    monkeypatch.setattr(qpu_solvers, "has_token", lambda: False)
     s = get("qpu", embedding_dir=tmp_path, mock_sweeps=50, calibration_rounds=0).sample(
         rbm, 20, seed=0)
     assert s.info["mock"] is True and "no D-Wave token" in s.info["mock_reason"]
+    assert s.info["mock_kind"] == "annealer"
     with pytest.raises(RbmdiffError, match="token"):
         QPUSampler(mock=False, embedding_dir=tmp_path).sample(rbm, 20, seed=0)
 
@@ -178,16 +185,18 @@ def test_auto_selection_falls_back_to_mock_and_explains(rbm, tmp_path, monkeypat
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"topology": "chimera"}, "topology"), ({"mock_beta": -1.0}, "mock_beta"),
-     ({"calibration_rounds": -1}, "calibration_rounds"), ({"chain_strength": 0.0}, "chain")],
+     ({"calibration_rounds": -1}, "calibration_rounds"), ({"chain_strength": 0.0}, "chain"),
+     ({"mock": "ideal"}, "mock"), ({"chain_strength": "strong"}, "rule")],
 )
 def test_bad_parameters_are_refused(kwargs, match):
     with pytest.raises(RbmdiffError, match=match):
         QPUSampler(**kwargs)
 
 
-def test_chain_strength_beyond_j_range_is_refused(rbm, tmp_path):
-    with pytest.raises(RbmdiffError, match="j_range"):
-        QPUSampler(chain_strength=1.5, embedding_dir=tmp_path, **FAST).sample(rbm, 10, seed=0)
+def test_chain_strength_beyond_the_solver_is_refused(rbm, tmp_path):
+    # the mock's extended_j_range [-2, 1] allows chain couplings down to -2
+    with pytest.raises(RbmdiffError, match="extended_j_range"):
+        QPUSampler(chain_strength=2.5, embedding_dir=tmp_path, **FAST).sample(rbm, 10, seed=0)
 
 
 @pytest.mark.live_qpu

@@ -7,6 +7,7 @@ import torch
 from dwave.cloud import exceptions as cloud
 
 import rbmdiff.samplers.qpu as qpu
+import rbmdiff.samplers.qpu.store as qpu_store
 from rbmdiff import RBM, RbmdiffError
 
 
@@ -31,7 +32,7 @@ def faults(monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(FixedEmbeddingComposite, "sample_ising", flaky)
-    monkeypatch.setattr(qpu, "_sleep", lambda s: calls["slept"].append(s))
+    monkeypatch.setattr(qpu_store, "sleep", lambda s: calls["slept"].append(s))
     return plan, calls
 
 

@@ -38,7 +38,7 @@ def test_gibbs_at_beta_keeps_shapes_binary(tiny_rbm):
 def test_gibbs_stream_is_deterministic_and_independent_of_the_block_size(monkeypatch, tiny_rbm):
     """Same seed, same samples; the uniforms are drawn in blocks of sweeps, and the block size
     (here 1 sweep instead of all 37) must not change the stream; another seed differs."""
-    import rbmdiff.rbm as rbm_module
+    import rbmdiff.gibbs_kernels as kernels_module
 
     v0 = torch.zeros(200, 6, dtype=torch.float64)
 
@@ -47,7 +47,7 @@ def test_gibbs_stream_is_deterministic_and_independent_of_the_block_size(monkeyp
 
     first = run(5)
     torch.testing.assert_close(run(5), first, rtol=0, atol=0)
-    monkeypatch.setattr(rbm_module, "GIBBS_BLOCK", 1)
+    monkeypatch.setattr(kernels_module, "GIBBS_BLOCK", 1)
     torch.testing.assert_close(run(5), first, rtol=0, atol=0)
     assert not torch.equal(run(6), first)
     assert torch.equal(tiny_rbm.gibbs(v0, 0), v0)
@@ -62,6 +62,25 @@ def test_save_load_round_trip_keeps_parameters_and_meta(tmp_path, tiny_rbm):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert back.meta == tiny_rbm.meta
     assert not list(tmp_path.glob(".*tmp")), "temporary file left behind"
+
+
+def test_meta_is_saved_json_safe(tmp_path, tiny_rbm):
+    """Meta goes through rbmdiff.jsonsafe.plain, as JSON output does: NaN and inf become
+    None, tensors and NumPy values numbers or lists, other objects their str."""
+    import json
+
+    import numpy as np
+
+    from rbmdiff.jsonsafe import dumps
+
+    tiny_rbm.meta = {"loss": float("nan"), "best": -float("inf"), "ok": 1.5,
+                     "t": torch.tensor(2.0), "w": torch.tensor([1.0, float("nan")]),
+                     "n": np.int64(3), "path": tmp_path, 4: (True, None)}
+    want = {"loss": None, "best": None, "ok": 1.5, "t": 2.0, "w": [1.0, None], "n": 3,
+            "path": str(tmp_path), "4": [True, None]}
+    tiny_rbm.save(tmp_path / "m.pt")
+    assert RBM.load(tmp_path / "m.pt").meta == want
+    assert json.loads(dumps(tiny_rbm.meta)) == want
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def test_gibbs_matches_exact_law_within_tv_003(rbm_8x4, beta):
     N = 50_000
     tempered = RBM(beta * rbm_8x4.W, beta * rbm_8x4.b, beta * rbm_8x4.c)
     _, p = visible_law(tempered)
-    s = samplers.get("gibbs", sweeps=200, beta=beta).sample(rbm_8x4, N, seed=1)
+    s = samplers.get("gibbs", num_sweeps=200, beta=beta).sample(rbm_8x4, N, seed=1)
     tv = total_variation(empirical_law(s.v), p)
     assert tv <= 0.03, (tv, expected_tv(p, N))
     assert tv <= expected_tv(p, N) + 6 * 0.001
@@ -54,7 +54,7 @@ def test_float32_gibbs_with_a_clamped_field_matches_the_shifted_law(rbm_8x4):
 
 def test_gibbs_thinning_and_data_init(rbm_8x4):
     data = torch.bernoulli(torch.full((10, 8), 0.5), generator=torch.Generator().manual_seed(0))
-    s = samplers.get("gibbs", sweeps=5, num_chains=100, thin=2, init="data",
+    s = samplers.get("gibbs", num_sweeps=5, num_chains=100, thin=2, init="data",
                      init_data=data).sample(rbm_8x4, 1000, seed=0)
     assert s.v.shape == (1000, 8) and s.info["cost_units"] == 5 + 9 * 2
     with pytest.raises(RbmdiffError, match="init_data"):
@@ -96,7 +96,7 @@ def test_reverse_sde_and_ode_recover_gaussian_moments():
 
 
 def test_sde_with_exact_posterior_score_samples_the_rbm():
-    """DESIGN §4: with the exact family score, the reverse SDE samples p_θ(v).  4,000
+    """docs/math.md §4: with the exact family score, the reverse SDE samples p_θ(v).  4,000
     samples from a 6×4 RBM: E TV ≈ 0.04 for i.i.d. draws; allow 1.5× that + 0.01 for
     discretisation at N = 100."""
     rbm = RBM.random(6, 4, scale=1.0, seed=3, dtype=torch.float64)
@@ -129,7 +129,7 @@ def test_registry_and_statistics_record():
         samplers.get("gibbs", steps=3)
     bas = load_dataset("bas-3x3")
     rbm = RBM.random(9, 5, scale=0.5, seed=1)
-    for name, params in (("gibbs", {"sweeps": 10}), ("sde", {"steps": 20}),
+    for name, params in (("gibbs", {"num_sweeps": 10}), ("sde", {"steps": 20}),
                          ("ode", {"steps": 5})):
         s = samplers.get(name, **params).sample(rbm, 200, seed=0)
         record = sample_record(s, rbm, bas.test)

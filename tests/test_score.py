@@ -96,7 +96,7 @@ def test_gibbs_mean_within_monte_carlo_error(tiny_rbm):
 
 
 def test_dsm_loss_with_exact_posterior_is_denoising_regression(tiny_rbm):
-    """‖σ_t s_θ(a_t) + ζ‖² = (α_t/σ_t)² 4L² ‖m_θ(a_t, t) - v‖²  (DESIGN §5), per example."""
+    """‖σ_t s_θ(a_t) + ζ‖² = (α_t/σ_t)² 4L² ‖m_θ(a_t, t) - v‖²  (docs/math.md §5), per example."""
     eps = 1e-2
     score = PosteriorScore(sde=SDE, eps=eps, m_method="exact")
     L = logit_bound(eps)

@@ -18,7 +18,7 @@ def rbm() -> RBM:
 
 
 def test_one_chunk_equals_an_unchunked_run(tmp_path, rbm):
-    sampler = samplers.get("gibbs", sweeps=10)
+    sampler = samplers.get("gibbs", num_sweeps=10)
     info = sample_to_parquet(sampler, rbm, 500, seed=7, path=tmp_path / "s.parquet",
                              chunk_size=1000)
     direct = samples_frame(sampler.sample(rbm, 500, seed=7))
@@ -27,7 +27,7 @@ def test_one_chunk_equals_an_unchunked_run(tmp_path, rbm):
 
 
 def test_chunks_stream_whole_file_and_are_reproducible(tmp_path, rbm):
-    sampler = samplers.get("gibbs", sweeps=5)
+    sampler = samplers.get("gibbs", num_sweeps=5)
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     info = sample_to_parquet(sampler, rbm, 2500, seed=3, path=a, chunk_size=1000)
     sample_to_parquet(sampler, rbm, 2500, seed=3, path=b, chunk_size=1000)
@@ -56,7 +56,7 @@ def test_failed_run_leaves_previous_file_intact(tmp_path, rbm):
             self.calls += 1
             if self.calls == 2:
                 raise RuntimeError("solver went away")
-            return samplers.get("gibbs", sweeps=1).sample(rbm, n, seed=seed)
+            return samplers.get("gibbs", num_sweeps=1).sample(rbm, n, seed=seed)
 
     with pytest.raises(RuntimeError):
         sample_to_parquet(Failing(), rbm, 300, seed=0, path=path, chunk_size=100)
@@ -68,7 +68,7 @@ def test_streamed_statistics_equal_in_memory_statistics(rbm):
     """Moments, state counts and a reservoir larger than the sample reproduce the
     in-memory record exactly (up to float summation order)."""
     test = load_dataset("bas-3x3").test
-    sampler = samplers.get("gibbs", sweeps=5)
+    sampler = samplers.get("gibbs", num_sweeps=5)
     s = sampler.sample(rbm, 1500, seed=1)
     stats = SampleStats(rbm)
     for chunk in s.v.split(400):

@@ -27,11 +27,8 @@
  * both, and portable C.  They give bit-identical results for every input, NaNs included;
  * compile with -ffp-contract=off so the compiler adds no fusing.
  */
-#define _GNU_SOURCE /* dladdr */
 #include <math.h>
-#include <pthread.h>
 #ifdef _OPENMP
-#include <dlfcn.h>
 #include <omp.h>
 #endif
 #include <stdlib.h>
@@ -250,8 +247,8 @@ static int have_avx2(void)
  * tile is drawn as soon as it is complete, so a sweep never leaves the core's caches and
  * no field is stored.  Within a tile, vector q = r T + t (row r, 8-column vector t of T)
  * takes its random words from group q & 1.  Chains are split into chunks of CHUNK, each
- * with its own generator state derived from (seed, chunk index) by splitmix64, so the result
- * does not depend on how many threads share the chunks or which takes which. */
+ * with its own generator state given by the caller, so the result does not depend on how
+ * many threads share the chunks or which takes which. */
 #define ROWS 4
 #define CHUNK 64
 
@@ -262,36 +259,9 @@ typedef struct {
     const float *c, *b;             /* m8; b_rows x n8 */
     int64_t b_rows, B, sweeps;
     float *v;                       /* B x n, updated in place */
-    uint64_t seed;
-    int avx2, threads;
-    int64_t next_chunk;             /* the next chunk a worker claims (atomic) */
-    int next_worker;                /* the next worker slot an OpenMP thread claims (atomic) */
+    const uint32_t *states;         /* STATE_WORDS per chunk */
+    int avx2;
 } sweep_job;
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t splitmix64(uint64_t *x) { return mix64(*x += 0x9E3779B97F4A7C15ull); }
-
-/* The splitmix64 sequence starts from a hash of (seed, chunk): started from the seed itself,
- * seeds k increments apart (seed + k * 0x9E37...) would fill overlapping states, shifted by
- * k outputs, and their chains would draw the same random words. */
-static void chunk_state(uint64_t seed, int64_t chunk, uint32_t *state)
-{
-    uint64_t x = mix64(mix64(seed) + (uint64_t)chunk * 0xD1B54A32D192ED03ull);
-    for (int i = 0; i < STATE_WORDS; i += 2) {
-        uint64_t z = splitmix64(&x);
-        state[i] = (uint32_t)z;
-        state[i + 1] = (uint32_t)(z >> 32);
-    }
-    for (int l = 0; l < LANES; l++)
-        if (!(state[l] | state[LANES + l] | state[2 * LANES + l] | state[3 * LANES + l]))
-            state[l] = 1;
-}
 
 /* out[r][j] <- draw(bias[r][j] + sum_{k<K} in[r][k] W[k][j]) for r < ROWS, j < out8 */
 typedef void layer_fn(const float *in, int64_t in_stride, int64_t K, const float *W,
@@ -384,9 +354,10 @@ AVX2 static void layer_avx2(const float *in, int64_t in_stride, int64_t K, const
 }
 #endif
 
-/* every sweep of chains [first, first + rows), one chunk; scratch: ROWS (n8 + m8) floats */
-static void run_chunk(const sweep_job *job, int64_t first, int64_t rows, float *scratch)
+/* every sweep of the chains of chunk k; scratch: ROWS (n8 + m8) floats */
+static void run_chunk(const sweep_job *job, int64_t k, float *scratch)
 {
+    int64_t first = k * CHUNK, rows = job->B - first < CHUNK ? job->B - first : CHUNK;
     int64_t n = job->n, m = job->m, n8 = job->n8, m8 = job->m8;
     layer_fn *layer = layer_generic;
 #if HAVE_AVX2_PATH
@@ -394,7 +365,7 @@ static void run_chunk(const sweep_job *job, int64_t first, int64_t rows, float *
         layer = layer_avx2;
 #endif
     uint32_t state[STATE_WORDS];
-    chunk_state(job->seed, first / CHUNK, state);
+    memcpy(state, job->states + k * STATE_WORDS, sizeof state);
     float *vb = scratch, *hb = scratch + ROWS * n8;
     for (int64_t r0 = first; r0 < first + rows; r0 += ROWS) {
         int64_t live = first + rows - r0 < ROWS ? first + rows - r0 : ROWS;
@@ -417,23 +388,13 @@ static void run_chunk(const sweep_job *job, int64_t first, int64_t rows, float *
     }
 }
 
-typedef struct {
-    sweep_job *job;
-    float *scratch;
-} worker;
-
-/* claims chunks until none is left: a worker whose core is busy elsewhere takes fewer */
-static void *run_worker(void *arg)
+static int thread_index(void)
 {
-    const worker *w = arg;
-    sweep_job *job = w->job;
-    for (;;) {
-        int64_t first = __atomic_fetch_add(&job->next_chunk, 1, __ATOMIC_RELAXED) * CHUNK;
-        if (first >= job->B)
-            break;
-        run_chunk(job, first, job->B - first < CHUNK ? job->B - first : CHUNK, w->scratch);
-    }
-    return NULL;
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }
 
 /* ---- exported ---------------------------------------------------------------------- */
@@ -450,7 +411,7 @@ int rbmdiff_simd(void)
 
 int rbmdiff_state_words(void) { return STATE_WORDS; }
 
-/* Whether rbmdiff_gibbs runs its threads through OpenMP (built with -fopenmp) or pthreads. */
+/* Whether rbmdiff_gibbs can share its chunks among threads (built with OpenMP). */
 int rbmdiff_openmp(void)
 {
 #ifdef _OPENMP
@@ -460,20 +421,8 @@ int rbmdiff_openmp(void)
 #endif
 }
 
-/* The file of the OpenMP runtime this library's threads come from ("" without OpenMP): the
- * loader may have bound it to a runtime already in the process (torch's) or mapped another. */
-const char *rbmdiff_openmp_runtime(void)
-{
-#ifdef _OPENMP
-    Dl_info info;
-    if (dladdr((void *)omp_get_max_threads, &info) && info.dli_fname)
-        return info.dli_fname;
-#endif
-    return "";
-}
-
 /* Whether the portable implementation is fast here: fmaf an instruction, not a library
- * call (aarch64, say).  On x86 without AVX2+FMA it is ~10x slower than torch's kernel. */
+ * call (aarch64, say).  On x86 without AVX2+FMA it is slower than torch's kernel. */
 int rbmdiff_portable_fast(void)
 {
 #ifdef FP_FAST_FMAF
@@ -515,33 +464,31 @@ void rbmdiff_exp_neg(const float *x, float *out, int64_t count, int portable)
 }
 
 /* sweeps block-Gibbs sweeps on the B chains in v (B x n, in place): h ~ sigma(c + v W),
- * v ~ sigma(b + h W^T), with W n x m row-major, c m floats, b b_rows (1 or B) x n.  threads
- * >= 1 workers claim the chunks one at a time (where a thread cannot be started, the others
- * take its share: the result is the same), started by OpenMP when built with it and openmp
- * != 0, else as pthreads (in a forked child, where the parent's OpenMP pool may not
- * survive).  Returns 0, or -1 when memory could not be had (v is then
- * unchanged). */
+ * v ~ sigma(b + h W^T), with W n x m row-major, c m floats, b b_rows (1 or B) x n.  states:
+ * STATE_WORDS words for each chunk of CHUNK chains (read, not advanced).  Up to threads OpenMP
+ * threads claim the chunks one at a time (one thread without OpenMP); the result does not
+ * depend on their number.  Returns 0, or -1 when memory could not be had (v unchanged). */
 int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, const float *b,
-                  int64_t b_rows, const float *c, int64_t sweeps, uint64_t seed, int threads,
-                  int openmp, int portable)
+                  int64_t b_rows, const float *c, int64_t sweeps, const uint32_t *states,
+                  int threads, int portable)
 {
     if (B <= 0 || sweeps <= 0)
         return 0;
     int64_t n8 = (n + 7) / 8 * 8, m8 = (m + 7) / 8 * 8, chunks = (B + CHUNK - 1) / CHUNK;
-    if (threads < 1)
-        threads = 1;
+#ifdef _OPENMP
     if (threads > chunks)
         threads = (int)chunks;
+#endif
+    if (threads < 1)
+        threads = 1;
+#ifndef _OPENMP
+    threads = 1;
+#endif
     size_t scratch = (size_t)(ROWS * (n8 + m8));
     size_t total = (size_t)(n * m8 + m * n8 + m8 + b_rows * n8) + scratch * (size_t)threads;
     float *buf = calloc(total, sizeof(float));
-    worker *workers = calloc((size_t)threads, sizeof(worker));
-    pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
-    int rc = 0;
-    if (!buf || !workers || !ids) {
-        rc = -1;
-        goto done;
-    }
+    if (!buf)
+        return -1;
     float *Wp = buf, *WTp = Wp + n * m8, *cp = WTp + m * n8, *bp = cp + m8;
     float *scr = bp + b_rows * n8;
     for (int64_t i = 0; i < n; i++)
@@ -552,40 +499,16 @@ int rbmdiff_gibbs(float *v, int64_t B, int64_t n, int64_t m, const float *W, con
     memcpy(cp, c, (size_t)m * sizeof(float));
     for (int64_t r = 0; r < b_rows; r++)
         memcpy(bp + r * n8, b + r * n, (size_t)n * sizeof(float));
-    sweep_job job = {n, m, n8, m8, Wp, WTp, cp, bp, b_rows, B, sweeps, v, seed, 0, threads, 0, 0};
+    sweep_job job = {n, m, n8, m8, Wp, WTp, cp, bp, b_rows, B, sweeps, v, states, 0};
 #if HAVE_AVX2_PATH
     job.avx2 = !portable && have_avx2();
 #endif
     (void)portable;
-    for (int t = 0; t < threads; t++)
-        workers[t] = (worker){&job, scr + scratch * (size_t)t};
-#ifndef _OPENMP
-    openmp = 0;
-#endif
-    if (threads == 1) {
-        run_worker(&workers[0]);
-    } else if (openmp) {
-#ifdef _OPENMP
-        /* Where this library shares torch's libgomp (torch loads it first, globally, and
-         * the loader binds ours to it by its soname), this is torch's own thread pool,
-         * whose workers may still be spinning after torch's last parallel region: fresh
-         * pthreads would compete with them for the cores.  Each thread of the team claims a
-         * worker slot; a team smaller than asked for is fine: workers claim chunks. */
-#pragma omp parallel num_threads(threads)
-        run_worker(&workers[__atomic_fetch_add(&job.next_worker, 1, __ATOMIC_RELAXED)]);
-#endif
-    } else {
-        int started = 1; /* workers 1 .. started - 1 run in threads */
-        while (started < threads && pthread_create(&ids[started], NULL, run_worker,
-                                                   &workers[started]) == 0)
-            started++;
-        run_worker(&workers[0]); /* with the threads that started; the chunks are claimed */
-        for (int t = 1; t < started; t++)
-            pthread_join(ids[t], NULL);
-    }
-done:
+    /* each thread sweeps whole chunks in its own scratch rows; a thread busy elsewhere
+     * takes fewer chunks */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+    for (int64_t k = 0; k < chunks; k++)
+        run_chunk(&job, k, scr + scratch * (size_t)thread_index());
     free(buf);
-    free(workers);
-    free(ids);
-    return rc;
+    return 0;
 }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from dwave.samplers import SimulatedAnnealingSampler
 
@@ -21,17 +20,14 @@ from rbmdiff.errors import RbmdiffError
 from rbmdiff.ising import split_samples, to_bqm
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info
+from rbmdiff.seeds import derive
 
 SEED_LIMIT = 2**31  # dwave-samplers accepts 0 ≤ seed < 2^31
 
 
 def sampler_seed(seed: int, k: int = 0) -> int:
-    """A seed below 2^31 for the k-th call of a run: ``seed`` itself for k = 0 when it fits,
-    otherwise drawn from ``numpy.random.SeedSequence(seed)``."""
-    if k == 0 and seed < SEED_LIMIT:
-        return seed
-    state = np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(1)[0]
-    return int(state) % SEED_LIMIT
+    """A seed below 2^31 for the k-th call of a run (:func:`rbmdiff.seeds.derive`)."""
+    return derive(seed, k, below=SEED_LIMIT)
 
 
 class AnnealSampler:

@@ -6,13 +6,14 @@ import math
 
 import torch
 
+from rbmdiff import gibbs_kernels
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info, torch_threads
 
 
 class GibbsSampler:
-    """``num_chains`` chains (default: one per sample), ``sweeps`` burn-in sweeps from the
+    """``num_chains`` chains (default: one per sample), ``num_sweeps`` burn-in sweeps from the
     initial state, then one sample per chain every ``thin`` sweeps until ``num_samples``.
 
     init: "random" (v ~ Bernoulli(½)), "marginal" (v ~ Bernoulli(σ(b))), or "data" (rows of
@@ -25,7 +26,7 @@ class GibbsSampler:
     def __init__(
         self,
         *,
-        sweeps: int = 100,
+        num_sweeps: int = 100,
         beta: float = 1.0,
         num_chains: int | None = None,
         thin: int = 1,
@@ -33,8 +34,9 @@ class GibbsSampler:
         init_data: torch.Tensor | None = None,
         threads: int | None = 1,
     ) -> None:
-        if sweeps < 0 or thin < 1:
-            raise RbmdiffError(f"need sweeps ≥ 0 and thin ≥ 1, got sweeps={sweeps}, thin={thin}")
+        if num_sweeps < 0 or thin < 1:
+            raise RbmdiffError(
+                f"need num_sweeps ≥ 0 and thin ≥ 1, got num_sweeps={num_sweeps}, thin={thin}")
         if not (beta > 0 and math.isfinite(beta)):
             raise RbmdiffError(f"inverse temperature β must be positive, got {beta}")
         if num_chains is not None and num_chains < 1:
@@ -43,11 +45,11 @@ class GibbsSampler:
             raise RbmdiffError(f"unknown init {init!r}; choose one of {self.INITS}")
         if init == "data" and init_data is None:
             raise RbmdiffError("init='data' needs init_data, a (N, n) tensor of training rows")
-        self.sweeps, self.beta, self.num_chains, self.thin = sweeps, beta, num_chains, thin
+        self.num_sweeps, self.beta, self.num_chains, self.thin = num_sweeps, beta, num_chains, thin
         self.init, self.init_data, self.threads = init, init_data, threads
 
     def params(self) -> dict:
-        return {"sweeps": self.sweeps, "beta": self.beta, "num_chains": self.num_chains,
+        return {"num_sweeps": self.num_sweeps, "beta": self.beta, "num_chains": self.num_chains,
                 "thin": self.thin, "init": self.init, "threads": self.threads}
 
     def initial_state(self, rbm: RBM, chains: int, g: torch.Generator) -> torch.Tensor:
@@ -73,18 +75,19 @@ class GibbsSampler:
         rounds = math.ceil(num_samples / chains)
         g = torch.Generator().manual_seed(seed)
         with torch_threads(self.threads), torch.no_grad():
+            kernel = gibbs_kernels.provenance(rbm.W)  # name, stream, threads
             v = self.initial_state(rbm, chains, g)
-            v = rbm.gibbs(v, self.sweeps, beta=self.beta, generator=g)
+            v = rbm.gibbs(v, self.num_sweeps, beta=self.beta, generator=g)
             kept = [v]
             for _ in range(rounds - 1):
                 v = rbm.gibbs(v, self.thin, beta=self.beta, generator=g)
                 kept.append(v)
         v_all = torch.cat(kept)[:num_samples]
-        sweeps_per_chain = self.sweeps + (rounds - 1) * self.thin
+        sweeps_per_chain = self.num_sweeps + (rounds - 1) * self.thin
         info = make_info(
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
             cost_units=sweeps_per_chain, cost_unit="sweeps",
-            chains=chains, chain_sweeps=chains * sweeps_per_chain, kernel=rbm.gibbs_kernel(),
+            chains=chains, chain_sweeps=chains * sweeps_per_chain, **kernel,
             multiply_adds=2 * chains * sweeps_per_chain * rbm.n_visible * rbm.n_hidden,
         )
         return Samples(v=v_all.to(torch.float32), info=info)

@@ -1,0 +1,129 @@
+"""The defaults of ``rbmdiff train``: one rule, from the measurements in BENCHMARKS.md §1.
+
+The rule (the same for every data set; it looks only at sizes and cost):
+
+1. DSM with the posterior score uses the variance-reduced recipe ``RECOMMENDED_DSM``.
+2. m_θ is computed **exactly where that is cheap**: the whole run's time and memory for exact
+   m are estimated (:func:`exact_m_cost`: enumeration of the 2^n visible states when the
+   score would enumerate v, of the 2^m hidden states per row and noise draw otherwise), and
+   exact m is used when the estimate is ≤ ``EXACT_TIME_BOUND_S`` and ≤ half the machine's
+   memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.
+3. Each m regime then takes the settings measured best for it (BENCHMARKS.md §1):
+   exact m: 16 noise draws per row, log-SNR window [−2, 2], peak lr 0.1, 1,000 steps
+   (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
+   4 draws, window [−4, 4], lr 0.04, 6,000 steps (BENCHMARKS.md "Digits gap",
+   ``dsm-tap10-x3``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps.
+4. The batch is min(64, the training data's rows).
+
+Anything the user passes explicitly wins over the rule; forcing exact m whose estimate is over
+the bounds is refused with the estimate (:func:`check_exact_affordable`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from rbmdiff.errors import RbmdiffError
+from rbmdiff.score import VISIBLE_ENUM_BITS
+
+APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
+EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
+MEMORY_FRACTION = 0.5  # ... and its peak memory in this fraction of the machine's
+MAX_BATCH = 64
+
+# Seconds per unit of work of one training step (forward and backward, one torch thread,
+# float32 model) on a loaded machine, from BENCHMARKS.md "Training defaults: cost model":
+SECONDS_PER_FREE_ENERGY = 10e-9  # per visible state and hidden unit: F over the 2^n states
+SECONDS_PER_PRODUCT = 1.2e-9  # per visible state and noised row: the factorised sums
+SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
+
+EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps": 1000}
+APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 6000,
+                   "sweeps": 10}
+BASELINE_SETTINGS = {"lr": 0.01, "steps": 2000}
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine (bytes)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int) -> dict:
+    """Estimated time (s) and peak memory (bytes) of a DSM run with exact m.
+
+    Visible enumeration (n ≤ max(m, 12)): F over 2^n states (2^n·m terms, shared by the batch)
+    and two factorised products per noised row (2^n per row).  Hidden enumeration: 2^m·n terms
+    per noised row, all held for the backward pass.  -> {"how", "seconds", "bytes"}.
+    """
+    rows = batch_size * n_noise
+    if n <= max(m, VISIBLE_ENUM_BITS):
+        k = n // 2
+        per_step = (SECONDS_PER_FREE_ENERGY * 2**n * m + SECONDS_PER_PRODUCT * 2**n * rows)
+        peak = 12 * 2**n * m + 24 * 2**n + 32 * rows * (2**k + 2 ** (n - k))
+        how = f"enumerating the 2^{n} visible states"
+    else:
+        per_step = SECONDS_PER_HIDDEN_TERM * rows * 2**m * n
+        peak = 12 * rows * 2**m * n
+        how = f"enumerating 2^{m} hidden states for each of {rows} noised rows"
+    return {"how": how, "seconds": per_step * steps, "bytes": peak}
+
+
+def exact_m_affordable(cost: dict) -> bool:
+    return (cost["seconds"] <= EXACT_TIME_BOUND_S
+            and cost["bytes"] <= MEMORY_FRACTION * machine_memory_bytes())
+
+
+def describe(cost: dict) -> str:
+    """'~11 h and 13 GiB' style."""
+    s = cost["seconds"]
+    when = (f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200
+            else f"{s / 3600:.0f} h" if s < 48 * 3600 else f"{s / 86400:.0f} days")
+    return f"~{when} and {cost['bytes'] / 2**30:.2g} GiB"
+
+
+def check_exact_affordable(cost: dict) -> None:
+    """Refuse a forced exact m whose estimate is over the time or memory bound."""
+    if not exact_m_affordable(cost):
+        raise RbmdiffError(
+            f"exact m would take {describe(cost)} ({cost['how']}; the bound is "
+            f"{EXACT_TIME_BOUND_S:.0f} s and {MEMORY_FRACTION:.0%} of this machine's "
+            f"{machine_memory_bytes() / 2**30:.0f} GiB); use --m-method {APPROX_M_METHOD}"
+        )
+
+
+def choose(
+    *, n_visible: int, n_hidden: int, rows: int, method: str = "dsm", score: str = "posterior",
+    recommended: bool = True, given: dict | None = None,
+) -> dict:
+    """Keyword arguments of :func:`rbmdiff.train.train` by the rule above.
+
+    ``given``: the values the user set explicitly (None values are ignored); they are kept,
+    and the rest filled in.  A forced ``m_method="exact"`` is refused when unaffordable.
+    """
+    from rbmdiff.train import RECOMMENDED_DSM
+
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    batch = given.get("batch_size", min(MAX_BATCH, rows))
+    if not (method == "dsm" and score == "posterior"):
+        return {**BASELINE_SETTINGS, "batch_size": batch, **given}
+    kw = dict(RECOMMENDED_DSM) if recommended else {}
+    forced = given.get("m_method")
+    settings = EXACT_SETTINGS if recommended else BASELINE_SETTINGS
+    n_noise = given.get("n_noise", settings.get("n_noise", 1))
+    steps = given.get("steps", settings["steps"])
+    cost = exact_m_cost(n_visible, n_hidden, batch, n_noise, steps)
+    if forced == "exact":
+        check_exact_affordable(cost)
+    m_method = forced or ("exact" if exact_m_affordable(cost) else APPROX_M_METHOD)
+    if recommended:
+        kw.update(EXACT_SETTINGS if m_method == "exact" else APPROX_SETTINGS)
+    else:
+        kw.update(BASELINE_SETTINGS)
+    kw.update({**given, "batch_size": batch, "m_method": m_method})
+    return kw
+
+
+def summary(kw: dict) -> str:
+    """One line naming the chosen settings (for the CLI's stderr)."""
+    keys = ("m_method", "lr", "steps", "batch_size", "n_noise", "log_snr_range")
+    return ", ".join(f"{k}={kw[k]}" for k in keys if k in kw)

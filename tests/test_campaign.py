@@ -1,0 +1,241 @@
+"""The QPU budget is a hard limit: on the mock solver with injected access times (each call's
+reported ``qpu_access_time`` set by the test), QPU time charged never exceeds the budget, per
+run and per campaign, including retried calls and a resumed campaign, with exact totals."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from flows.budget import (
+    RunBudget,
+    SpendLedger,
+    call_estimate_us,
+    run_reads,
+    timing_data,
+)
+from rbmdiff import RBM
+from rbmdiff.errors import RbmdiffError
+from rbmdiff.samplers import qpu
+from rbmdiff.samplers.qpu import solvers as qpu_solvers
+from rbmdiff.samplers.qpu import store as qpu_store
+
+SHAPE = [4]  # pegasus P4 holds K_{6,4}
+
+
+class Script:
+    """Each mock solver call's outcome: ``step(call, num_reads, num_qubits, annealing_time)``
+    returns the access time to report (µs) or an exception to raise before any read."""
+
+    def __init__(self, step: Callable[..., float | BaseException]) -> None:
+        self.step, self.reads, self.qubits = step, [], []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> Script:
+        real = qpu_solvers.mock_solver
+
+        def make(*args, **kwargs):
+            child = real(*args, **kwargs)
+            inner = child.sample
+
+            def sample(bqm, **kw):
+                outcome = self.step(len(self.reads), kw["num_reads"], len(bqm.variables),
+                                    kw.get("annealing_time"))
+                self.reads.append(kw["num_reads"])
+                self.qubits.append(len(bqm.variables))
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                ss = inner(bqm, **kw)
+                ss.resolve()
+                ss.info["timing"] = {"qpu_access_time": outcome}
+                return ss
+
+            child.sample = sample
+            return child
+
+        monkeypatch.setattr(qpu_solvers, "mock_solver", make)
+        monkeypatch.setattr(qpu_store, "sleep", lambda s: None)  # retries without waiting
+        return self
+
+
+def model_us(num_reads: int, num_qubits: int, annealing_time: float | None = None) -> float:
+    data, _ = timing_data({})
+    return call_estimate_us(data, num_qubits=num_qubits, num_reads=num_reads,
+                            annealing_time=annealing_time)
+
+
+def exact_times(call: int, reads: int, qubits: int, at: float | None) -> float:
+    """A solver that takes exactly its timing model's estimate."""
+    return model_us(reads, qubits, at)
+
+
+@pytest.fixture
+def rbm() -> RBM:
+    return RBM.random(6, 4, scale=1.0, seed=3, dtype=torch.float64)
+
+
+def sampler(tmp_path: Path, budget: RunBudget | None, **kw) -> qpu.QPUSampler:
+    kw = {"calibration_rounds": 1, "calibration_reads": 50, "num_reads": 40, **kw}
+    return qpu.QPUSampler(mock=True, mock_shape=SHAPE, embedding_dir=tmp_path / "emb",
+                          num_bootstrap=0, mock_sweeps=10, budget=budget, **kw)
+
+
+def budget(tmp_path: Path, allowance: float, *, run: str = "0.0",
+           campaign: str = "c") -> RunBudget:
+    data, _ = timing_data({})
+    return RunBudget(SpendLedger(tmp_path / "spend.jsonl"), campaign, run, allowance, data,
+                     "mock")
+
+
+# -- the timing model --------------------------------------------------------------------
+def test_call_estimate_is_the_published_model_by_hand() -> None:
+    """Advantage data: programming 14072.88 + 1000 (thermalisation) µs, and per read
+    anneal + 10^interp(log10 q) (readout, piecewise linear in log-log) + 20.54 (delay)."""
+    data, source = timing_data({})
+    assert "published" in source
+    q, t = data["readout_time_model_parameters"][:6], data["readout_time_model_parameters"][6:]
+    readout = 10 ** np.interp(math.log10(136), q, t)
+    expected = 14072.88 + 1000.0 + 300 * (100.0 + readout + 20.54)
+    got = call_estimate_us(data, num_qubits=136, num_reads=300, annealing_time=100.0)
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert call_estimate_us(data, num_qubits=136, num_reads=300, annealing_time=None) \
+        == pytest.approx(expected - 300 * 80.0, rel=1e-12)  # default anneal: 20 µs
+    own = {"problem_timing_data": {**data, "typical_programming_time": 1.0}}
+    assert timing_data(own) == (own["problem_timing_data"], "solver problem_timing_data")
+
+
+def test_run_reads_are_the_calls_the_sampler_makes(tmp_path, rbm, monkeypatch) -> None:
+    script = Script(lambda call, reads, qubits, at: 100.0).install(monkeypatch)
+    sampler(tmp_path, None, calibration_rounds=2).sample(rbm, 90, seed=0)
+    planned = run_reads(num_samples=90, num_reads=40, calibration_rounds=2,
+                        calibration_reads=50, max_reads=10_000)
+    assert planned == [40, 10, 40, 10, 40, 40, 10]  # calibration_rounds is a maximum
+    rounds = (len(script.reads) - 3) // 2
+    assert 1 <= rounds <= 2 and script.reads == [40, 10] * rounds + [40, 40, 10]
+    assert run_reads(num_samples=90, num_reads=None, calibration_rounds=0,
+                     calibration_reads=50, max_reads=25) == [25, 25, 25, 15]
+
+
+# -- one run ---------------------------------------------------------------------------
+def test_a_run_stops_between_calls_when_its_budget_is_reached(tmp_path, rbm,
+                                                              monkeypatch) -> None:
+    """Calls report exactly their estimate; the allowance holds three calls and half of the
+    fourth: three calls are made, the fourth is refused, 0 µs over."""
+    script = Script(exact_times).install(monkeypatch)
+    probe = sampler(tmp_path, None).embed(6, 4)
+    q = probe.info()["num_qubits"]
+    costs = [model_us(k, q) for k in [40, 10, 40, 40, 10]]  # calibration 50, then 90 reads
+    b = budget(tmp_path, sum(costs[:3]) + costs[3] / 2)
+    with pytest.raises(RbmdiffError, match=r"exceeds the .* µs left of this run's budget"):
+        sampler(tmp_path, b).sample(rbm, 90, seed=0)
+    assert script.reads == [40, 10, 40] and set(script.qubits) == {q}
+    assert b.ledger.spent("c") == pytest.approx(sum(costs[:3]), abs=1e-9)
+    assert b.ledger.spent("c") <= b.allowance_us
+    assert [e["status"] for e in b.ledger.entries()] == ["done"] * 3 + ["refused"]
+    assert b.stopped is not None
+
+
+def test_a_failed_call_is_charged_its_estimate_and_a_retry_must_fit(tmp_path, rbm,
+                                                                    monkeypatch) -> None:
+    """A timed-out call may have run on the QPU: it is charged its estimate.  With room for
+    one estimate and a half, the first call times out and its retry is refused."""
+    from dwave.cloud.exceptions import RequestTimeout
+
+    def step(call, reads, qubits, at):
+        return RequestTimeout("injected") if call == 0 else 1000.0
+
+    script = Script(step).install(monkeypatch)
+    q = sampler(tmp_path, None).embed(6, 4).info()["num_qubits"]
+    first = model_us(40, q)
+    b = budget(tmp_path, 1.5 * first)
+    with pytest.raises(RbmdiffError):
+        sampler(tmp_path, b).sample(rbm, 90, seed=0)
+    assert script.reads == [40]  # the retry was never made
+    assert b.ledger.spent("c") == pytest.approx(first) and b.ledger.spent("c") <= 1.5 * first
+
+    # with room to spare, the run completes: estimate of the failed attempt + 1000 µs per call
+    script = Script(step).install(monkeypatch)
+    b = budget(tmp_path, 1e9, run="1.0")
+    samples = sampler(tmp_path, b).sample(rbm, 90, seed=0)
+    assert script.reads == [40, 40, 10, 40, 40, 10]  # call 1 retried
+    assert b.ledger.spent("c", "1.0") == pytest.approx(first + 5 * 1000.0)
+    assert samples.info["qpu_access_time"] == pytest.approx(5 * 1000.0)  # the QPU's report
+
+
+def test_a_slower_solver_raises_later_estimates(tmp_path) -> None:
+    """factor = max(1, reported / model) over the solver's completed calls."""
+    ledger = SpendLedger(tmp_path / "spend.jsonl")
+    assert ledger.factor("mock") == 1.0
+    for access, model in [(50.0, 100.0), (260.0, 200.0)]:
+        ledger.append({"campaign": "c", "run": "0.0", "status": "done", "access_us": access,
+                       "estimate_us": model, "model_us": model, "solver": "mock"})
+    ledger.append({"campaign": "c", "run": "0.0", "status": "failed", "access_us": 0.0,
+                   "estimate_us": 70.0, "model_us": 70.0, "solver": "mock"})
+    assert ledger.factor("mock") == pytest.approx(1.3) and ledger.factor("other") == 1.0
+    assert ledger.spent("c") == pytest.approx(50 + 260 + 70)
+
+
+# -- the campaign flow -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def harness():
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
+    pytest.importorskip("prefect")
+    pytest.importorskip("dvc")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=None):
+        yield
+
+
+@pytest.mark.slow
+def test_campaign_never_overruns_and_resumes_with_exact_totals(harness, tmp_path,
+                                                               monkeypatch) -> None:
+    """Two settings (annealing_time 20 and 50 µs, no calibration, one call of 100 reads each);
+    every call reports exactly its estimate.  A budget of 1.5 runs: the first runs, the second
+    is skipped before it starts.  Resumed with room for both: only the second runs, and the
+    campaign's total is the sum of the two estimates, ≤ the budget, in ledger and table."""
+    from flows.campaign import campaign, spend_ledger
+    from flows.layout import Layout
+    from flows.testing import make_project
+
+    root = make_project(tmp_path / "rbmdiff")
+    Script(exact_times).install(monkeypatch)
+    q = qpu.QPUSampler(mock=True, mock_shape=SHAPE, embedding_dir=tmp_path / "e").embed(9, 4)
+    q = q.info()["num_qubits"]
+    cost = {20.0: model_us(100, q, 20.0), 50.0: model_us(100, q, 50.0)}
+
+    first = campaign(root=str(root), budget_us=1.5 * cost[20.0], progress=False)
+    table = pd.read_parquet(Layout(root).campaign)
+    assert table["status"].tolist() == ["done", "skipped"]
+    assert table["estimate_us"].tolist() == pytest.approx([cost[20.0], cost[50.0]])
+    assert first["spent_us"] == pytest.approx(cost[20.0])
+    assert first["spent_us"] <= 1.5 * cost[20.0]
+    assert first["runs"] == 1 and "1 of 2 settings skipped" in first["stopped"]
+
+    budget_us = cost[20.0] + cost[50.0] + 1.0
+    second = campaign(root=str(root), budget_us=budget_us, progress=False,
+                      resume=first["campaign"])
+    table = pd.read_parquet(Layout(root).campaign)
+    assert table["status"].tolist() == ["done", "skipped", "done"]
+    assert table["annealing_time"].tolist() == [20.0, 50.0, 50.0]
+    total = cost[20.0] + cost[50.0]
+    assert second["spent_us"] == pytest.approx(total)
+    assert second["spent_us"] <= budget_us
+    assert table["qpu_access_us"].sum() == pytest.approx(total)
+    assert table["spent_us"].iloc[-1] == pytest.approx(total)
+    ledger = SpendLedger(spend_ledger(Layout(root)))
+    assert ledger.spent(first["campaign"]) == pytest.approx(total)
+    assert table["cost_units"].iloc[-1] == pytest.approx(cost[50.0])  # the sampler's own sum
+
+    third = campaign(root=str(root), budget_us=budget_us, progress=False,
+                     resume=first["campaign"])  # nothing left to run
+    assert third["runs"] == 0 and third["spent_us"] == pytest.approx(total)
+    with pytest.raises(RbmdiffError, match="no campaign 'nope'"):
+        campaign(root=str(root), progress=False, resume="nope")
