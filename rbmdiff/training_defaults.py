@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.score import VISIBLE_ENUM_BITS
+from rbmdiff.score import CHUNK_ELEMENTS, VISIBLE_ENUM_BITS
 
 APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
 EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
@@ -53,7 +53,8 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int) -> d
 
     Visible enumeration (n ≤ max(m, 12)): F over 2^n states (2^n·m terms, shared by the batch)
     and two factorised products per noised row (2^n per row).  Hidden enumeration: 2^m·n terms
-    per noised row, all held for the backward pass.  -> {"how", "seconds", "bytes"}.
+    per noised row, visited in chunks of ``CHUNK_ELEMENTS`` floats (a few buffers of one chunk
+    in the backward pass).  -> {"how", "seconds", "bytes"}.
     """
     rows = batch_size * n_noise
     if n <= max(m, VISIBLE_ENUM_BITS):
@@ -63,7 +64,7 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int) -> d
         how = f"enumerating the 2^{n} visible states"
     else:
         per_step = SECONDS_PER_HIDDEN_TERM * rows * 2**m * n
-        peak = 12 * rows * 2**m * n
+        peak = 4 * 8 * min(rows * 2**m * n, CHUNK_ELEMENTS)
         how = f"enumerating 2^{m} hidden states for each of {rows} noised rows"
     return {"how": how, "seconds": per_step * steps, "bytes": peak}
 
