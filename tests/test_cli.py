@@ -178,7 +178,7 @@ def test_forced_exact_m_that_would_take_hours_is_refused(tmp_path, capsys):
     out_file.write_bytes(SENTINEL)
     code, _, err = run(["train", "--data", "digits-binary", "--n-hidden", 16, "--out", out_file,
                         "--m-method", "exact", "--quiet"], capsys)
-    _one_line_error(code, err, "exact m would take ~", " h and ", "--m-method meanfield")
+    _one_line_error(code, err, "exact m would take ~", " h and ", "--m-method tap")
     assert out_file.read_bytes() == SENTINEL
 
 

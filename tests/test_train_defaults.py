@@ -50,7 +50,7 @@ def test_batch_never_exceeds_the_rows_and_given_values_win():
 
 
 def test_forced_exact_m_is_refused_with_its_estimate():
-    with pytest.raises(RbmdiffError, match=r"exact m would take ~\d+ h and \d+ GiB.*"
+    with pytest.raises(RbmdiffError, match=r"exact m would take ~\d+ h and [\d.]+ GiB.*"
                        r"--m-method " + APPROX_M_METHOD):
         choose(n_visible=64, n_hidden=16, rows=1437, given={"m_method": "exact"})
     check_exact_affordable(exact_m_cost(16, 16, 30, 16, 1000))  # cheap: no refusal
