@@ -34,7 +34,7 @@ from train_quality import sklearn_rbm
 RESULTS = Path(__file__).parent / "results"
 BATCH = 64
 RUNS: dict[str, dict] = {
-    # the CPU default's m (TAP) and recipe at the baselines' step count: its 3× steps
+    # the CPU default's m (TAP) and recipe at the baselines' step count: its 5× steps
     # (digits_gap.CPU_DEFAULT) do not fit this benchmark's budget at 64-100 hidden units
     "dsm-tap10": METHODS["dsm-tap10"],
     "cd1": {"method": "cd", "lr": 0.01},

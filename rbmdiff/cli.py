@@ -1,4 +1,4 @@
-"""The ``rbmdiff`` console script: train, sample, evaluate (DESIGN §8)."""
+"""The ``rbmdiff`` console script: train, sample, evaluate (docs/design.md §8)."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", choices=("recommended", "plain"), default="recommended",
                    help="DSM with the posterior score: 'recommended' is the measured best "
                    "variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, see "
-                   "BENCHMARKS.md); 'plain' is DESIGN §5 as written (λ = σ², t ~ U[t_ε, 1])")
+                   "BENCHMARKS.md); 'plain' is docs/math.md §5 as written (λ = σ², t ~ U[t_ε, 1])")
     t.add_argument("--sweeps", type=_positive_int, help="mean-field sweeps (default 10)")
     t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
     t.add_argument("--topology", choices=_LazyChoices("rbmdiff.topology", "TOPOLOGIES"),
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", dest="params", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="sampler parameter, e.g. --set num_sweeps=300 "
                    "(each sampler's are listed below)")
-    s.add_argument("--data", help="held-out data: also compute the DESIGN §7 statistics")
+    s.add_argument("--data", help="held-out data: also compute the docs/math.md §7 statistics")
     s.add_argument("--stats", type=Path, help="write the statistics record (Parquet, one row)")
     s.add_argument("--chunk-size", type=_positive_int, default=100_000,
                    help="samples drawn and written per chunk (bounds memory)")

@@ -1,4 +1,4 @@
-"""Datasets: built-in names and user files of values in [0, 1] (DESIGN §8)."""
+"""Datasets: built-in names and user files of values in [0, 1] (docs/design.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model metrics on held-out data: exact where enumerable, AIS beyond (DESIGN §1, §7)."""
+"""Model metrics on held-out data: exact where enumerable, AIS beyond (docs/math.md §1, §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exact evaluation by enumerating the smaller layer (DESIGN §1): log Z, log p(v), p(v)."""
+"""Exact evaluation by enumerating the smaller layer (docs/math.md §1): log Z, log p(v), p(v)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Block-Gibbs sweep kernels behind one signature (DESIGN §9).
+"""Block-Gibbs sweep kernels behind one signature (docs/design.md §9).
 
 A kernel is called as ``kernel(v, W, b, c, sweeps, seed)`` and runs ``sweeps`` sweeps
 h ~ σ(c + vW), v ~ σ(b + hWᵀ) on the chains v (B, n) in place; W (n, m), c (m,), b (n,) or

@@ -1,4 +1,4 @@
-"""Sample statistics (DESIGN §7): one flat record per sampler run, ready to be a Parquet row."""
+"""Sample statistics (docs/math.md §7): one flat record per sampler run, a Parquet row."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def _subsample(z: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
 
 
 class SampleStats:
-    """Streaming accumulator of the DESIGN §7 statistics: memory O(n² + 2^n + K·n), whatever
+    """Streaming accumulator of the docs/math.md §7 statistics: memory O(n² + 2^n + K·n), whatever
     the number of samples.  Unit means and correlations come from running first and second
     moments, TV from state counts (n ≤ 20), MMD from a uniform reservoir of K rows."""
 
@@ -130,7 +130,7 @@ class SampleStats:
         return _correlation_of(self.second / self.count - mu[:, None] * mu[None, :])
 
     def record(self, info: dict, test: torch.Tensor, *, log_z: float | None = None) -> dict:
-        """Every field of DESIGN §7.  test: (N, n) held-out data in [0, 1].
+        """Every field of docs/math.md §7.  test: (N, n) held-out data in [0, 1].
 
         Exact fields: ``test_log_likelihood`` when min(n, m) ≤ 20 (binary test data),
         ``tv_exact`` (TV between the samples' empirical law and p_θ) when n ≤ 20; else NaN.
@@ -185,7 +185,7 @@ INFO_FIELDS = ("chain_break_fraction", "beta_eff", "beta_eff_low", "beta_eff_hig
 def sample_record(
     samples: Samples, rbm: RBM, test: torch.Tensor, *, log_z: float | None = None
 ) -> dict:
-    """The DESIGN §7 record of one run held in memory (see :class:`SampleStats`)."""
+    """The docs/math.md §7 record of one run held in memory (see :class:`SampleStats`)."""
     stats = SampleStats(rbm)
     stats.update(samples.v)
     return stats.record(samples.info, test, log_z=log_z)

@@ -1,4 +1,4 @@
-"""Binary restricted Boltzmann machine: E(v, h) = -vᵀWh - bᵀv - cᵀh (DESIGN §1)."""
+"""Binary restricted Boltzmann machine: E(v, h) = -vᵀWh - bᵀv - cᵀh (docs/math.md §1)."""
 
 from __future__ import annotations
 

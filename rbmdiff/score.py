@@ -1,4 +1,4 @@
-"""Score models in activation (logit) space (DESIGN §2, §4), selected by name."""
+"""Score models in activation (logit) space (docs/math.md §2, §4), selected by name."""
 
 from __future__ import annotations
 
@@ -17,6 +17,19 @@ VISIBLE_ENUM_BITS = 12  # exact m enumerates v (not h) when n ≤ max(m, this)
 # How m_θ(a, t) is computed for the ``posterior`` score; the CLI offers these names.
 M_METHODS = ("exact", "meanfield", "tap", "gibbs", "gibbs_cov")
 CHUNK_ELEMENTS = 1 << 21  # hidden enumeration: B × states × n floats per chunk (8 MiB float32)
+# Exact m is the default where it is affordable: visible enumeration up to 2^16 states (F of
+# every state is shared by the batch), hidden enumeration (per row) up to 2^12 states on a CPU,
+# 2^16 on a GPU; beyond, second-order mean field (BENCHMARKS.md, "Digits gap").
+EXACT_VISIBLE_BITS, EXACT_HIDDEN_BITS_CPU, EXACT_HIDDEN_BITS_GPU = 16, 12, 16
+
+
+def default_m_method(n_visible: int, n_hidden: int, device: str | torch.device = "cpu") -> str:
+    """"exact" where enumeration is affordable on ``device``, else "tap" (the one rule)."""
+    hidden_bits = (EXACT_HIDDEN_BITS_CPU if torch.device(device).type == "cpu"
+                   else EXACT_HIDDEN_BITS_GPU)
+    if n_visible <= EXACT_VISIBLE_BITS or n_hidden <= hidden_bits:
+        return "exact"
+    return "tap"
 
 
 def check_eps(eps: float) -> float:
@@ -40,7 +53,7 @@ def to_logit(x: torch.Tensor, eps: float) -> torch.Tensor:
 class FreeEnergyScore:
     """The talk's model: s_θ(a) = -∇_a F(σ(a)) = σ(a)(1-σ(a)) ⊙ [b + W σ(c + Wᵀσ(a))].
 
-    Time-independent and bounded; e^{-F(σ(a))} is not normalisable in a-space (DESIGN §4).
+    Time-independent and bounded; e^{-F(σ(a))} is not normalisable in a-space (docs/math.md §4).
     """
 
     name = "free_energy"
@@ -62,7 +75,7 @@ class FreeEnergyScore:
 
 
 class PosteriorScore:
-    """Exact score of the noised binary-RBM marginal (Tweedie; DESIGN §4).
+    """Exact score of the noised binary-RBM marginal (Tweedie; docs/math.md §4).
 
     s_θ(a, t) = (α_t L (2 m_θ(a, t) - 1) - a) / σ_t²,  m_θ = E_θ[v | a_t = a],
     the mean of v under the RBM with visible bias b + u, u = 2 α_t L a / σ_t².

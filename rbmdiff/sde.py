@@ -10,7 +10,7 @@ from rbmdiff.errors import RbmdiffError
 
 
 class VPSDE:
-    """β(t) = β_min + t(β_max - β_min) on t ∈ [0, 1]  (DESIGN §3).
+    """β(t) = β_min + t(β_max - β_min) on t ∈ [0, 1]  (docs/math.md §3).
 
     α_t = exp(-½ ∫₀ᵗ β(s) ds),  σ_t² = 1 - α_t²,  a_t = α_t a_0 + σ_t ζ.
     """

@@ -3,7 +3,7 @@
 Pegasus and Zephyr qubits come in two orientations (vertical u = 0, horizontal u = 1); the
 couplers between the orientations form a bipartite graph.  An RBM whose visible units sit on
 vertical qubits and hidden units on horizontal ones, with W_ij allowed only where qubits i and j
-are coupled, is programmed on the solver with no chains (DESIGN §6a, "hardware-native RBMs").
+are coupled, is programmed on the solver with no chains (docs/math.md §6a, "hardware-native RBMs").
 """
 
 from __future__ import annotations

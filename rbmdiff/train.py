@@ -1,4 +1,4 @@
-"""Training: denoising score matching (DESIGN §5) and the CD-k, PCD, exact-ML baselines."""
+"""Training: denoising score matching (docs/math.md §5) and the CD-k, PCD, exact-ML baselines."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def dsm_loss(
 ) -> torch.Tensor:
     """ℓ(θ) = E_{t, ζ} w(t) ‖σ_t s_θ(α_t a_0 + σ_t ζ, t) + ζ‖²,  a_0 = logit(clip(v)).
 
-    weighting "sigma2": λ(t) = σ_t², t ~ U[t_ε, t_max], w = 1 (DESIGN §5; Song et al. 2021a).
+    weighting "sigma2": λ(t) = σ_t², t ~ U[t_ε, t_max], w = 1 (docs/math.md §5; Song et al. 2021a).
     weighting "likelihood": λ(t) = β(t), i.e. ∫ β/σ² ‖σ s + ζ‖² dt, estimated with t drawn
     ∝ β/σ² (w = its normaliser Z), which is uniform in log-SNR.  With the exact ``posterior``
     score this is, up to a constant, KL(p_data,t_ε ‖ p_θ,t_ε) - KL at t_max (Song et al.

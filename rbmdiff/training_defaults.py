@@ -10,8 +10,9 @@ The rule (the same for every data set; it looks only at sizes and cost):
    memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.
 3. Each m regime then takes the settings measured best for it (BENCHMARKS.md §1):
    exact m: 16 noise draws per row, log-SNR window [−2, 2], peak lr 0.1, 1,000 steps
-   (``dsm-exact-vr16w2``); approximate m: 4 draws, window [−4, 4], lr 0.04, 2,000 steps,
-   10 sweeps (``dsm-mf10-vr``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps.
+   (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
+   4 draws, window [−4, 4], lr 0.04, 6,000 steps (BENCHMARKS.md "Digits gap",
+   ``dsm-tap10-x3``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps.
 4. The batch is min(64, the training data's rows).
 
 Anything the user passes explicitly wins over the rule; forcing exact m whose estimate is over
@@ -23,9 +24,9 @@ from __future__ import annotations
 import os
 
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.score import VISIBLE_ENUM_BITS
+from rbmdiff.score import CHUNK_ELEMENTS, VISIBLE_ENUM_BITS
 
-APPROX_M_METHOD = "meanfield"  # the m used where exact m is too costly
+APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
 EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
 MEMORY_FRACTION = 0.5  # ... and its peak memory in this fraction of the machine's
 MAX_BATCH = 64
@@ -37,7 +38,7 @@ SECONDS_PER_PRODUCT = 1.2e-9  # per visible state and noised row: the factorised
 SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
 
 EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps": 1000}
-APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 2000,
+APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 6000,
                    "sweeps": 10}
 BASELINE_SETTINGS = {"lr": 0.01, "steps": 2000}
 
@@ -52,7 +53,8 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int) -> d
 
     Visible enumeration (n ≤ max(m, 12)): F over 2^n states (2^n·m terms, shared by the batch)
     and two factorised products per noised row (2^n per row).  Hidden enumeration: 2^m·n terms
-    per noised row, all held for the backward pass.  -> {"how", "seconds", "bytes"}.
+    per noised row, visited in chunks of ``CHUNK_ELEMENTS`` floats (a few buffers of one chunk
+    in the backward pass).  -> {"how", "seconds", "bytes"}.
     """
     rows = batch_size * n_noise
     if n <= max(m, VISIBLE_ENUM_BITS):
@@ -62,7 +64,7 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int) -> d
         how = f"enumerating the 2^{n} visible states"
     else:
         per_step = SECONDS_PER_HIDDEN_TERM * rows * 2**m * n
-        peak = 12 * rows * 2**m * n
+        peak = 4 * 8 * min(rows * 2**m * n, CHUNK_ELEMENTS)
         how = f"enumerating 2^{m} hidden states for each of {rows} noised rows"
     return {"how": how, "seconds": per_step * steps, "bytes": peak}
 

@@ -42,3 +42,12 @@ def test_bigger_models_quick_writes_one_row_per_size_and_method(tmp_path):
     df = pd.read_parquet(tmp_path / "bigger_models.parquet")
     assert {"n_hidden", "method", "seed", "test_ll_ais", "ais_stderr"} <= set(df.columns)
     assert len(df) == 2 * 4 and df["ais_stderr"].ge(0).all()
+
+
+@pytest.mark.slow
+def test_gpu_figures_quick_measures_every_figure_on_the_cpu(tmp_path):
+    run_quick("gpu_figures.py", tmp_path)
+    df = pd.read_parquet(tmp_path / "gpu_figures.parquet")
+    cpu = df[df["device"] == "cpu"]
+    assert set(cpu["figure"]) == {"dsm-tap steps/s", "dsm-exact steps/s", "gibbs sweeps/s"}
+    assert cpu["value"].gt(0).all()

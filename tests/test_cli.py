@@ -152,7 +152,7 @@ def test_evaluate_and_sample_refuse_bad_models_and_mismatched_data(tmp_path, cap
 
 def test_recommended_dsm_recipe_beats_the_plain_one(tmp_path, capsys):
     """bas-3x3, 9 hidden, 300 steps, seed 0: measured KL 1.41 (recommended) vs 3.53 (plain,
-    DESIGN §5 as written); the recipe is recorded in the model's provenance."""
+    docs/math.md §5 as written); the recipe is recorded in the model's provenance."""
     kls = {}
     for recipe in ("recommended", "plain"):
         out = tmp_path / f"{recipe}.pt"
@@ -178,7 +178,7 @@ def test_forced_exact_m_that_would_take_hours_is_refused(tmp_path, capsys):
     out_file.write_bytes(SENTINEL)
     code, _, err = run(["train", "--data", "digits-binary", "--n-hidden", 16, "--out", out_file,
                         "--m-method", "exact", "--quiet"], capsys)
-    _one_line_error(code, err, "exact m would take ~", " h and ", "--m-method meanfield")
+    _one_line_error(code, err, "exact m would take ~", " h and ", "--m-method tap")
     assert out_file.read_bytes() == SENTINEL
 
 

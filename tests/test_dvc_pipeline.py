@@ -45,7 +45,7 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
     ran, skipped = repro(clone)
     assert set(ran) == STAGES and len(ran) == len(STAGES) and not skipped
     table = pd.read_parquet(clone / "reports" / "samples.parquet")
-    assert list(table["sampler"]) == list(ROUTES)  # DESIGN §8's columns, one row per run
+    assert list(table["sampler"]) == list(ROUTES)  # docs/design.md §8's columns, one row per run
     assert {"sampler", "num_samples", "wall_s", "mean_abs_err", "corr_rmse", "mmd"} <= set(
         table.columns)
     assert (clone / "reports" / "statistics.json").is_file()

@@ -31,7 +31,7 @@ ROUTES = ["sde", "ode", "gibbs", "anneal", "qpu"]
 STAGES = ["prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"]
 TOKEN = "DEV-rbmdiff-test-token-0123456789abcdef"  # must never be written anywhere
 
-# DESIGN §7 (and §8's required columns): name -> pyarrow type
+# docs/math.md §7 (and §8's required columns): name -> pyarrow type
 SCHEMA = {
     "route": "string", "data": "string", "n_visible": "int64", "n_hidden": "int64",
     "sampler": "string", "params": "string", "seed": "int64", "num_samples": "int64",

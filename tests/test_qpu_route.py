@@ -1,4 +1,4 @@
-"""The QPU route samples the RBM (DESIGN §6a): scaling without clipping, chains that hold, a
+"""The QPU route samples the RBM (docs/math.md §6a): scaling without clipping, chains that hold, a
 calibration that converges, mocks with defined semantics, a global check, native models.
 
 Oracles: exact laws by enumeration (rbmdiff.exact); the thermal mock's reads are exactly

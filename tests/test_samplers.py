@@ -96,7 +96,7 @@ def test_reverse_sde_and_ode_recover_gaussian_moments():
 
 
 def test_sde_with_exact_posterior_score_samples_the_rbm():
-    """DESIGN §4: with the exact family score, the reverse SDE samples p_θ(v).  4,000
+    """docs/math.md §4: with the exact family score, the reverse SDE samples p_θ(v).  4,000
     samples from a 6×4 RBM: E TV ≈ 0.04 for i.i.d. draws; allow 1.5× that + 0.01 for
     discretisation at N = 100."""
     rbm = RBM.random(6, 4, scale=1.0, seed=3, dtype=torch.float64)

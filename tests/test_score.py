@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rbmdiff import RBM, VPSDE, RbmdiffError
+from rbmdiff import RBM, VPSDE, RbmdiffError, samplers
 from rbmdiff import score as score_module
 from rbmdiff.exact import binary_states, visible_mean_given_field
 from rbmdiff.score import (
@@ -96,7 +96,7 @@ def test_gibbs_mean_within_monte_carlo_error(tiny_rbm):
 
 
 def test_dsm_loss_with_exact_posterior_is_denoising_regression(tiny_rbm):
-    """‖σ_t s_θ(a_t) + ζ‖² = (α_t/σ_t)² 4L² ‖m_θ(a_t, t) - v‖²  (DESIGN §5), per example."""
+    """‖σ_t s_θ(a_t) + ζ‖² = (α_t/σ_t)² 4L² ‖m_θ(a_t, t) - v‖²  (docs/math.md §5), per example."""
     eps = 1e-2
     score = PosteriorScore(sde=SDE, eps=eps, m_method="exact")
     L = logit_bound(eps)
@@ -242,3 +242,17 @@ def test_tap_gradient_is_finite_and_matches_finite_differences(tiny_rbm):
     fd = (tap_mean(RBM(W_plus, tiny_rbm.b, tiny_rbm.c), u, sweeps=20).sum()
           - tap_mean(RBM(W_minus, tiny_rbm.b, tiny_rbm.c), u, sweeps=20).sum()) / (2 * h)
     assert float(rbm.W.grad[0, 0]) == pytest.approx(float(fd), rel=1e-6, abs=1e-8)
+
+
+def test_default_m_method_is_exact_where_enumeration_is_affordable():
+    """bas (n ≤ 16) and small hidden layers: exact; digits/16 on a CPU: TAP, on a GPU: exact;
+    digits/64: TAP.  The sde sampler takes its m from this rule."""
+    from rbmdiff.score import default_m_method
+
+    assert default_m_method(16, 16) == default_m_method(9, 40) == "exact"
+    assert default_m_method(64, 12) == "exact"
+    assert default_m_method(64, 16) == "tap" and default_m_method(64, 16, "cuda") == "exact"
+    assert default_m_method(64, 64, "cuda") == "tap"
+    rbm = RBM.random(20, 13, scale=0.1, seed=0)
+    s = samplers.get("sde", steps=2).sample(rbm, 4, seed=0)
+    assert s.info["m_method"] == "tap"

@@ -1,4 +1,4 @@
-"""Samplers behind one interface (DESIGN §6): ``get(name, **params).sample(rbm, B, seed=K)``.
+"""Samplers behind one interface (docs/math.md §6): ``get(name, **params).sample(rbm, B, seed=K)``.
 
 Each returns :class:`Samples`: ``v`` (B, n) of 0/1, ``x`` the mean-field values where the
 sampler has them, and ``info`` (wall time, cost units, seed, sampler-specific facts).

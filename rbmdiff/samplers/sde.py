@@ -8,10 +8,9 @@ import torch
 
 from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.exact import MAX_ENUM_BITS
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info, torch_threads
-from rbmdiff.score import DEFAULT_EPS, make_score
+from rbmdiff.score import DEFAULT_EPS, default_m_method, make_score
 from rbmdiff.sde import VPSDE
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (a (B,n), t (B,)) -> (B,n)
@@ -63,7 +62,8 @@ class SDESampler:
     x = m_θ(a, t_ε) (Tweedie, ``posterior``) or σ(a) (``free_energy``), and v ~ Bernoulli(x).
 
     The score kind, ε and schedule come from the model's metadata unless given here.
-    m_method defaults to "exact" when the smaller layer is enumerable, else "meanfield".
+    m_method defaults to :func:`rbmdiff.score.default_m_method` ("exact" where enumeration is
+    affordable on the device, else "tap").
     ``device`` ("cpu", "cuda" or "auto"): where the model and the chains live; the samples
     come back on the CPU.
     """
@@ -102,8 +102,7 @@ class SDESampler:
         eps = meta.get("eps", DEFAULT_EPS)
         if name != "posterior":
             return make_score(name, sde=sde, eps=eps)
-        enumerable = min(rbm.n_visible, rbm.n_hidden) <= min(16, MAX_ENUM_BITS)
-        m_method = self.m_method or ("exact" if enumerable else "meanfield")
+        m_method = self.m_method or default_m_method(rbm.n_visible, rbm.n_hidden, self.device)
         return make_score(name, sde=sde, eps=eps, m_method=m_method, sweeps=self.sweeps,
                           generator=generator)
 

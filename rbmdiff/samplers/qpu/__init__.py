@@ -1,4 +1,4 @@
-"""The ``qpu`` sampler (DESIGN §6, §6a), one concern per module:
+"""The ``qpu`` sampler (docs/math.md §6, §6a), one concern per module:
 
 - :mod:`.embedding`: K_{n,m} on the solver graph, its JSON cache, the native identity embedding;
 - :mod:`.solvers`: the QPU, or the "thermal" / "annealer" mocks on MockDWaveSampler's graph;

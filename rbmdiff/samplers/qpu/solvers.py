@@ -24,7 +24,7 @@ from rbmdiff.errors import RbmdiffError
 from rbmdiff.samplers.qpu.thermal import ThermalSampler
 
 MOCK_KINDS = ("thermal", "annealer")
-NOMINAL_QPU_BETA = 5.0  # Advantage: β ≈ 5–6 in programmed units (DESIGN §6a)
+NOMINAL_QPU_BETA = 5.0  # Advantage: β ≈ 5–6 in programmed units (docs/math.md §6a)
 
 
 def has_token() -> bool:
