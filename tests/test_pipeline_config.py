@@ -143,3 +143,13 @@ def test_dvc_exp_set_param_rewrites_only_the_value_it_sets(tmp_path: Path) -> No
     assert len(after) == len(before)
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert changed == [("    num_sweeps: 200", "    num_sweeps: 50")]
+
+
+def test_train_m_methods_are_the_librarys() -> None:
+    """train.m_method accepts exactly the posterior score's ways of computing m."""
+    from typing import get_args
+
+    from flows.config import TrainParams
+    from rbmdiff.score import M_METHODS
+
+    assert set(get_args(TrainParams.model_fields["m_method"].annotation)) == set(M_METHODS)
