@@ -5,8 +5,9 @@ and the ``python -m flows.stages NAME`` entry point each ``dvc.yaml`` stage runs
 ``flows.pipeline`` runs the stale stages as Prefect tasks in one flow run and records them
 with ``dvc commit``; ``flows.campaign`` sweeps QPU settings under a QPU-time budget.
 
-Importing this package sets the environment defaults both tools need on a small offline box
-(see :mod:`flows.env`) before anything imports Prefect or DVC.
+Importing this package sets environment defaults for both tools (analytics off, Prefect's
+logging and start-up timeout; see :mod:`flows.env`) before anything imports Prefect or DVC;
+the user's environment and active Prefect profile take precedence.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def up_to_date(root: Path) -> dict | None:
-    """The run's summary when DVC finds nothing stale (then Prefect is not started: its API
-    costs 10–25 s here, for a run that would do nothing); None when there is work."""
+    """The run's summary when DVC finds nothing stale (then Prefect is not started, nor its
+    API, for a run that would do nothing); None when there is work."""
     from flows.ledger import Ledger
 
     plan = Ledger(str(root.resolve())).plan()
@@ -60,6 +60,15 @@ def up_to_date(root: Path) -> dict | None:
     print(f"rbmdiff-pipeline run: every stage is up to date ({', '.join(plan.fresh)}); "
           "Prefect not started", file=sys.stderr)
     return {"ran": [], "skipped": plan.fresh, "failed": {}}
+
+
+def check_dask(dask: str | None) -> None:
+    """A --dask request that cannot work is refused before any work (one line)."""
+    if dask:
+        from flows.scaleout import needs_shared_api, task_runner
+
+        task_runner(dask)
+        needs_shared_api(dask)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             from flows.preflight import preflight
 
             preflight(args.root)  # bad input: one line, before Prefect starts or a stage runs
+            check_dask(args.dask)
             out = up_to_date(args.root) if not args.force else None
             if out is None:
                 from flows.pipeline import pipeline
@@ -84,11 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                 out = {k: out[k] for k in ("ran", "skipped", "failed")}
         elif args.command == "campaign":
             from flows.campaign import campaign
-            from flows.pipeline import task_runner
+            from flows.scaleout import shared_api, task_runner
+
+            check_dask(args.dask)
 
             flow = campaign.with_options(task_runner=task_runner(args.dask))
-            out = flow(root=str(args.root), budget_us=args.budget_us, progress=not args.quiet,
-                       resume=args.resume)
+            with shared_api(args.dask):
+                out = flow(root=str(args.root), budget_us=args.budget_us,
+                           progress=not args.quiet, resume=args.resume)
         else:
             from flows import deploy
 

@@ -53,7 +53,7 @@ class TrainParams(Section):
     n_hidden: PositiveInt
     method: Literal["dsm", "cd", "pcd", "ml"]
     score: Literal["posterior", "free_energy"]
-    m_method: Literal["exact", "meanfield"]
+    m_method: Literal["exact", "meanfield", "tap", "gibbs", "gibbs_cov"]  # rbmdiff.score
     recipe: Literal["recommended", "plain"] = Field(
         description="DSM with the posterior score: 'recommended' adds rbmdiff.train."
         "RECOMMENDED_DSM (the measured best variant); 'plain' is DESIGN §5 as written")

@@ -1,13 +1,18 @@
 """Environment defaults for Prefect and DVC, set before either is imported.
 
-A bare ``import prefect`` writes ``~/.prefect`` unless ``PREFECT_HOME`` is set; both tools try
-to send analytics unless told not to; the ephemeral Prefect API needs more than its default
-20 s to start on a loaded two-core machine.  Values already in the environment win.
+Prefect is left to its own conventions: its home (``PREFECT_HOME``, ``~/.prefect`` by
+default), the active profile and, where that profile or the environment sets
+``PREFECT_API_URL``, that API (a ``prefect server start`` or Prefect Cloud); otherwise an
+ephemeral API.  The defaults below apply only where neither the environment nor the active
+profile sets the key: analytics off for both tools, a longer start-up timeout for the
+ephemeral API on a loaded machine, the "flows" logger in Prefect's run logs, and no Prefect
+result persistence (DVC owns the artefacts).
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 DEFAULTS = {
@@ -18,13 +23,29 @@ DEFAULTS = {
     "PREFECT_LOGGING_EXTRA_LOGGERS": "flows",
     # the "flows" logger also logs outside flow runs (dvc repro's stage commands, tests)
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",  # DVC owns the artefacts, not Prefect
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+    # Dask's own INFO lines (cluster and worker start-up) stay out of the run's output
+    "DASK_LOGGING__DISTRIBUTED": "warning",
 }
 
 
-def configure_environment(root: Path | None = None) -> None:
-    """Set the defaults above, and ``PREFECT_HOME`` to ``<root>/.prefect`` (root: the
-    current directory), unless the environment already sets them."""
+def profile_settings() -> dict:
+    """The settings of the active Prefect profile, read from Prefect's profiles file
+    (``PREFECT_PROFILES_PATH``, else ``$PREFECT_HOME/profiles.toml``); {} without one."""
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active")
+    chosen = profiles.get("profiles", {}).get(active, {})
+    return chosen if isinstance(chosen, dict) else {}
+
+
+def configure_environment() -> None:
+    """Set each default above unless the environment or the active Prefect profile sets it."""
+    profile = profile_settings()
     for key, value in DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_HOME", str((root or Path.cwd()) / ".prefect"))
+        if key not in profile:
+            os.environ.setdefault(key, value)

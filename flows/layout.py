@@ -60,6 +60,12 @@ class Layout:
 
     @property
     def metrics(self) -> Path:
+        """Every statistic of the report stage (model, training, each sampler, reference)."""
+        return self.root / "reports" / "statistics.json"
+
+    @property
+    def headline(self) -> Path:
+        """DVC's metrics file: the few numbers ``dvc exp show`` lists (flows.headline)."""
         return self.root / "reports" / "metrics.json"
 
     @property

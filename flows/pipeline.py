@@ -16,12 +16,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import Params
 from flows.layout import Layout
 from flows.ledger import Ledger, Plan
 from flows.preflight import preflight
+from flows.scaleout import shared_api, task_runner
 from flows.tasks import (
     embed_task,
     ensure_qpu_limit,
@@ -46,15 +46,6 @@ def step_of(stage: str) -> str:
     if step not in STEPS:
         raise RbmdiffError(f"dvc.yaml stage {stage!r} is not one of the pipeline's {STEPS}")
     return step
-
-
-def task_runner(dask: str | None) -> Any:
-    """Threads by default; a Dask cluster for ``dask`` = 'local' or a scheduler address."""
-    if not dask:
-        return ThreadPoolTaskRunner()
-    from prefect_dask import DaskTaskRunner
-
-    return DaskTaskRunner() if dask == "local" else DaskTaskRunner(address=dask)
 
 
 @flow(name="prepare")
@@ -124,8 +115,9 @@ def run_plan(plan: Plan, params: Params, root: str, *, dask: str | None = None,
             routes = [s.split("@", 1)[1] for s in stages]
             if "qpu" in routes:
                 ensure_qpu_limit()
-            outcome = sample_flow.with_options(task_runner=task_runner(dask))(
-                routes, params, root, progress)
+            with shared_api(dask):
+                outcome = sample_flow.with_options(task_runner=task_runner(dask))(
+                    routes, params, root, progress)
             done = [f"sample@{r}" for r, v in outcome.items() if not _failed(v)]
             failed.update({f"sample@{r}": repr(v) for r, v in outcome.items() if _failed(v)})
             results.update({f"sample@{r}": v for r, v in outcome.items() if not _failed(v)})

@@ -9,6 +9,7 @@ retried, since it would fail again.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,9 +82,21 @@ def embed_task(p: EmbedParams, n_hidden: int, root: str) -> dict:
 
 
 def _sample(route: str, p: RouteParams, root: str) -> dict:
+    """-> the route's §7 record, and ``ran_on``: where the task ran (:func:`where`)."""
     from flows.stages.sample import sample
 
-    return timed(f"sample@{route}", sample, route, p, Layout(Path(root)))
+    record = timed(f"sample@{route}", sample, route, p, Layout(Path(root)))
+    return {**record, "ran_on": where()}
+
+
+def where() -> str:
+    """The Dask worker running this task (its address), else this process ('pid N')."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # ValueError: not inside a Dask worker
+        return f"pid {os.getpid()}"
 
 
 sample_task = task(_sample, name="sample", cache_policy=NO_CACHE)
@@ -92,9 +105,13 @@ sample_qpu_task = task(_sample, name="sample-qpu", **qpu_task_options)
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(p: ReportParams, routes: list[str], root: str) -> dict:
+    from flows.headline import write_headline
     from flows.stages.report import report
 
-    return timed("report", report, p, routes, Layout(Path(root)))
+    layout = Layout(Path(root))
+    out = timed("report", report, p, routes, layout)
+    write_headline(layout)  # the report stage's metrics for `dvc exp show`
+    return out
 
 
 def ensure_qpu_limit(limit: int = QPU_CONCURRENCY) -> None:

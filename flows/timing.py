@@ -4,13 +4,14 @@
 
 Makes a fresh clone (:func:`flows.testing.make_project`, default params unless ``--tiny``),
 runs ``dvc repro`` with its output streamed and time-stamped, and splits the wall time into
-each stage's own work (what the stage function reports), its process start (interpreter and
-imports) and DVC's bookkeeping (hashing, dvc.lock, the cache).  Orchestration is the latter
-two.  ``--prefect`` times ``rbmdiff-pipeline run`` (one Prefect flow run) on a fresh clone
-instead.  ``--floor`` then measures DVC's own cost for this dvc.yaml: ``dvc repro -f`` again
-with each stage's command replaced by a copy of the outputs the real run wrote, so that only
-DVC's bookkeeping (and a ``cp``) remains; ``floor_share`` is that cost's share of a run whose
-stages did their work with no process start at all.  Prints a JSON report.
+each stage's own work (what the stage function reports) and the rest: each stage's process
+start (interpreter and imports) and DVC's bookkeeping (hashing, dvc.lock, the cache), which
+together are the orchestration.  ``--prefect`` times ``rbmdiff-pipeline run`` (one Prefect
+flow run) on a fresh clone instead.  ``--floor`` then measures DVC's own cost for this
+dvc.yaml: ``dvc repro -f`` again with each stage's command replaced by a copy of the outputs
+the real run wrote, so that only DVC's bookkeeping (and a ``cp``) remains; ``floor_share`` is
+that cost's share of a run whose stages did their work with no process start at all.
+Prints a JSON report.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from flows.testing import make_project
 
-STAGE_LINE = re.compile(r"stage (\S+): ([\d.]+) s in the stage(?:, ([\d.]+) s in the process)?")
+STAGE_LINE = re.compile(r"stage (\S+): ([\d.]+) s in the stage")
 
 
 def dvc_env() -> dict:
@@ -54,18 +55,15 @@ def time_repro(root: Path) -> dict:
             stages[current] = {}
         timed = STAGE_LINE.search(line)
         if timed and current:
-            stages[current].update(work_s=float(timed.group(2)),
-                                   process_s=float(timed.group(3) or 0))
+            stages[current]["work_s"] = float(timed.group(2))
     if proc.wait() != 0:
         raise SystemExit(f"dvc repro failed in {root}")
     total = time.perf_counter() - start
     if current:
         stages[current]["wall_s"] = total - (began - start)
     work = sum(s.get("work_s", 0.0) for s in stages.values())
-    process = sum(s.get("process_s", 0.0) for s in stages.values())
     return {
         "total_s": round(total, 2), "stage_work_s": round(work, 2),
-        "process_start_s": round(process - work, 2), "dvc_s": round(total - process, 2),
         "orchestration_share": round((total - work) / total, 3),
         "stages": {k: {m: round(v, 2) for m, v in s.items()} for k, s in stages.items()},
     }
@@ -106,7 +104,7 @@ def time_floor(root: Path) -> dict:
 
 def time_prefect(root: Path) -> dict:
     """Run ``python -m flows run`` (one Prefect flow run) in ``root``; -> totals, per stage."""
-    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect")}
+    env = dict(os.environ)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "flows", "run", "--quiet"], cwd=root, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

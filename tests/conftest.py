@@ -9,14 +9,17 @@ import torch
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect in tests: a throw-away home (its profiles and the ephemeral API's database) and no
+# API of the user's, so tests reach no network and leave the user's Prefect alone.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rbmdiff-prefect-home-")
+for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
+    os.environ.pop(_key, None)
 # Caches that libraries keep under the home folder (busclique's biclique tables, our
 # embeddings) go to a throw-away folder, for this process and the subprocesses it starts.
 _HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")
 os.environ["XDG_DATA_HOME"] = os.path.join(_HOME, "data")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
 torch.set_num_threads(1)
-# Warm stage servers (flows.stages.warm) that the tests' pipelines start exit soon after.
-os.environ.setdefault("RBMDIFF_STAGE_SERVER_IDLE", "15")
 
 from rbmdiff import RBM  # noqa: E402
 

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
 pytest.importorskip("prefect")
 pytest.importorskip("dvc")
 
 from flows.config import load_params
+from flows.headline import headline
 from flows.layout import Layout
 from flows.ledger import Ledger
 from flows.testing import make_project, write_params
 from rbmdiff.io import read_info
+
+pytestmark = pytest.mark.slow  # end-to-end: whole pipeline runs
 
 ROUTES = ["sde", "ode", "gibbs", "anneal", "qpu"]
 STAGES = ["prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"]
@@ -125,6 +125,7 @@ def test_training_history_and_metrics_json(project) -> None:
     assert history["step"].is_monotonic_increasing and history["step"].iloc[-1] == 60
     assert history["loss"].map(math.isfinite).all()
     metrics = json.loads(layout.metrics.read_text())
+    assert json.loads(layout.headline.read_text()) == headline(metrics)  # dvc exp show's
     assert metrics["train"]["step"] == 60
     assert math.isclose(metrics["train"]["loss"], history["loss"].iloc[-1])
     frame = table(root).set_index("route")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
 
 from flows.config import ParamsError, check_samplers, load_params
 from flows.layout import Layout
@@ -110,8 +107,9 @@ def test_dvc_outputs_are_the_layout_paths() -> None:
     assert paths("train", "outs") == {rel(layout.model), rel(layout.training)}
     assert paths("embed", "outs") == {rel(layout.embedding)}
     assert paths("sample", "outs") == {rel(layout.run("${key}"))}
-    assert paths("report", "outs") == {rel(layout.samples_table)}
-    assert paths("report", "metrics") == {rel(layout.metrics)}
+    assert paths("report", "outs") == {rel(layout.samples_table), rel(layout.metrics),
+                                       rel(layout.metrics.with_name("report.md"))}
+    assert paths("report", "metrics") == {rel(layout.headline)}
     assert paths("report", "plots") == {rel(layout.figures / f) for f in (
         "samples_grid.png", "quality_vs_cost.png", "training.png")}
     # every code file a stage lists exists (a typo would make DVC fail on a fresh clone)
@@ -131,3 +129,27 @@ def test_stage_cli_reports_a_params_error_in_one_line(tmp_path: Path, capsys) ->
     err = capsys.readouterr().err.strip()
     assert err.startswith("stage train: error: ") and "train.n_hiden: unknown key" in err
     assert "\n" not in err
+
+
+def test_dvc_exp_set_param_rewrites_only_the_value_it_sets(tmp_path: Path) -> None:
+    """`dvc exp run -S sample.gibbs.num_sweeps=50` rewrites params.yaml through DVC's YAML
+    round trip: the file must come back line for line but for the value set."""
+    hydra = pytest.importorskip("dvc.utils.hydra")
+    path = tmp_path / "params.yaml"
+    shutil.copy2(SOURCE / "params.yaml", path)
+    before = path.read_text().splitlines()
+    hydra.apply_overrides(path, ["sample.gibbs.num_sweeps=50"])
+    after = path.read_text().splitlines()
+    assert len(after) == len(before)
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert changed == [("    num_sweeps: 200", "    num_sweeps: 50")]
+
+
+def test_train_m_methods_are_the_librarys() -> None:
+    """train.m_method accepts exactly the posterior score's ways of computing m."""
+    from typing import get_args
+
+    from flows.config import TrainParams
+    from rbmdiff.score import M_METHODS
+
+    assert set(get_args(TrainParams.model_fields["m_method"].annotation)) == set(M_METHODS)

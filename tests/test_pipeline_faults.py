@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ import pandas as pd
 import pytest
 import yaml
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
 pytest.importorskip("dvc")
 
 from flows.artefacts import staged_dir
@@ -50,26 +48,12 @@ ENV = {
 
 
 def run_stages(root: Path, stages: list[str]) -> None:
-    """Run stages in this process with the stage functions dvc.yaml's commands call."""
-    from flows.stages.embed import embed
-    from flows.stages.prepare import prepare
-    from flows.stages.report import report
-    from flows.stages.sample import sample
-    from flows.stages.train import train
+    """Run stages in this process as dvc.yaml's commands do (``python -m flows.stages``)."""
+    from flows.stages.__main__ import run_stage
 
-    params, layout = load_params(root / "params.yaml"), Layout(root)
     for stage in stages:
         name, _, route = stage.partition("@")
-        if name == "prepare":
-            prepare(params.data, layout)
-        elif name == "train":
-            train(params.train, layout, progress=False)
-        elif name == "embed":
-            embed(params.embed, params.train.n_hidden, layout)
-        elif name == "sample":
-            sample(route, params.sample[route], layout)
-        else:
-            report(params.report, list(params.sample), layout)
+        run_stage(name, route or None, root / "params.yaml", progress=False)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -225,6 +209,7 @@ def one_line(err: str, prefix: str, expected: list[str]) -> None:
         assert text in lines[0], lines[0]
 
 
+@pytest.mark.slow  # a tiny pipeline run first (the module's fixture)
 @pytest.mark.parametrize(("make", "stage", "expected"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_changes_nothing(project, bad_params, capfd, make, stage,
@@ -243,6 +228,7 @@ def test_bad_input_is_one_line_and_changes_nothing(project, bad_params, capfd, m
     assert snapshot(root) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("case", "command"), [
     ("data-with-nan", "rbmdiff-pipeline run"),
     ("too-large-to-embed", "python -m flows.stages"),
@@ -322,6 +308,7 @@ def test_concurrent_writers_of_one_folder_leave_one_whole_run(tmp_path, monkeypa
     assert (out / "samples").read_text() == (out / "record").read_text()
 
 
+@pytest.mark.slow
 def test_concurrent_sampling_in_threads_matches_the_serial_run(project, tmp_path) -> None:
     """The routes at once, each twice, in one process's threads (as the Prefect flow's
     ThreadPoolTaskRunner runs its sample tasks)."""
@@ -333,11 +320,12 @@ def test_concurrent_sampling_in_threads_matches_the_serial_run(project, tmp_path
         futures = [pool.submit(sample, r, params.sample[r], layout) for r in ROUTES * 2]
         records = [f.result() for f in futures]
     assert [r["route"] for r in records] == ROUTES * 2
-    assert sorted(os.listdir(layout.runs)) == sorted(ROUTES)
+    assert sorted(set(os.listdir(layout.runs)) - {".gitignore"}) == sorted(ROUTES)  # DVC's
     for route in ROUTES:
         assert_same_run(layout.run(route), Layout(project[0]).run(route))
 
 
+@pytest.mark.slow
 def test_concurrent_sample_commands_match_the_serial_run(project, tmp_path) -> None:
     """`python -m flows.stages sample ROUTE`: two routes, one of them twice, all at once."""
     root = copy_project(project[0], tmp_path / "processes")
@@ -348,15 +336,14 @@ def test_concurrent_sample_commands_match_the_serial_run(project, tmp_path) -> N
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
     layout = Layout(root)
-    assert sorted(os.listdir(layout.runs)) == sorted(ROUTES)
+    assert sorted(set(os.listdir(layout.runs)) - {".gitignore"}) == sorted(ROUTES)
     for route in ROUTES:
         assert_same_run(layout.run(route), Layout(project[0]).run(route))
 
 
 # -- 3. SIGKILL of a whole dvc repro ------------------------------------------------------------
 def processes_of(root: Path) -> list[str]:
-    """Processes working in ``root`` (by cwd or command line), other than this one and an
-    idle warm stage server (a session leader that runs no stage itself)."""
+    """Processes working in ``root`` (by cwd or command line), other than this one."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -364,12 +351,9 @@ def processes_of(root: Path) -> list[str]:
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
             cwd = os.readlink(entry / "cwd")
-            sid = os.getsid(int(entry.name))
         except OSError:
             continue  # gone, a zombie, or not ours to read
         if not cmdline or not (cwd == str(root) or str(root) in cmdline):
-            continue
-        if "flows.stages.warm" in cmdline and sid == int(entry.name):
             continue
         found.append(f"{entry.name}: {cmdline}")
     return found
@@ -387,6 +371,7 @@ def repro(root: Path) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", done.stdout)
 
 
+@pytest.mark.slow
 def test_sigkill_of_dvc_repro_leaves_whole_outputs_and_the_rerun_completes(project,
                                                                           tmp_path) -> None:
     """A run with new training params is SIGKILLed (its whole process group) once one
@@ -420,7 +405,7 @@ def test_sigkill_of_dvc_repro_leaves_whole_outputs_and_the_rerun_completes(proje
     assert done and running, (tmp_path / "repro.log").read_text()[-3000:]
     (finished,), (killed,) = done, running
 
-    # no process of the run is left: a stage forked by a warm server follows its command
+    # no process of the run is left
     deadline = time.monotonic() + 20
     while processes_of(root) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -477,6 +462,7 @@ def assert_same_outputs(root: Path, reference: Path) -> None:
 
 
 # -- 4. a killed train stage resumes from its checkpoint -------------------------------------
+@pytest.mark.slow
 def test_a_killed_train_stage_resumes_to_the_uninterrupted_parameters(project, tmp_path):
     """SIGKILL ``python -m flows.stages train`` once its checkpoint exists: the previous model
     is byte-identical; the rerun resumes (its checkpoint is then gone) and ends with exactly
@@ -491,7 +477,7 @@ def test_a_killed_train_stage_resumes_to_the_uninterrupted_parameters(project, t
     before = model.read_bytes()
     (killed / "models" / ".train-0123456789abcdef.ckpt").write_bytes(b"other params")
     argv = [sys.executable, "-m", "flows.stages", "train", "--quiet"]
-    env = {**ENV, "RBMDIFF_STAGE_SERVER": "0"}
+    env = ENV
     proc = subprocess.Popen(argv, cwd=killed, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -23,7 +23,7 @@ class Stop(Exception):
 
 
 @pytest.mark.parametrize("method, kw", [
-    ("pcd", {"cd_k": 2}),                                     # persistent chains in the state
+    pytest.param("pcd", {"cd_k": 2}, marks=pytest.mark.slow),  # persistent chains in the state
     ("dsm", {**RECOMMENDED_DSM, "m_method": "meanfield"}),    # EMA, cosine lr, noise draws
 ])
 def test_interrupted_training_resumes_to_identical_parameters(tmp_path, method, kw):
@@ -56,6 +56,7 @@ def test_checkpoint_from_other_arguments_is_refused(tmp_path):
         train(BAS, n_hidden=3, method="cd", steps=10, batch_size=7, checkpoint=ck)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_keeps_the_old_model_and_the_rerun_resumes(tmp_path):
     """SIGKILL a CLI training run once its checkpoint exists: the previous model file is
     byte-identical, no temp file is left, and rerunning the same command resumes and ends

@@ -1,7 +1,4 @@
-"""prepare: the data set's train/test split as arrays in [0, 1], with its description.
-
-Runs without torch (the first stage of ``dvc repro`` runs in its own process while the warm
-stage server imports torch on the other core; see :mod:`flows.stages.warm`)."""
+"""prepare: the data set's train/test split as arrays in [0, 1], with its description."""
 
 from __future__ import annotations
 
