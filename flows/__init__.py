@@ -1,4 +1,4 @@
-"""rbmdiff's pipeline: DVC owns freshness and lineage, Prefect owns execution (DESIGN §10).
+"""rbmdiff's pipeline: DVC owns freshness and lineage, Prefect owns execution (docs/design.md §10).
 
 ``flows.stages`` holds one pure function per DVC stage (prepare, train, embed, sample, report)
 and the ``python -m flows.stages NAME`` entry point each ``dvc.yaml`` stage runs;

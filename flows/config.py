@@ -48,7 +48,7 @@ class DataParams(Section):
 
 
 class TrainParams(Section):
-    """train: rbmdiff.train.train's keyword arguments (DESIGN §5)."""
+    """train: rbmdiff.train.train's keyword arguments (docs/math.md §5)."""
 
     n_hidden: PositiveInt
     method: Literal["dsm", "cd", "pcd", "ml"]
@@ -56,7 +56,7 @@ class TrainParams(Section):
     m_method: Literal["exact", "meanfield", "tap", "gibbs", "gibbs_cov"]  # rbmdiff.score
     recipe: Literal["recommended", "plain"] = Field(
         description="DSM with the posterior score: 'recommended' adds rbmdiff.train."
-        "RECOMMENDED_DSM (the measured best variant); 'plain' is DESIGN §5 as written")
+        "RECOMMENDED_DSM (the measured best variant); 'plain' is docs/math.md §5 as written")
     sweeps: PositiveInt
     steps: PositiveInt
     batch_size: PositiveInt
@@ -72,7 +72,7 @@ class TrainParams(Section):
     @field_validator("beta_max")
     @classmethod
     def _schedule_rises(cls, beta_max: float, info: ValidationInfo) -> float:
-        """β(t) = β_min + t(β_max − β_min) must not fall (DESIGN §3)."""
+        """β(t) = β_min + t(β_max − β_min) must not fall (docs/math.md §3)."""
         beta_min = info.data.get("beta_min")
         if beta_min is not None and beta_max < beta_min:
             raise ValueError(f"must be at least train.beta_min ({beta_min})")

@@ -3,7 +3,7 @@
 The report stage's reports/statistics.json holds every statistic; this file, DVC's metrics
 file, keeps the ones a reader scans first, few enough that ``dvc exp show --only-changed``
 fits 120 columns: the final training loss, the model's exact mean test log-likelihood where
-it is defined (higher is better), and each sampler's MMD² to the test data (DESIGN §7; lower
+it is defined (higher is better), and each sampler's MMD² to the test data (docs/math.md §7; lower
 is better).
 """
 

@@ -97,7 +97,7 @@ def reference_record(rbm: RBM, train: torch.Tensor, test: torch.Tensor) -> dict:
 
 
 def samples_table(routes: list[str], layout: Layout) -> pd.DataFrame:
-    """One row per sampler run (DESIGN §7), in the order of params.yaml's sample routes."""
+    """One row per sampler run (docs/math.md §7), in the order of params.yaml's sample routes."""
     missing = [r for r in routes if not (layout.run(r) / "record.json").is_file()]
     if missing:
         raise RbmdiffError(f"no sampler run for {', '.join(missing)} under {layout.runs}; "

@@ -1,4 +1,4 @@
-"""sample@<route>: draw from the trained RBM with one sampler and score the draws (DESIGN §7)."""
+"""sample@<route>: draw from the trained RBM with one sampler, score the draws (docs/math.md §7)."""
 
 from __future__ import annotations
 
