@@ -114,8 +114,8 @@ def samples_table(routes: list[str], layout: Layout) -> pd.DataFrame:
 
 
 def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
-    """Write reports/samples.parquet, reports/metrics.json, reports/report.md and
-    reports/figures/*.png; -> the metrics.  metrics.json holds only the statistics defined
+    """Write reports/samples.parquet, reports/statistics.json, reports/report.md and
+    reports/figures/*.png; -> the metrics.  statistics.json holds only the statistics defined
     for this model and data (``undefined`` says why the others are missing)."""
     table = samples_table(routes, layout)
     write_parquet(table, layout.samples_table)
