@@ -104,9 +104,9 @@ def run_estimate_us(setting: dict, p: CampaignParams, solver: SolverFacts,
 
 
 SETTING_TYPES = {"index": "Int64", "num_reads": "Int64", "annealing_time": "float64",
-                 "chain_strength": "float64", "calibration_rounds": "Int64", "status": "string",
-                 "error": "string", "num_qubits": "Int64", "estimate_us": "float64",
-                 "allowance_us": "float64", "qpu_access_us": "float64"}
+                 "chain_strength": "string", "mock": "string", "calibration_rounds": "Int64",
+                 "status": "string", "error": "string", "num_qubits": "Int64",
+                 "estimate_us": "float64", "allowance_us": "float64", "qpu_access_us": "float64"}
 
 
 def append_row(path: Path, row: dict) -> None:
@@ -120,8 +120,19 @@ def append_row(path: Path, row: dict) -> None:
 
 
 def setting_key(setting: dict) -> tuple:
-    """A setting as comparable values (a table's <NA> and float columns alike)."""
-    return tuple((k, None if pd.isna(v) else float(v)) for k, v in sorted(setting.items()))
+    """A setting as comparable values (a table's <NA>, float and string columns alike)."""
+    return tuple((k, _comparable(v)) for k, v in sorted(setting.items()))
+
+
+def _comparable(value: Any) -> Any:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, bool) or value in ("True", "False"):
+        return str(value)
+    try:
+        return float(value)
+    except ValueError:
+        return str(value)
 
 
 def done_settings(path: Path, campaign_id: str, keys: list[str]) -> tuple[set, int]:
@@ -192,7 +203,8 @@ def campaign(root: str = ".", budget_us: float | None = None, progress: bool = T
         failed = isinstance(result, BaseException)
         record = {"status": "failed", "error": repr(result)} if failed else result
         log_row({**row_of(campaign_id, index, setting, estimate, b, ledger, budget),
-                 **{k: v for k, v in record.items() if k not in ("campaign", "index")}})
+                 **{k: v for k, v in record.items()
+                    if k not in ("campaign", "index", *setting)}})  # the setting's own values
 
     for index, setting in queue:
         factor = ledger.factor(solver.name)

@@ -113,8 +113,11 @@ class CampaignSweep(Section):
 
     num_reads: list[PositiveInt | None] = Field(min_length=1)
     annealing_time: list[PositiveFloat | None] = Field(min_length=1)
-    chain_strength: list[PositiveFloat | None] = Field(min_length=1)
+    chain_strength: list[PositiveFloat | Literal["relative", "utc"] | None] = Field(
+        min_length=1, description="None or 'relative': f · prefactor · max|J|; 'utc'; µ units")
     calibration_rounds: list[NonNegativeInt] = Field(min_length=1)
+    mock: list[Literal["thermal", "annealer"] | bool | None] = Field(
+        default=[None], min_length=1, description="None: the QPU with a token, else the mock")
 
     def settings(self) -> list[dict[str, Any]]:
         keys = list(type(self).model_fields)

@@ -32,12 +32,14 @@ TINY: dict[str, Any] = {
         "ode": {"num_samples": 300, "steps": 5},
         "gibbs": {"num_samples": 300, "num_sweeps": 20},
         "anneal": {"num_samples": 300, "num_sweeps": 20},
-        "qpu": {"num_samples": 300, "calibration_reads": 100, "mock_sweeps": 50},
+        "qpu": {"num_samples": 300, "calibration_rounds": 1, "calibration_reads": 100,
+                "mock_sweeps": 50},
     },
     "report": {"grid_samples": 4},
     "campaign": {"num_samples": 100, "fixed": {"calibration_reads": 100, "mock_sweeps": 50},
                  "sweep": {"num_reads": [None], "annealing_time": [20, 50],
-                           "chain_strength": [None], "calibration_rounds": [0]}},
+                           "chain_strength": [None], "calibration_rounds": [0],
+                           "mock": ["annealer"]}},
 }
 
 
