@@ -33,7 +33,7 @@ def tv(rbm: RBM, v: torch.Tensor) -> float:
 
 def row(name: str, rbm: RBM, n: int, seed: int, emb_dir: str) -> dict:
     out: dict = {"model": name, "reads": n}
-    out["gibbs"] = tv(rbm, get("gibbs", sweeps=1000).sample(rbm.to(torch.float32), n,
+    out["gibbs"] = tv(rbm, get("gibbs", num_sweeps=1000).sample(rbm.to(torch.float32), n,
                                                             seed=seed).v)
     out["anneal"] = tv(rbm, get("anneal", num_sweeps=1000).sample(rbm, n, seed=seed).v)
     for kind in ("thermal", "annealer"):
