@@ -112,7 +112,8 @@ def _chain(q: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | reads | TV exact reads | TV gibbs-1000 | TV anneal-1000 | TV qpu thermal | TV qpu annealer "
+    lines = ["| model | reads | TV exact reads | TV gibbs-1000 | TV anneal-1000 | TV qpu thermal "
+             "| TV qpu annealer "
              "| β_model (th / an) | broken chains (th / an) | prefactor (th / an) | chain "
              "strength (factor) (th / an) | rounds (th / an) | energy z (th / an) "
              "| QPU access µs (an) |",
@@ -120,7 +121,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         t, a = r["thermal"], r["annealer"]
         lines.append(
-            f"| {r['model']} | {r['reads']} | {r['floor']:.3f} | {r['gibbs']:.3f} | {r['anneal']:.3f} | "
+            f"| {r['model']} | {r['reads']} | {r['floor']:.3f} | {r['gibbs']:.3f} | "
+            f"{r['anneal']:.3f} | "
             f"{r['qpu_thermal']:.3f} | {r['qpu_annealer']:.3f} | {t['beta_model']:.3f} / "
             f"{a['beta_model']:.3f} | {100 * t['chain_break_fraction']:.2f} % / "
             f"{100 * a['chain_break_fraction']:.2f} % | {t['prefactor']:.3f} / "
