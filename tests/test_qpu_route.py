@@ -224,18 +224,24 @@ def test_annealer_mock_keeps_the_weakest_chain_rung_that_holds(tmp_path):
     assert 0.9 <= info["beta_model"] <= 1.1 and info["chain_break_fraction"] < 0.01
 
 
+_LOOSE_FIT_XFAIL = pytest.mark.xfail(strict=True, reason=(
+    "open on the loosely fitted model (KL 0.075): single-qubit simulated annealing of the "
+    "embedded problem freezes the 2-qubit chains before mock_beta, so the logical reads stay "
+    "hotter between modes than β_model says: β_model 1.03, 0.2 % broken chains, TV 0.19 at "
+    "1,000 sweeps against Gibbs-1000's 0.12; the global check flags it (energy z ≈ 11)"))
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "open: single-qubit simulated annealing of the embedded problem freezes the 2-qubit chains "
-    "before mock_beta, so the logical reads stay hotter between modes than β_model says: with "
-    "the chain ladder (factor 1.8) β_model 1.03, 0.2 % broken chains, TV 0.19 at 1,000 sweeps "
-    "(2.2 · p · max|J|: 0.28; 10,000 sweeps: 0.15) against Gibbs-1000's 0.12; the global "
-    "check flags it (energy z ≈ 11)"))
-def test_annealer_mock_on_trained_bas_model_is_as_good_as_gibbs(tmp_path):
-    # bas-4x4 16×16 RBM fitted by exact ML (benchmarks/qpu_models.py, 200 steps), 2-qubit
-    # chains on P8. Annealer mock (1,000 sweeps to β = 5): TV to the model's exact law ≤
-    # Gibbs-1000's + 0.03 at 4,000 reads each. seeds fixed.
-    rbm = RBM.load(DATA / "bas4x4_dense.pt")
+@pytest.mark.parametrize("model", [
+    "bas4x4_dense_ml1000.pt",
+    pytest.param("bas4x4_dense.pt", marks=_LOOSE_FIT_XFAIL),
+])
+def test_annealer_mock_on_trained_bas_model_is_as_good_as_gibbs(tmp_path, model):
+    # bas-4x4 16×16 RBMs fitted by exact ML (benchmarks/qpu_models.py): 1,000 steps, KL 0.010
+    # (the issue's bar), and 200 steps, KL 0.075; 2-qubit chains on P8. Annealer mock (1,000
+    # sweeps to β = 5): TV to the model's exact law ≤ Gibbs-1000's + 0.03 at 4,000 reads
+    # each, seeds fixed. The bound is relative: on the sharper model Gibbs-1000 mixes worse too.
+    rbm = RBM.load(DATA / model)
     n = 4000
     s = QPUSampler(mock="annealer", calibration_reads=2000, embedding_dir=tmp_path).sample(
         rbm, n, seed=3)
@@ -243,7 +249,7 @@ def test_annealer_mock_on_trained_bas_model_is_as_good_as_gibbs(tmp_path):
     assert 0.9 <= info["beta_model"] <= 1.1 and info["chain_break_fraction"] < 0.01
     assert info["clipped"] is False
     _, p = visible_law(rbm)
-    gibbs = get("gibbs", sweeps=1000).sample(rbm.to(torch.float32), n, seed=3)
+    gibbs = get("gibbs", num_sweeps=1000).sample(rbm.to(torch.float32), n, seed=3)
     tv_gibbs = total_variation(empirical_law(gibbs.v), p)
     tv = total_variation(empirical_law(s.v), p)
     assert tv <= tv_gibbs + 0.03, (tv, tv_gibbs)
