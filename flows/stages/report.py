@@ -29,8 +29,10 @@ HEADLINE = ("mmd", "corr_rmse", "mean_abs_err", "test_log_likelihood", "tv_exact
 
 FLOAT_COLUMNS = ("wall_s", "samples_per_s", "cost_units", "multiply_adds", "mean_abs_err",
                  "corr_rmse", "mmd", "mean_free_energy", "test_log_likelihood", "tv_exact",
-                 "chain_break_fraction", "qpu_access_time")
-INT_COLUMNS = ("num_qubits",)  # QPU runs only: nullable integers elsewhere
+                 "chain_break_fraction", "qpu_access_time", "beta_model", "prefactor",
+                 "chain_strength", "energy_z")
+INT_COLUMNS = ("num_qubits", "rounds")  # QPU runs only: nullable integers elsewhere
+FLAG_COLUMNS = ("mock", "clipped", "target_reached", "energy_check_ok")
 
 # What each sample statistic measures, and what a good value is (reports/report.md).
 COLUMNS = {
@@ -104,7 +106,7 @@ def samples_table(routes: list[str], layout: Layout) -> pd.DataFrame:
                            "run their sample stages first (dvc repro)")
     table = pd.DataFrame.from_records([read_json(layout.run(r) / "record.json") for r in routes])
     for column in table.columns:  # JSON null -> NaN in numeric columns, <NA> in flags
-        if column == "mock":
+        if column in FLAG_COLUMNS:
             table[column] = table[column].astype("boolean")
         elif column in INT_COLUMNS:
             table[column] = pd.to_numeric(table[column]).astype("Int64")
