@@ -19,7 +19,7 @@ from rbmdiff.errors import RbmdiffError
 
 CHAIN_RULES = ("relative", "utc")
 DEFAULT_CHAIN_FACTOR = 2.2  # chain coupling = 2.2 · p · max|J|: < 1 % broken chains (tests)
-CHAIN_LADDER = (1.5, 1.8, 2.2)  # factors tried weakest first when none is given
+CHAIN_LADDER = (1.5, 1.8, 2.2, 3.0, 4.0)  # factors tried weakest first when none is given
 LADDER_BROKEN = 0.005  # a rung is kept when fewer chains than this break at calibration
 
 
