@@ -101,7 +101,7 @@ def markdown(df: pd.DataFrame) -> str:
         unit = "sweeps" if r.sampler != "sde" else "steps"
         lines.append(f"| {r.n_hidden} | {r.sampler} | {r.budget} {unit} | {r.mmd_data:.4f} "
                      f"| {r.corr_rmse:.4f} | {r.mean_abs_err:.4f} | {r.mmd_ref:.4f} "
-                     f"| {r.wall_s:.1f} |")
+                     f"| {r.wall_s:.2f} |")
     return "\n".join(lines)
 
 
