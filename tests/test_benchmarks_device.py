@@ -1,5 +1,5 @@
-"""--quick runs of benchmarks/digits_gap.py and benchmarks/bigger_models.py write their tables
-(the numbers are measurements, not assertions; only the tables' shape is checked)."""
+"""--quick runs of benchmarks/digits_gap.py, bigger_models.py and bigger_sampling.py write
+their tables (the numbers are measurements, not assertions; only the tables' shape is checked)."""
 
 from __future__ import annotations
 
@@ -51,3 +51,14 @@ def test_gpu_figures_quick_measures_every_figure_on_the_cpu(tmp_path):
     cpu = df[df["device"] == "cpu"]
     assert set(cpu["figure"]) == {"dsm-tap steps/s", "dsm-exact steps/s", "gibbs sweeps/s"}
     assert cpu["value"].gt(0).all()
+
+
+@pytest.mark.slow
+def test_bigger_sampling_quick_scores_every_run_against_test_data_and_long_gibbs(tmp_path):
+    out = run_quick("bigger_sampling.py", tmp_path)
+    df = pd.read_parquet(tmp_path / "bigger_sampling.parquet")
+    assert list(df.groupby("n_hidden").size()) == [4, 4]  # ref-floor, gibbs 1 and 10, sde 10
+    assert set(df["sampler"]) == {"ref-floor", "gibbs", "sde"}
+    assert df[["mmd_data", "corr_rmse", "mean_abs_err", "mmd_ref"]].notna().all().all()
+    assert df["corr_rmse"].gt(0).all() and df["mean_abs_err"].gt(0).all()
+    assert "| hidden | sampler |" in out
