@@ -206,7 +206,7 @@ def test_campaign_appends_each_result_and_stops_at_the_budget(project, monkeypat
     latest = rows[rows["campaign"] == second["campaign"]]
     assert latest["annealing_time"].tolist() == [20.0, 50.0]
     assert latest["spent_us"].is_monotonic_increasing and (latest["mmd"].notna()).all()
-    assert latest["mock"].all() and (latest["num_samples"] == 100).all()
+    assert (latest["mock"] == "annealer").all() and (latest["num_samples"] == 100).all()
     types = pq.read_schema(Layout(root).campaign)
     assert str(types.field("num_reads").type) == "int64"  # typed although every value is null
     assert str(types.field("finished").type).startswith("timestamp")

@@ -37,7 +37,7 @@ warnings.simplefilter("ignore")
 infos = []
 for native in ("1", "0"):  # the installed kernel, then the run-time switch off
     os.environ["RBMDIFF_NATIVE"] = native
-    info = samplers.get("gibbs", sweeps=5).sample(RBM.random(64, 16, seed=0), 200, seed=1).info
+    info = samplers.get("gibbs", num_sweeps=5).sample(RBM.random(64, 16, seed=0), 200, seed=1).info
     infos.append({k: v for k, v in info.items() if k.startswith("kernel")})
 print(json.dumps(infos))
 """
