@@ -222,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from rbmdiff.train import train
     from rbmdiff.training_defaults import choose, summary
 
-    resolve(args.device)  # a device that is not there: refuse before any work
+    device = resolve(args.device)  # a device that is not there: refuse before any work
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data, min_rows=args.batch_size or 1)
     for path in (args.out, args.history, args.checkpoint):
@@ -233,7 +233,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                 method=args.method, score=args.score, recommended=recommended,
                 given={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                        "m_method": args.m_method, "n_noise": args.n_noise,
-                       "sweeps": args.sweeps})
+                       "sweeps": args.sweeps}, device=device)
     kw.update(_negative_options(args))
     if args.topology:
         from rbmdiff.topology import native_layout

@@ -7,7 +7,10 @@ The rule (the same for every data set; it looks only at sizes and cost):
    m are estimated (:func:`exact_m_cost`: enumeration of the 2^n visible states when the
    score would enumerate v, of the 2^m hidden states per row and noise draw otherwise), and
    exact m is used when the estimate is ≤ ``EXACT_TIME_BOUND_S`` and ≤ half the machine's
-   memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.
+   memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.  On a GPU the time bound
+   (measured on a CPU) does not apply: m is exact wherever :func:`rbmdiff.score.default_m_method`
+   finds enumeration affordable there (up to 2^16 hidden states), exact m being the best
+   variant measured (BENCHMARKS.md "Digits gap"; no GPU timings yet).
 3. Each m regime then takes the settings measured best for it (BENCHMARKS.md §1):
    exact m: 16 noise draws per row, log-SNR window [−2, 2], peak lr 0.1, 1,000 steps
    (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
@@ -23,8 +26,10 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.score import CHUNK_ELEMENTS, VISIBLE_ENUM_BITS
+from rbmdiff.score import CHUNK_ELEMENTS, VISIBLE_ENUM_BITS, default_m_method
 
 APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
 EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
@@ -94,7 +99,7 @@ def check_exact_affordable(cost: dict) -> None:
 
 def choose(
     *, n_visible: int, n_hidden: int, rows: int, method: str = "dsm", score: str = "posterior",
-    recommended: bool = True, given: dict | None = None,
+    recommended: bool = True, given: dict | None = None, device: str | torch.device = "cpu",
 ) -> dict:
     """Keyword arguments of :func:`rbmdiff.train.train` by the rule above.
 
@@ -113,9 +118,12 @@ def choose(
     n_noise = given.get("n_noise", settings.get("n_noise", 1))
     steps = given.get("steps", settings["steps"])
     cost = exact_m_cost(n_visible, n_hidden, batch, n_noise, steps)
-    if forced == "exact":
+    gpu_exact = (torch.device(device).type != "cpu"
+                 and default_m_method(n_visible, n_hidden, device) == "exact")
+    if forced == "exact" and not gpu_exact:
         check_exact_affordable(cost)
-    m_method = forced or ("exact" if exact_m_affordable(cost) else APPROX_M_METHOD)
+    exact = gpu_exact or exact_m_affordable(cost)
+    m_method = forced or ("exact" if exact else APPROX_M_METHOD)
     if recommended:
         kw.update(EXACT_SETTINGS if m_method == "exact" else APPROX_SETTINGS)
     else:

@@ -134,3 +134,16 @@ def test_default_dsm_on_digits_beats_sklearn(tmp_path, capsys):
           f"sklearn BernoulliRBM by (rate, n_iter) {theirs}")
     assert ours_wall < 600
     assert ours >= best
+
+
+def test_on_a_gpu_exact_m_wherever_enumeration_is_affordable_there():
+    """digits/16 gets TAP on the CPU (hours of exact m) and exact m on a GPU (2^16 hidden
+    states); 64 hidden stays approximate everywhere; a forced exact m is not refused there."""
+    cpu = choose(n_visible=64, n_hidden=16, rows=1437)
+    gpu = choose(n_visible=64, n_hidden=16, rows=1437, device="cuda")
+    assert cpu["m_method"] == APPROX_M_METHOD and gpu["m_method"] == "exact"
+    assert choose(n_visible=64, n_hidden=64, rows=1437, device="cuda")["m_method"] \
+        == APPROX_M_METHOD
+    forced = choose(n_visible=64, n_hidden=16, rows=1437, device="cuda",
+                    given={"m_method": "exact"})
+    assert forced["m_method"] == "exact"
