@@ -1,4 +1,4 @@
-"""Bigger models (issue 17): digits-binary with 64 and 100 hidden units, scored by AIS.
+"""Bigger models: digits-binary with 64 and 100 hidden units, scored by AIS.
 
 Test log-likelihood (1/N) Σ log p_θ(v) = -mean F(v) - log Ẑ with log Ẑ from annealed
 importance sampling (rbmdiff.ais; Salakhutdinov & Murray 2008) from the data's base-rate model,
@@ -34,7 +34,7 @@ from train_quality import sklearn_rbm
 RESULTS = Path(__file__).parent / "results"
 BATCH = 64
 RUNS: dict[str, dict] = {
-    # the CPU default's m (TAP) and recipe at the baselines' step count: its 5× steps
+    # the CPU default's m (TAP) and recipe at the baselines' step count: its 3× steps
     # (digits_gap.CPU_DEFAULT) do not fit this benchmark's budget at 64-100 hidden units
     "dsm-tap10": METHODS["dsm-tap10"],
     "cd1": {"method": "cd", "lr": 0.01},

@@ -1,4 +1,4 @@
-"""Bigger models, sampling (issue 17): ``gibbs`` against 1,000 reverse-SDE steps at 64 and 100
+"""Bigger models, sampling: ``gibbs`` against 1,000 reverse-SDE steps at 64 and 100
 hidden units on digits-binary.
 
 One DSM-TAP model per size (bigger_models.py's ``dsm-tap10`` recipe, 2,000 steps, seed 0,

@@ -1,4 +1,4 @@
-"""The digits gap (issue 17): which score-matching variant matches exact ML on digits-binary?
+"""The digits gap: which score-matching variant matches exact ML on digits-binary?
 
 digits-binary (docs/design.md §8 split), 16 hidden units, exact test log-likelihood
 (1/N) Σ log p_θ(v) by enumerating the 2^16 hidden states; mean ± sd over seeds.  Rows: exact
@@ -45,7 +45,7 @@ METHODS: dict[str, dict] = {
                         "steps": 3 * STEPS},
     "dsm-tap10-x5": {**VR, "m_method": "tap", "sweeps": 10, "steps": 5 * STEPS},
 }
-CPU_DEFAULT = "dsm-tap10-x5"  # the recipe BENCHMARKS.md "Digits gap" recommends on a CPU
+CPU_DEFAULT = "dsm-tap10-x3"  # what `rbmdiff train` uses on a CPU where exact m is costly
 
 
 def test_log_likelihood(rbm: RBM, test: torch.Tensor) -> float:

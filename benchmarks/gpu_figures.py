@@ -1,4 +1,4 @@
-"""GPU against CPU (issue 17): DSM steps/s, exact-m DSM steps/s, Gibbs sweeps/s.
+"""GPU against CPU: DSM steps/s, exact-m DSM steps/s, Gibbs sweeps/s.
 
 For each device present (the CPU, and CUDA when torch sees a GPU), on the same code path:
 

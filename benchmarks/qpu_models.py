@@ -9,8 +9,9 @@ meta["layout"], so the ``qpu`` sampler embeds it with one qubit per unit).
 tests/data holds: bas4x4_dense.pt and bas4x4_zephyr.pt (``--steps 200``: KL 0.075 and 0.373)
 and bas4x4_dense_ml1000.pt (``--steps 1000 --only dense --suffix _ml1000``: KL 0.010,
 max |W| 10.7), the model of the annealer-mock test; digits16_dense.pt and digits16_zephyr.pt,
-the training defaults (DSM, mean-field m) on digits-binary with 16 hidden units:
-``rbmdiff train --data digits-binary --n-hidden 16 [--topology zephyr] --threads 1 --out F``
+DSM with mean-field m, 2,000 steps, on digits-binary with 16 hidden units:
+``rbmdiff train --data digits-binary --n-hidden 16 --m-method meanfield --steps 2000
+[--topology zephyr] --threads 1 --out F``
 (exact test LL −19.20 dense, −23.37 Zephyr-native with 224 of 1,024 couplings).
 """
 

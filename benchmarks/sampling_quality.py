@@ -1,4 +1,4 @@
-"""Sampling: quality against cost for every sampler on three trained RBMs  (issue 6, §2).
+"""Sampling: quality against cost for every sampler on three trained RBMs  (§2).
 
 One model of each size is trained once (fixed seed, cached in ``<out>/sampling_quality_models``):
 
@@ -94,7 +94,7 @@ MODELS = (
 GRIDS = {
     "sde": ("steps", (10, 30, 100, 300, 1000), (10,)),
     "ode": ("steps", (5, 10, 20, 50), (5,)),
-    "gibbs": ("num_sweeps", (1, 3, 10, 30, 100, 300, 1000, 3000), (1, 10)),  # issue: ≤ 300
+    "gibbs": ("num_sweeps", (1, 3, 10, 30, 100, 300, 1000, 3000), (1, 10)),
     "anneal": ("num_sweeps", (10, 100, 1000), (10,)),
     "qpu": ("mock_sweeps", (1000,), (20,)),
 }

@@ -1,4 +1,4 @@
-"""Block-Gibbs throughput against the machine's matmul roofline and two peers  (issue 6, §3).
+"""Block-Gibbs throughput against the machine's matmul roofline and two peers  (§3).
 
 A block-Gibbs sweep on B chains of an n×m RBM is two products, (B, n)@(n, m) and
 (B, m)@(m, n), plus 2·B·(n+m)... elementwise sigmoid/Bernoulli work, so its flop count is
@@ -18,8 +18,8 @@ compiled call, blocks of 4 chains with their fields in registers (``fused``); ot
 also on one thread (``fused_threads_speedup``).  Also timed in the same run:
 ``torch_kernel``, the same method with the compiled code turned off (``RBMDIFF_NATIVE=0``:
 ``sigmoid_`` + ``gt_`` against float32 uniforms from NumPy's PCG64, the fallback where the
-package was installed without its compiled library), and ``before``, the kernel this project
-had until issue 6 (per sweep, ``torch.bernoulli(torch.sigmoid(·))`` on fresh tensors, torch's
+package was installed without its compiled library), and ``before``, a reference kernel
+(per sweep, ``torch.bernoulli(torch.sigmoid(·))`` on fresh tensors, torch's
 generator).
 
 Peers on the same RBM, same sweeps, both at β = 1: scikit-learn's ``BernoulliRBM.gibbs`` (one
@@ -127,7 +127,7 @@ def matmul(rows: int, inner: int, cols: int) -> tuple[Callable[[], object], int]
 
 
 def gibbs_before(rbm: RBM, v: torch.Tensor, sweeps: int, g: torch.Generator) -> torch.Tensor:
-    """The block-Gibbs kernel before issue 6, kept as the reference: per sweep and layer a
+    """The reference block-Gibbs kernel: per sweep and layer a
     fresh σ tensor and a fresh ``torch.bernoulli`` draw from torch's generator."""
     with torch.no_grad():
         for _ in range(sweeps):
@@ -265,7 +265,7 @@ def row_timings(rbm: RBM, chains: int, sweeps: int, anneal: dict, *, rounds: int
                 min_total_s: float, min_s: float, peer_min_s: float,
                 peak: Callable[[], object]) -> dict[str, float]:
     """Best seconds per call of everything one row reports, by one :func:`interleaved_best`:
-    the kernel, the torch kernel, the pre-issue-6 kernel, the ``gibbs`` sampler end to end,
+    the kernel, the torch kernel, the reference kernel, the ``gibbs`` sampler end to end,
     the same-shape and 1024³ products, the kernels' parts, sklearn and the annealer
     (``anneal``: :func:`anneal_calls` for this RBM shape)."""
     g = torch.Generator().manual_seed(0)

@@ -1,4 +1,4 @@
-"""Training quality: does denoising score matching make a good RBM?  (issue 6, §1)
+"""Training quality: does denoising score matching make a good RBM?  (§1)
 
 One run trains every method on every task with several seeds and scores each model exactly:
 
@@ -17,7 +17,7 @@ time), writes ``<out>/train_quality.parquet`` (one row per run) and
     python benchmarks/train_quality.py            # full run (minutes)
     python benchmarks/train_quality.py --quick    # every row, tiny budgets (< 60 s)
     python benchmarks/train_quality.py --data bas-4x4 --methods dsm-exact-vr16 --merge
-    python benchmarks/train_quality.py --ablation   # issue 6's DSM variants on bas-4x4 (~1 h)
+    python benchmarks/train_quality.py --ablation   # the DSM variants on bas-4x4 (~1 h)
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ RESULTS = Path(__file__).parent / "results"
 # and a noisy gradient does not leave it); cosine learning rate and an EMA of θ.
 VR = {"method": "dsm", "score": "posterior", **RECOMMENDED_DSM}
 # With exact m by visible enumeration, F(v) over the 2^n states is shared by the whole batch,
-# so 16 noise draws per row cost little more than 4 (issue 6: bas-4x4 KL ≤ 0.1).
+# so 16 noise draws per row cost little more than 4.
 VR16 = {**VR, "n_noise": 16}
 
 

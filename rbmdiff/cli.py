@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="defaults (rbmdiff.training_defaults): DSM with the posterior score uses exact "
         "m where its estimated\ncost is small (then 16 noise draws, log-SNR [-2, 2], lr 0.1, "
-        "1,000 steps), else mean-field m\n(4 draws, log-SNR [-4, 4], lr 0.04, 2,000 steps); "
+        "1,000 steps), else second-order TAP m\n(10 sweeps, 4 draws, log-SNR [-4, 4], lr 0.04, "
+        "6,000 steps); "
         "other methods lr 0.01, 2,000 steps;\nbatch min(64, rows).")
     t.add_argument("--data", required=True, help="built-in name (digits, digits-binary, "
                    "bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of values in [0, 1]")
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DSM with the posterior score: 'recommended' is the measured best "
                    "variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, see "
                    "BENCHMARKS.md); 'plain' is docs/math.md §5 as written (λ = σ², t ~ U[t_ε, 1])")
-    t.add_argument("--sweeps", type=_positive_int, help="mean-field sweeps (default 10)")
+    t.add_argument("--sweeps", type=_positive_int, help="mean-field / TAP sweeps (default 10)")
     t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
     t.add_argument("--topology", choices=_LazyChoices("rbmdiff.topology", "TOPOLOGIES"),
                    metavar="TOPOLOGY", help="%(choices)s: train a hardware-native RBM: W "

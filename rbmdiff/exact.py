@@ -9,7 +9,7 @@ import torch
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
 
-MAX_ENUM_BITS = 24  # 2^24 states: the practical limit on this machine
+MAX_ENUM_BITS = 24  # 2^24 states: the enumeration limit (time and memory)
 EXACT_LAW_BITS = 20  # the exact law p(v) over 2^n states is materialised up to this n
 CHUNK_BITS = 14  # states per block while enumerating: 16,384 × layer width floats
 

@@ -1,4 +1,4 @@
-"""Oracle tests for the variance-reduced DSM options (issue 6): each against brute force,
+"""Oracle tests for the variance-reduced DSM options: each against brute force,
 a closed form or autograd."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Faults injected into the pipeline (issue #5): bad params.yaml and data through both entry
+"""Faults injected into the pipeline: bad params.yaml and data through both entry
 points, concurrent sampling runs, and a SIGKILL of a whole ``dvc repro``.
 
 One tiny project (bas-3x3, routes gibbs and anneal) is run once, in this process, and

@@ -24,7 +24,7 @@ BAS = load_dataset("bas-3x3").train  # the 14 bars-and-stripes patterns
 def test_training_lowers_exact_kl_on_bas_3x3(method, score, kw, must_reach):
     """Untrained KL(data‖model) = log 512 − log 14 ≈ 3.60 nats (W ≈ 0, b = logit ½: uniform).
     Each method must go below its level in 300 steps with seed 0 (measured: ML 0.026,
-    PCD 2.01, CD 1.82 (2.23, 2.00 with the Gibbs sample stream before issue 6), DSM exact
+    PCD 2.01, CD 1.82, DSM exact
     3.24, DSM mean-field 3.30; DSM draws 4 noise levels per pattern, so its batches hold each
     pattern 4 times)."""
     before = kl_data_model(init_rbm(BAS, 9, seed=0), BAS)
