@@ -14,14 +14,25 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rbmdiff-prefect-home-")
 for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
     os.environ.pop(_key, None)
-# Caches that libraries keep under the home folder (busclique's biclique tables, our
-# embeddings) go to a throw-away folder, for this process and the subprocesses it starts.
+# Caches kept under the home folder (our embeddings) go to a throw-away folder, for this process and the subprocesses it starts.
 _HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")
 os.environ["XDG_DATA_HOME"] = os.path.join(_HOME, "data")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
 torch.set_num_threads(1)
 
 from rbmdiff import RBM  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def busclique_cache_in_tmp(tmp_path_factory):
+    """busclique keeps its biclique tables beside the interpreter (not under XDG_DATA_HOME):
+    point it at a temp folder for every test in this process."""
+    from minorminer.busclique import busgraph_cache
+
+    root = tmp_path_factory.mktemp("busclique")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(busgraph_cache, "cache_rootdir", staticmethod(lambda version=0: str(root)))
+        yield
 
 
 @pytest.fixture

@@ -27,17 +27,6 @@ from tests.test_anneal import tv_noise
 FAST = {"mock": True, "mock_sweeps": 100, "calibration_reads": 500, "num_bootstrap": 50}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def busclique_cache_in_tmp(tmp_path_factory):
-    """busclique keeps its biclique tables in a user data folder: point it at a temp folder."""
-    from minorminer.busclique import busgraph_cache
-
-    root = tmp_path_factory.mktemp("busclique")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(busgraph_cache, "cache_rootdir", staticmethod(lambda version=0: str(root)))
-        yield
-
-
 @pytest.fixture
 def rbm() -> RBM:
     return RBM.random(8, 4, scale=1.0, seed=5, dtype=torch.float64)

@@ -28,16 +28,6 @@ from tests.test_anneal import tv_noise
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def busclique_cache_in_tmp(tmp_path_factory):
-    from minorminer.busclique import busgraph_cache
-
-    root = tmp_path_factory.mktemp("busclique")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(busgraph_cache, "cache_rootdir", staticmethod(lambda version=0: str(root)))
-        yield
-
-
 def large_rbm(n: int, m: int, *, scale: float, seed: int) -> RBM:
     g = torch.Generator().manual_seed(seed)
     return RBM(scale * torch.randn(n, m, generator=g, dtype=torch.float64),
