@@ -14,7 +14,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rbmdiff-prefect-home-")
 for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
     os.environ.pop(_key, None)
-# Caches kept under the home folder (our embeddings) go to a throw-away folder, for this process and the subprocesses it starts.
+# Caches kept under the home folder (our embeddings) go to a throw-away folder, for this
+# process and the subprocesses it starts.
 _HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")
 os.environ["XDG_DATA_HOME"] = os.path.join(_HOME, "data")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
