@@ -7,6 +7,9 @@ For each device present (the CPU, and CUDA when torch sees a GPU), on the same c
     dsm-exact    DSM steps/s with exact m (chunked enumeration of the 2^16 hidden states)
     gibbs        block-Gibbs sweeps/s of a 784×500 RBM with 10^4 and 10^5 chains (compiled
                  kernel on the CPU, torch on the GPU)
+    train        with --train, on the GPU only: the default command ``rbmdiff train --data
+                 digits-binary --n-hidden 16 --device cuda`` (which picks exact m there), and the
+                 same with 3× its steps; wall seconds and exact test log-likelihood of each
 
 Prints a table and writes ``<out>/gpu_figures.parquet``.  One prepared run for a machine with
 a GPU; on a CPU-only machine it measures the CPU column only.
@@ -18,6 +21,8 @@ a GPU; on a CPU-only machine it measures the CPU column only.
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,6 +74,39 @@ def gibbs_sweeps_per_s(device: torch.device, chains: int, sweeps: int, shape) ->
     return sweeps / (time.perf_counter() - start)
 
 
+def train_rows(device: torch.device, steps_factors=(1, 3)) -> list[dict]:
+    """The default ``rbmdiff train`` on ``device`` (through the CLI), and with its steps × k."""
+    from rbmdiff.cli import main as cli
+    from rbmdiff.evaluate import evaluate
+    from rbmdiff.training_defaults import choose
+
+    data = load_dataset("digits-binary")
+    steps = choose(n_visible=data.n_visible, n_hidden=16, rows=len(data.train),
+                   device=device)["steps"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in steps_factors:
+            out = Path(tmp) / f"m{k}.pt"
+            argv = ["train", "--data", "digits-binary", "--n-hidden", "16", "--quiet",
+                    "--device", device.type, "--out", str(out)]
+            if k != 1:
+                argv += ["--steps", str(k * steps)]
+            start = time.perf_counter()
+            if cli(argv) != 0:
+                raise SystemExit(f"rbmdiff {' '.join(argv)} failed")
+            wall = time.perf_counter() - start
+            rbm = RBM.load(out)
+            ll = evaluate(rbm, data.test)["test_log_likelihood"]
+            what = " ".join(argv[1:5]) + f" --device {device.type}" + (
+                f" --steps {k * steps}" if k != 1 else "")
+            training = rbm.meta["training"]
+            print(json.dumps({"train": what, "wall_s": wall, "test_ll": ll,
+                              "m_method": rbm.meta.get("m_method")}), flush=True)
+            rows += [{"figure": "train wall s", "size": what, "value": wall},
+                     {"figure": "train test log-lik", "size": what, "value": ll}]
+    return rows
+
+
 def measure(device: torch.device, quick: bool) -> list[dict]:
     hidden = 8 if quick else 16
     rows = [
@@ -84,6 +122,10 @@ def measure(device: torch.device, quick: bool) -> list[dict]:
             continue  # 10^5 chains at 784×500 take minutes per sweep on two cores
         rows.append({"figure": "gibbs sweeps/s", "size": f"{shape[0]}×{shape[1]}, {chains} chains",
                      "value": gibbs_sweeps_per_s(device, chains, 2 if quick else 10, shape)})
+    from rbmdiff.gibbs_kernels import provenance
+
+    print(f"{device}: Gibbs kernel {provenance(torch.zeros(shape, device=device))['kernel']}",
+          flush=True)
     for r in rows:
         r["device"] = str(device)
     return rows
@@ -92,12 +134,18 @@ def measure(device: torch.device, quick: bool) -> list[dict]:
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes")
+    p.add_argument("--train", action="store_true",
+                   help="also time the default `rbmdiff train` on the GPU and score it")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available()
                                        else [])
-    df = pd.DataFrame([r for d in devices for r in measure(d, args.quick)])
+    rows = [r for d in devices for r in measure(d, args.quick)]
+    if args.train:
+        for d in devices[1:]:
+            rows += [{**r, "device": str(d)} for r in train_rows(d)]
+    df = pd.DataFrame(rows)
     table = df.pivot_table(index=["figure", "size"], columns="device", values="value",
                            sort=False)
     print(table.to_string(float_format=lambda x: f"{x:.3g}"))

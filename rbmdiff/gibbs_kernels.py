@@ -6,7 +6,8 @@ h ~ σ(c + vW), v ~ σ(b + hWᵀ) on the chains v (B, n) in place; W (n, m), c (
 random stream.  Per layer each unit is set to 1 iff U < σ(x) for a uniform U.  Every kernel
 samples the same law; each has its own stream (``stream``).  :func:`select` picks one:
 the compiled kernel (:mod:`rbmdiff.native`) for float32 CPU tensors where it was built,
-else the torch kernel (float64, other devices, or no compiled library).
+the device kernel for chains on an accelerator, else the torch kernel (float64, or no
+compiled library).
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ THREAD_MIN_MULTIPLY_ADDS = 1 << 22
 
 class TorchKernel:
     """x by ``addmm(out=)``, then ``sigmoid_`` and ``gt_`` against 24-bit (float32) or 53-bit
-    (float64) uniforms from :func:`rbmdiff.seeds.generator` (NumPy's PCG64), drawn on the CPU
-    for a block of sweeps (up to :data:`GIBBS_BLOCK` units) at a time and moved to the
-    chains' device."""
+    (float64) uniforms from :func:`rbmdiff.seeds.generator` (NumPy's PCG64), drawn for a block
+    of sweeps (up to :data:`GIBBS_BLOCK` units) at a time: CPU chains."""
 
     name = "torch"
     stream = "numpy-pcg64"
@@ -51,6 +51,27 @@ class TorchKernel:
                 # h_j = 1 iff U < σ(c_j + (vW)_j);  then v_i = 1 iff U' < σ(b_i + (W h)_i)
                 torch.addmm(c, v, W, out=h).sigmoid_().gt_(u[: B * m].view(B, m))
                 torch.addmm(b, h, W.T, out=v).sigmoid_().gt_(u[B * m:].view(B, n))
+
+
+class DeviceKernel:
+    """x by ``addmm(out=)``, then ``sigmoid_`` and ``gt_`` against uniforms drawn where the
+    chains are, by a torch generator of that device seeded with ``seed`` (Philox on CUDA):
+    for chains on an accelerator, where drawing on the CPU and copying would dominate."""
+
+    name = "torch-device"
+    stream = "torch generator of the chains' device"
+
+    def threads(self) -> int:
+        return 1
+
+    def __call__(self, v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+                 sweeps: int, seed: int) -> None:
+        h = torch.empty(v.shape[0], W.shape[1], dtype=v.dtype, device=v.device)
+        u_h, u_v = torch.empty_like(h), torch.empty_like(v)
+        g = torch.Generator(device=v.device).manual_seed(seed)
+        for _ in range(sweeps):
+            torch.addmm(c, v, W, out=h).sigmoid_().gt_(u_h.uniform_(generator=g))
+            torch.addmm(b, h, W.T, out=v).sigmoid_().gt_(u_v.uniform_(generator=g))
 
 
 class PassKernel:
@@ -103,14 +124,18 @@ class FusedKernel:
                             threads=threads)
 
 
-GibbsKernel = TorchKernel | PassKernel | FusedKernel
+GibbsKernel = TorchKernel | DeviceKernel | PassKernel | FusedKernel
 _TORCH = TorchKernel()
+_DEVICE = DeviceKernel()
 
 
 def select(W: torch.Tensor) -> GibbsKernel:
     """The kernel for an RBM with weights W (n, m): compiled for float32 CPU tensors where
-    the library is available (fused when it fits the caches), torch otherwise."""
-    if W.dtype != torch.float32 or W.device.type != "cpu":
+    the library is available (fused when it fits the caches), the device kernel for tensors on
+    an accelerator, torch otherwise."""
+    if W.device.type != "cpu":
+        return _DEVICE
+    if W.dtype != torch.float32:
         return _TORCH
     kern = native.kernel()
     if kern is None:

@@ -256,6 +256,33 @@ def test_float32_gibbs_matches_the_exact_law(gibbs_kernel, beta):
     assert tv <= 0.03 and tv <= expected_tv(p, N) + 0.006, (tv, expected_tv(p, N))
 
 
+def test_the_device_kernel_matches_the_exact_law():
+    """The accelerator's kernel, run here on CPU tensors with a CPU generator: 50,000 chains of
+    an 8×4 float32 RBM, 200 sweeps, against enumeration (the bounds of the test above)."""
+    rbm64 = RBM.random(8, 4, scale=1.0, seed=0, dtype=torch.float64)
+    rbm = rbm64.to(torch.float32)
+    _, p = visible_law(rbm64)
+    v = torch.zeros(50_000, 8)
+    gibbs_kernels.DeviceKernel()(v, rbm.W, rbm.b, rbm.c, 200, seed=3)
+    tv = total_variation(empirical_law(v), p)
+    assert tv <= 0.03 and tv <= expected_tv(p, 50_000) + 0.006, (tv, expected_tv(p, 50_000))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gibbs_on_cuda_draws_on_the_device_and_matches_the_exact_law():
+    rbm64 = RBM.random(8, 4, scale=1.0, seed=0, dtype=torch.float64)
+    from rbmdiff.device import to_device
+
+    rbm = to_device(rbm64.to(torch.float32), torch.device("cuda"))
+    assert rbm.gibbs_kernel() == "torch-device"
+    g = torch.Generator(device="cuda").manual_seed(5)
+    v = rbm.gibbs(torch.zeros(50_000, 8), 200, generator=g)
+    assert v.device.type == "cuda"
+    _, p = visible_law(rbm64)
+    tv = total_variation(empirical_law(v.cpu()), p)
+    assert tv <= 0.03 and tv <= expected_tv(p, 50_000) + 0.006, (tv, expected_tv(p, 50_000))
+
+
 def test_every_kernel_samples_the_exact_marginals_and_pair_moments(gibbs_kernel):
     """A 6×3 float32 RBM, 20,000 chains from the all-zero state, 50 sweeps: each E[v_i] and
     E[v_i v_j] within 5σ of its value under the enumerated law (σ = √(q(1−q)/N), independent
