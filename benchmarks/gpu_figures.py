@@ -128,6 +128,7 @@ def measure(device: torch.device, quick: bool) -> list[dict]:
           flush=True)
     for r in rows:
         r["device"] = str(device)
+        print(json.dumps(r), flush=True)
     return rows
 
 

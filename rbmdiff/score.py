@@ -17,17 +17,16 @@ VISIBLE_ENUM_BITS = 12  # exact m enumerates v (not h) when n ≤ max(m, this)
 # How m_θ(a, t) is computed for the ``posterior`` score; the CLI offers these names.
 M_METHODS = ("exact", "meanfield", "tap", "gibbs", "gibbs_cov")
 CHUNK_ELEMENTS = 1 << 21  # hidden enumeration: B × states × n floats per chunk (8 MiB float32)
-# Exact m is the default where it is affordable: visible enumeration up to 2^16 states (F of
-# every state is shared by the batch), hidden enumeration (per row) up to 2^12 states on a CPU,
-# 2^16 on a GPU; beyond, second-order mean field (BENCHMARKS.md, "Digits gap").
-EXACT_VISIBLE_BITS, EXACT_HIDDEN_BITS_CPU, EXACT_HIDDEN_BITS_GPU = 16, 12, 16
+# Exact m is the samplers' default where it is affordable per row and step: visible
+# enumeration up to 2^16 states (F of every state is shared by the batch), hidden enumeration
+# (per row) up to 2^12 states; beyond, second-order mean field.  The same on a GPU: 2^16
+# hidden states per row cost ~1.8 ms there per step (BENCHMARKS.md "GPU figures").
+EXACT_VISIBLE_BITS, EXACT_HIDDEN_BITS = 16, 12
 
 
-def default_m_method(n_visible: int, n_hidden: int, device: str | torch.device = "cpu") -> str:
-    """"exact" where enumeration is affordable on ``device``, else "tap" (the one rule)."""
-    hidden_bits = (EXACT_HIDDEN_BITS_CPU if torch.device(device).type == "cpu"
-                   else EXACT_HIDDEN_BITS_GPU)
-    if n_visible <= EXACT_VISIBLE_BITS or n_hidden <= hidden_bits:
+def default_m_method(n_visible: int, n_hidden: int) -> str:
+    """"exact" where enumeration is affordable, else "tap"."""
+    if n_visible <= EXACT_VISIBLE_BITS or n_hidden <= EXACT_HIDDEN_BITS:
         return "exact"
     return "tap"
 

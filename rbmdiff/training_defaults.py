@@ -4,13 +4,10 @@ The rule (the same for every data set; it looks only at sizes and cost):
 
 1. DSM with the posterior score uses the variance-reduced recipe ``RECOMMENDED_DSM``.
 2. m_θ is computed **exactly where that is cheap**: the whole run's time and memory for exact
-   m are estimated (:func:`exact_m_cost`: enumeration of the 2^n visible states when the
-   score would enumerate v, of the 2^m hidden states per row and noise draw otherwise), and
-   exact m is used when the estimate is ≤ ``EXACT_TIME_BOUND_S`` and ≤ half the machine's
-   memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.  On a GPU the time bound
-   (measured on a CPU) does not apply: m is exact wherever :func:`rbmdiff.score.default_m_method`
-   finds enumeration affordable there (up to 2^16 hidden states), exact m being the best
-   variant measured (BENCHMARKS.md "Digits gap"; no GPU timings yet).
+   m are estimated on the device it will run on (:func:`exact_m_cost`: enumeration of the
+   2^n visible states when the score would enumerate v, of the 2^m hidden states per row and
+   noise draw otherwise), and exact m is used when the estimate is ≤ ``EXACT_TIME_BOUND_S``
+   and ≤ half the device's memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.
 3. Each m regime then takes the settings measured best for it (BENCHMARKS.md §1):
    exact m: 16 noise draws per row, log-SNR window [−2, 2], peak lr 0.1, 1,000 steps
    (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
@@ -29,7 +26,7 @@ import os
 import torch
 
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.score import CHUNK_ELEMENTS, VISIBLE_ENUM_BITS, default_m_method
+from rbmdiff.score import CHUNK_ELEMENTS, VISIBLE_ENUM_BITS
 
 APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
 EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
@@ -41,6 +38,9 @@ MAX_BATCH = 64
 SECONDS_PER_FREE_ENERGY = 10e-9  # per visible state and hidden unit: F over the 2^n states
 SECONDS_PER_PRODUCT = 1.2e-9  # per visible state and noised row: the factorised sums
 SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
+# ... and of hidden enumeration on a GPU (an H200: 2.28 steps/s at 256 rows × 2^16 × 64,
+# BENCHMARKS.md "GPU figures"); the visible-enumeration terms keep the CPU's values there.
+SECONDS_PER_HIDDEN_TERM_GPU = 0.42e-9
 
 EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps": 1000}
 APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 6000,
@@ -48,19 +48,24 @@ APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "step
 BASELINE_SETTINGS = {"lr": 0.01, "steps": 2000}
 
 
-def machine_memory_bytes() -> int:
-    """Physical memory of this machine (bytes)."""
+def machine_memory_bytes(device: str | torch.device = "cpu") -> int:
+    """Memory of ``device`` (bytes): the machine's, or the GPU's own."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int) -> dict:
+def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int,
+                 device: str | torch.device = "cpu") -> dict:
     """Estimated time (s) and peak memory (bytes) of a DSM run with exact m.
 
     Visible enumeration (n ≤ max(m, 12)): F over 2^n states (2^n·m terms, shared by the batch)
     and two factorised products per noised row (2^n per row).  Hidden enumeration: 2^m·n terms
     per noised row, visited in chunks of ``CHUNK_ELEMENTS`` floats (a few buffers of one chunk
-    in the backward pass).  -> {"how", "seconds", "bytes"}.
+    in the backward pass).  -> {"how", "seconds", "bytes", "device"}.
     """
+    on_gpu = torch.device(device).type != "cpu"
     rows = batch_size * n_noise
     if n <= max(m, VISIBLE_ENUM_BITS):
         k = n // 2
@@ -68,15 +73,17 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int) -> d
         peak = 12 * 2**n * m + 24 * 2**n + 32 * rows * (2**k + 2 ** (n - k))
         how = f"enumerating the 2^{n} visible states"
     else:
-        per_step = SECONDS_PER_HIDDEN_TERM * rows * 2**m * n
+        per_term = SECONDS_PER_HIDDEN_TERM_GPU if on_gpu else SECONDS_PER_HIDDEN_TERM
+        per_step = per_term * rows * 2**m * n
         peak = 4 * 8 * min(rows * 2**m * n, CHUNK_ELEMENTS)
         how = f"enumerating 2^{m} hidden states for each of {rows} noised rows"
-    return {"how": how, "seconds": per_step * steps, "bytes": peak}
+    return {"how": how, "seconds": per_step * steps, "bytes": peak,
+            "device": str(torch.device(device))}
 
 
 def exact_m_affordable(cost: dict) -> bool:
     return (cost["seconds"] <= EXACT_TIME_BOUND_S
-            and cost["bytes"] <= MEMORY_FRACTION * machine_memory_bytes())
+            and cost["bytes"] <= MEMORY_FRACTION * machine_memory_bytes(cost["device"]))
 
 
 def describe(cost: dict) -> str:
@@ -91,9 +98,10 @@ def check_exact_affordable(cost: dict) -> None:
     """Refuse a forced exact m whose estimate is over the time or memory bound."""
     if not exact_m_affordable(cost):
         raise RbmdiffError(
-            f"exact m would take {describe(cost)} ({cost['how']}; the bound is "
-            f"{EXACT_TIME_BOUND_S:.0f} s and {MEMORY_FRACTION:.0%} of this machine's "
-            f"{machine_memory_bytes() / 2**30:.0f} GiB); use --m-method {APPROX_M_METHOD}"
+            f"exact m would take {describe(cost)} on {cost['device']} ({cost['how']}; the bound "
+            f"is {EXACT_TIME_BOUND_S:.0f} s and {MEMORY_FRACTION:.0%} of its "
+            f"{machine_memory_bytes(cost['device']) / 2**30:.0f} GiB); use --m-method "
+            f"{APPROX_M_METHOD}"
         )
 
 
@@ -117,13 +125,10 @@ def choose(
     settings = EXACT_SETTINGS if recommended else BASELINE_SETTINGS
     n_noise = given.get("n_noise", settings.get("n_noise", 1))
     steps = given.get("steps", settings["steps"])
-    cost = exact_m_cost(n_visible, n_hidden, batch, n_noise, steps)
-    gpu_exact = (torch.device(device).type != "cpu"
-                 and default_m_method(n_visible, n_hidden, device) == "exact")
-    if forced == "exact" and not gpu_exact:
+    cost = exact_m_cost(n_visible, n_hidden, batch, n_noise, steps, device)
+    if forced == "exact":
         check_exact_affordable(cost)
-    exact = gpu_exact or exact_m_affordable(cost)
-    m_method = forced or ("exact" if exact else APPROX_M_METHOD)
+    m_method = forced or ("exact" if exact_m_affordable(cost) else APPROX_M_METHOD)
     if recommended:
         kw.update(EXACT_SETTINGS if m_method == "exact" else APPROX_SETTINGS)
     else:

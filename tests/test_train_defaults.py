@@ -136,14 +136,22 @@ def test_default_dsm_on_digits_beats_sklearn(tmp_path, capsys):
     assert ours >= best
 
 
-def test_on_a_gpu_exact_m_wherever_enumeration_is_affordable_there():
-    """digits/16 gets TAP on the CPU (hours of exact m) and exact m on a GPU (2^16 hidden
-    states); 64 hidden stays approximate everywhere; a forced exact m is not refused there."""
-    cpu = choose(n_visible=64, n_hidden=16, rows=1437)
-    gpu = choose(n_visible=64, n_hidden=16, rows=1437, device="cuda")
-    assert cpu["m_method"] == APPROX_M_METHOD and gpu["m_method"] == "exact"
-    assert choose(n_visible=64, n_hidden=64, rows=1437, device="cuda")["m_method"] \
-        == APPROX_M_METHOD
-    forced = choose(n_visible=64, n_hidden=16, rows=1437, device="cuda",
-                    given={"m_method": "exact"})
-    assert forced["m_method"] == "exact"
+def test_on_a_gpu_the_same_rule_with_the_gpus_measured_cost(monkeypatch):
+    """On a GPU exact m costs ~0.42 ns per hidden term (an H200; ~95× the CPU's estimate), so
+    bigger problems fit the 600 s bound there: digits with 12 hidden units and the exact
+    regime's 16 draws × 1,000 steps gets exact m on a GPU and TAP on a CPU; digits/16 (~30 min
+    of exact m on the H200) gets TAP on both, and a forced exact m is refused there with the
+    GPU's estimate."""
+    from rbmdiff import training_defaults
+
+    monkeypatch.setattr(training_defaults, "machine_memory_bytes", lambda device="cpu": 141e9)
+    for hidden, on_cpu, on_gpu in ((12, APPROX_M_METHOD, "exact"),
+                                   (16, APPROX_M_METHOD, APPROX_M_METHOD)):
+        assert choose(n_visible=64, n_hidden=hidden, rows=1437)["m_method"] == on_cpu
+        assert choose(n_visible=64, n_hidden=hidden, rows=1437, device="cuda")["m_method"] \
+            == on_gpu
+    gpu = exact_m_cost(64, 16, 64, 16, 1000, "cuda")
+    assert 1200 < gpu["seconds"] < 2400  # measured: 2.28 steps/s at a quarter of the rows
+    assert exact_m_cost(64, 16, 64, 16, 1000)["seconds"] > 50 * gpu["seconds"]
+    with pytest.raises(RbmdiffError, match=r"exact m would take ~30 min and .* on cuda"):
+        choose(n_visible=64, n_hidden=16, rows=1437, device="cuda", given={"m_method": "exact"})

@@ -63,7 +63,7 @@ class SDESampler:
 
     The score kind, ε and schedule come from the model's metadata unless given here.
     m_method defaults to :func:`rbmdiff.score.default_m_method` ("exact" where enumeration is
-    affordable on the device, else "tap").
+    affordable, else "tap").
     ``device`` ("cpu", "cuda" or "auto"): where the model and the chains live; the samples
     come back on the CPU.
     """
@@ -102,7 +102,7 @@ class SDESampler:
         eps = meta.get("eps", DEFAULT_EPS)
         if name != "posterior":
             return make_score(name, sde=sde, eps=eps)
-        m_method = self.m_method or default_m_method(rbm.n_visible, rbm.n_hidden, self.device)
+        m_method = self.m_method or default_m_method(rbm.n_visible, rbm.n_hidden)
         return make_score(name, sde=sde, eps=eps, m_method=m_method, sweeps=self.sweeps,
                           generator=generator)
 
