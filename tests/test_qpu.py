@@ -63,7 +63,7 @@ def test_mock_reads_are_binary_with_full_info(rbm, topology, tmp_path):
 def test_embedding_is_cached_and_reused_without_search(rbm, tmp_path, monkeypatch):
     sampler = QPUSampler(embedding_dir=tmp_path, calibration_rounds=0, **FAST)
     first = sampler.sample(rbm, 50, seed=0)
-    assert first.info["embedding_method"] == "busclique"
+    assert first.info["embedding_method"] in ("busclique", "minorminer")  # 8×4: unbalanced
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1
     record = json.loads(files[0].read_text())
@@ -99,6 +99,25 @@ def test_oversized_rbm_fails_fast_naming_the_limit(topology, shape, limit, tmp_p
         sampler.sample(big, 10, seed=0)
     assert time.perf_counter() - start < 1.0
     assert limit in str(err.value) and topology in str(err.value)
+
+
+def test_an_unbalanced_biclique_takes_the_embedding_with_fewer_qubits():
+    """K_{64,16} on pegasus P8: busclique's chains are all 6 qubits (480 in all); minorminer's
+    have the same longest chain with fewer qubits, and are kept. A balanced K_{16,16} keeps
+    busclique's without a search."""
+    from rbmdiff.topology import solver_graph
+
+    graph = solver_graph("pegasus", [8])
+    emb, method = qpu_embedding.search_embedding(graph, 64, 16, topology="pegasus", shape=[8],
+                                                 timeout=60, seed=0)
+    assert method == "minorminer"
+    assert qpu_embedding.qubits(emb)[0] <= 6 and qpu_embedding.qubits(emb)[1] < 480
+    from dwave.embedding import is_valid_embedding
+
+    assert is_valid_embedding(emb, qpu_embedding.biclique_edges(64, 16), graph)
+    _, method = qpu_embedding.search_embedding(graph, 16, 16, topology="pegasus", shape=[8],
+                                               timeout=60, seed=0)
+    assert method == "busclique"
 
 
 def test_closed_form_limits_match_busclique_tables():

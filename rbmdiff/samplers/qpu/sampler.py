@@ -9,10 +9,11 @@ logical reads' β in the model's own units (β_model, pseudo-likelihood) is 1:
 2. cap p so that every programmed h, J and chain coupling fits the solver's ranges
    (:mod:`.scaling`); clipping happens only with ``clip=True`` and is recorded;
 3. chain strength p · cs₁ under a rule relative to the problem, capped by the solver; a user
-   value wins. By default cs₁ = f · max|J|: f = 2.2 on the thermal mock; on an annealing
-   device (QPU, annealer mock) f is the weakest rung of ``CHAIN_LADDER`` whose
-   calibration reads break fewer than ``LADDER_BROKEN`` of the chains (weak chains freeze
-   later in an anneal, so the logical reads are colder and closer to thermal);
+   value wins. By default cs₁ = f · max|J| with f a rung of ``CHAIN_LADDER``: on an annealing
+   device (QPU, annealer mock) the weakest rung whose calibration reads break fewer than
+   ``LADDER_BROKEN`` of the chains (weak chains freeze later in an anneal, so the logical
+   reads are colder and closer to thermal); on the thermal mock, which has no freeze-out,
+   the strongest rung whose chain coupling still fits at the nominal prefactor;
 4. search p from 1/β_nominal (the mock's mock_beta, a QPU's ``NOMINAL_QPU_BETA``) by a
    bracketed search (:mod:`.calibration`), β estimated from the reads whose chains all hold
    (all reads, majority-voted, when fewer than ``MIN_UNBROKEN`` hold);
@@ -270,16 +271,22 @@ class QPUSampler:
 
 
     def _climb_ladder(self, run: _Run, p0: float, calib: list) -> list[tuple[float, dict]]:
-        """On an annealing device (the QPU, the annealer mock) with no chain_strength_factor
-        given (rule "relative", chains longer than one qubit, calibration on): measure at p0
-        on each rung of ``CHAIN_LADDER`` from the weakest until fewer than ``LADDER_BROKEN``
-        of the chains break, and keep that rung (else the strongest). An ideal thermal device
-        has no freeze-out for weak chains to offset, only majority-vote errors: it keeps
-        ``DEFAULT_CHAIN_FACTOR``. -> the probes [(p, estimate)]; [] when the ladder does not
-        apply."""
+        """Pick the chain-strength rung when no chain_strength_factor is given (rule
+        "relative", chains longer than one qubit). On an annealing device (the QPU, the
+        annealer mock) with calibration on: measure at p0 on each rung of ``CHAIN_LADDER``
+        from the weakest until fewer than ``LADDER_BROKEN`` of the chains break, and keep that
+        rung (else the strongest). On the thermal mock, an ideal device with no freeze-out
+        for weak chains to offset: the strongest rung whose chain coupling fits at p0, with no
+        probe. -> the probes [(p, estimate)]; [] when none were made."""
         if (self.chain_strength_factor is not None or self.chain_strength != "relative"
-                or self.calibration_rounds == 0 or not run.has_chains
-                or run.mock_kind == "thermal"):
+                or not run.has_chains):
+            return []
+        if run.mock_kind == "thermal":
+            fits = [f for f in scaling.CHAIN_LADDER
+                    if run.scale.chain_per_prefactor / run.factor * f * p0 <= run.scale.chain_cap]
+            run.replan(max(fits, default=scaling.CHAIN_LADDER[0]))
+            return []
+        if self.calibration_rounds == 0:
             return []
         probes = []
         for factor in scaling.CHAIN_LADDER:
