@@ -8,8 +8,9 @@ For each device present (the CPU, and CUDA when torch sees a GPU), on the same c
     gibbs        block-Gibbs sweeps/s of a 784×500 RBM with 10^4 and 10^5 chains (compiled
                  kernel on the CPU, torch on the GPU)
     train        with --train, on the GPU only: the default command ``rbmdiff train --data
-                 digits-binary --n-hidden 16 --device cuda`` (which picks exact m there), and the
-                 same with 3× its steps; wall seconds and exact test log-likelihood of each
+                 digits-binary --n-hidden 16 --device cuda`` (its m by rbmdiff.training_defaults'
+                 cost rule on that device), and the same with 3× its steps; wall seconds and
+                 exact test log-likelihood of each
 
 Prints a table and writes ``<out>/gpu_figures.parquet``.  One prepared run for a machine with
 a GPU; on a CPU-only machine it measures the CPU column only.
@@ -99,7 +100,6 @@ def train_rows(device: torch.device, steps_factors=(1, 3)) -> list[dict]:
             ll = evaluate(rbm, data.test)["test_log_likelihood"]
             what = " ".join(argv[1:5]) + f" --device {device.type}" + (
                 f" --steps {k * steps}" if k != 1 else "")
-            training = rbm.meta["training"]
             print(json.dumps({"train": what, "wall_s": wall, "test_ll": ll,
                               "m_method": rbm.meta.get("m_method")}), flush=True)
             rows += [{"figure": "train wall s", "size": what, "value": wall},

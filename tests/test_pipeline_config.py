@@ -153,3 +153,25 @@ def test_train_m_methods_are_the_librarys() -> None:
     from rbmdiff.score import M_METHODS
 
     assert set(get_args(TrainParams.model_fields["m_method"].annotation)) == set(M_METHODS)
+
+
+@pytest.mark.parametrize("given, expected", [(None, True), ("thermal", "thermal")])
+def test_qpu_route_on_a_mock_embedding_keeps_the_named_mock_with_a_token(
+        tmp_path, monkeypatch, given, expected):
+    """Embedded on the mock's graph, the qpu route stays on a mock when a token appears: the
+    one sample.qpu.mock names, else the default mock."""
+    import json
+
+    import rbmdiff.samplers.qpu as qpu
+    from flows.config import RouteParams
+    from flows.layout import Layout
+    from flows.stages.sample import sampler_kwargs
+
+    layout = Layout(tmp_path)
+    layout.solver_info.parent.mkdir(parents=True)
+    layout.solver_info.write_text(json.dumps({"topology": "pegasus", "shape": [8],
+                                              "mock": True}))
+    monkeypatch.setattr(qpu, "has_token", lambda: True)
+    extra = {"mock": given} if given else {}
+    kwargs = sampler_kwargs("qpu", RouteParams(seed=0, num_samples=1, **extra), layout, None)
+    assert kwargs["mock"] == expected and kwargs["mock_shape"] == [8]

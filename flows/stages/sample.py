@@ -25,8 +25,8 @@ def sampler_kwargs(route: str, p: RouteParams, layout: Layout, train: Any) -> di
         kwargs.update(topology=solver["topology"], embedding_dir=str(layout.embedding))
         if solver["mock"]:
             kwargs["mock_shape"] = solver["shape"]
-            if has_token():  # embedded on the mock: stay there (`dvc repro -f embed` to switch)
-                kwargs["mock"] = True
+            if has_token():  # embedded on the mock: stay on a mock, the one named if any
+                kwargs["mock"] = kwargs.get("mock") or True  # (`dvc repro -f embed` to switch)
         else:
             kwargs["mock"] = False
     if route == "gibbs" and kwargs.get("init") == "data":
