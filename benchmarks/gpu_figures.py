@@ -6,7 +6,7 @@ For each device present (the CPU, and CUDA when torch sees a GPU), on the same c
                  RECOMMENDED_DSM, batch 64 × 4 noise draws)
     dsm-exact    DSM steps/s with exact m (chunked enumeration of the 2^16 hidden states)
     gibbs        block-Gibbs sweeps/s of a 784×500 RBM with 10^4 and 10^5 chains (compiled
-                 kernel on the CPU, torch on the GPU)
+                 kernel on the CPU, torch-device on the GPU)
     train        with --train, on the GPU only: the default command ``rbmdiff train --data
                  digits-binary --n-hidden 16 --device cuda`` (its m by rbmdiff.training_defaults'
                  cost rule on that device), and the same with 3× its steps; wall seconds and

@@ -196,7 +196,7 @@ class RBM:
     def gibbs_kernel(self) -> str:
         """Which kernel :meth:`gibbs` uses for this model here: "native-avx2-fused" (whole
         sweeps in one call), "native-avx2" or "native-portable" (mm + a compiled pass; the
-        two passes are bit-identical) or "torch"."""
+        two passes are bit-identical), "torch", or "torch-device" (chains on an accelerator)."""
         return gibbs_kernels.select(self.W).name
 
     # -- persistence -------------------------------------------------------------------

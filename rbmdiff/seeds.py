@@ -36,7 +36,8 @@ def words(seed: int, count: int) -> np.ndarray:
 
 
 def from_generator(generator: torch.Generator | None) -> int:
-    """One draw in [0, 2^63 - 1) from ``generator`` (torch's default generator when None):
+    """One draw in [0, 2^63 - 1) from ``generator`` (torch's default generator when None),
+    made on the generator's own device:
     the seed of a call's own stream, so the same generator state gives the same result."""
     device = generator.device if generator is not None else "cpu"
     return int(torch.randint(0, 2**SEED_BITS - 1, (), generator=generator, device=device))

@@ -536,7 +536,7 @@ def _package(run: _Run) -> RBM:
     trained = to_device((run.avg or run.rbm).detach(), "cpu")  # saved device-free
     if cfg.method in ("cd", "pcd"):
         # CD/PCD chains: same law with either kernel, not the same stream
-        kernel = cfg.negative or trained.gibbs_kernel()
+        kernel = cfg.negative or run.rbm.gibbs_kernel()  # where the chains ran
     else:  # DSM's gibbs_cov m draws its clamped chains with torch
         kernel = "torch" if getattr(run.score, "m_method", None) == "gibbs_cov" else None
     training = {

@@ -38,8 +38,9 @@ MAX_BATCH = 64
 SECONDS_PER_FREE_ENERGY = 10e-9  # per visible state and hidden unit: F over the 2^n states
 SECONDS_PER_PRODUCT = 1.2e-9  # per visible state and noised row: the factorised sums
 SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
-# ... and of hidden enumeration on a GPU (an H200: 2.28 steps/s at 256 rows × 2^16 × 64,
-# BENCHMARKS.md "GPU figures"); the visible-enumeration terms keep the CPU's values there.
+# ... and of hidden enumeration on any accelerator, measured on an H200 (2.28 steps/s at 256
+# rows × 2^16 × 64, BENCHMARKS.md "GPU figures"): a slower GPU may overrun the time bound.
+# The visible-enumeration terms keep the CPU's values there.
 SECONDS_PER_HIDDEN_TERM_GPU = 0.42e-9
 
 EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps": 1000}

@@ -29,7 +29,8 @@ FAST = {"mock": True, "mock_sweeps": 100, "calibration_reads": 500, "num_bootstr
 
 @pytest.fixture
 def rbm() -> RBM:
-    return RBM.random(8, 4, scale=1.0, seed=5, dtype=torch.float64)
+    """8×6: a balanced K_{8,6}, embedded by busclique with 2-qubit chains on pegasus P8."""
+    return RBM.random(8, 6, scale=1.0, seed=5, dtype=torch.float64)
 
 
 @pytest.mark.parametrize("topology", ["pegasus", "zephyr"])
@@ -43,7 +44,8 @@ def test_mock_reads_are_binary_with_full_info(rbm, topology, tmp_path):
     assert info["beta_eff_low"] <= info["beta_eff"] <= info["beta_eff_high"]
     assert math.isfinite(info["beta_eff"]) and info["beta_eff"] > 0
     assert 1 <= info["chain_length_mean"] <= info["chain_length_max"]
-    assert info["num_qubits"] >= 8 + 4
+    assert info["chain_length_max"] == (2 if topology == "pegasus" else 1)  # chains on P8
+    assert info["num_qubits"] >= 8 + 6
     assert info["cost_unit"] == "qpu_access_us"
     assert info["cost_units"] == pytest.approx(info["timing"]["qpu_access_time"])
     assert info["cost_units"] > 0
@@ -63,11 +65,11 @@ def test_mock_reads_are_binary_with_full_info(rbm, topology, tmp_path):
 def test_embedding_is_cached_and_reused_without_search(rbm, tmp_path, monkeypatch):
     sampler = QPUSampler(embedding_dir=tmp_path, calibration_rounds=0, **FAST)
     first = sampler.sample(rbm, 50, seed=0)
-    assert first.info["embedding_method"] in ("busclique", "minorminer")  # 8×4: unbalanced
+    assert first.info["embedding_method"] == "busclique"
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1
     record = json.loads(files[0].read_text())
-    assert (record["n_visible"], record["n_hidden"], record["topology"]) == (8, 4, "pegasus")
+    assert (record["n_visible"], record["n_hidden"], record["topology"]) == (8, 6, "pegasus")
 
     def no_search(*args, **kwargs):
         raise AssertionError("the embedding was searched for a second time")
@@ -76,7 +78,7 @@ def test_embedding_is_cached_and_reused_without_search(rbm, tmp_path, monkeypatc
     second = sampler.sample(rbm, 50, seed=1)
     assert second.info["embedding_method"] == "cache"
     assert second.info["num_qubits"] == first.info["num_qubits"]
-    solver = sampler.embed(8, 4)  # the public seam the pipeline's embed stage uses
+    solver = sampler.embed(8, 6)  # the public seam the pipeline's embed stage uses
     assert solver.method == "cache" and solver.info()["num_qubits"] == first.info["num_qubits"]
 
 

@@ -161,6 +161,10 @@ def test_thermal_mock_samples_the_exact_law_of_a_large_weight_rbm(tmp_path):
         rbm, n, seed=1)
     info = s.info
     assert info["chain_length_max"] == 2 and info["clipped"] is False
+    # an ideal device: the solver's strongest chain (−extended_j_range[0]), so the chains do
+    # not limit the prefactor
+    assert info["chain_strength"] == 2.0 and info["chain_strength_rule"] == "solver cap"
+    assert info["prefactor_limited_by"] != "chain"
     assert 0.9 <= info["beta_model"] <= 1.1 and info["target_reached"]
     assert info["chain_break_fraction"] < 0.01 and info["energy_check_ok"]
     _, p = visible_law(rbm)

@@ -12,8 +12,8 @@ logical reads' β in the model's own units (β_model, pseudo-likelihood) is 1:
    value wins. By default cs₁ = f · max|J| with f a rung of ``CHAIN_LADDER``: on an annealing
    device (QPU, annealer mock) the weakest rung whose calibration reads break fewer than
    ``LADDER_BROKEN`` of the chains (weak chains freeze later in an anneal, so the logical
-   reads are colder and closer to thermal); on the thermal mock, which has no freeze-out,
-   the strongest rung whose chain coupling still fits at the nominal prefactor;
+   reads are colder and closer to thermal); on the thermal mock, which has no freeze-out
+   to offset, the strongest chain coupling the solver allows, whatever the prefactor;
 4. search p from 1/β_nominal (the mock's mock_beta, a QPU's ``NOMINAL_QPU_BETA``) by a
    bracketed search (:mod:`.calibration`), β estimated from the reads whose chains all hold
    (all reads, majority-voted, when fewer than ``MIN_UNBROKEN`` hold);
@@ -68,8 +68,9 @@ class QPUSampler:
     calibration samplings of calibration_reads reads (0: program 1/beta_eff as is);
     num_bootstrap: replicates for β's interval. chain_strength: a number (programmed units)
     or a rule, "relative" (default: chain_strength_factor · p · max|J|) or "utc" (uniform
-    torque compensation); chain_strength_factor None = the weakest rung of the ladder that
-    holds the chains at calibration (module docstring; 2.2 without calibration).
+    torque compensation); chain_strength_factor None = on an annealing device the weakest
+    rung of the ladder that holds the chains at calibration (2.2 without calibration), on the
+    thermal mock the solver's strongest chain (module docstring).
     clip: cut h and J into the solver's ranges instead of capping p.
     layout: a native layout (:func:`rbmdiff.topology.native_layout`), default the model's
     meta["layout"]. num_reads: reads per solver call; annealing_time: µs. embedding_dir /
@@ -271,20 +272,20 @@ class QPUSampler:
 
 
     def _climb_ladder(self, run: _Run, p0: float, calib: list) -> list[tuple[float, dict]]:
-        """Pick the chain-strength rung when no chain_strength_factor is given (rule
-        "relative", chains longer than one qubit). On an annealing device (the QPU, the
-        annealer mock) with calibration on: measure at p0 on each rung of ``CHAIN_LADDER``
-        from the weakest until fewer than ``LADDER_BROKEN`` of the chains break, and keep that
-        rung (else the strongest). On the thermal mock, an ideal device with no freeze-out
-        for weak chains to offset: the strongest rung whose chain coupling fits at p0, with no
-        probe. -> the probes [(p, estimate)]; [] when none were made."""
+        """Pick the chain strength when no chain_strength_factor is given (rule "relative",
+        chains longer than one qubit). On an annealing device (the QPU, the annealer mock)
+        with calibration on: measure at p0 on each rung of ``CHAIN_LADDER`` from the weakest
+        until fewer than ``LADDER_BROKEN`` of the chains break, and keep that rung (else the
+        strongest). On the thermal mock, an ideal device with no freeze-out for weak chains
+        to offset: the solver's strongest chain coupling, fixed, with no probe (p is then
+        limited by h_range and j_range only). -> the probes [(p, estimate)]; [] when none
+        were made."""
         if (self.chain_strength_factor is not None or self.chain_strength != "relative"
                 or not run.has_chains):
             return []
         if run.mock_kind == "thermal":
-            fits = [f for f in scaling.CHAIN_LADDER
-                    if run.scale.chain_per_prefactor / run.factor * f * p0 <= run.scale.chain_cap]
-            run.replan(max(fits, default=scaling.CHAIN_LADDER[0]))
+            run.replan(None, chain_strength=run.scale.chain_cap)
+            run.scale.rule = "solver cap"
             return []
         if self.calibration_rounds == 0:
             return []
@@ -381,13 +382,14 @@ class _Run:
         self.calls, self.seeds, self.timing, self.problem_ids = 0, [], {}, []
         self.reused_calls = 0
 
-    def replan(self, factor: float) -> None:
-        """The prefactor cap and chain strength with chain-strength factor ``factor``."""
+    def replan(self, factor: float | None, chain_strength: float | str | None = None) -> None:
+        """The prefactor cap and chain strength with chain-strength factor ``factor`` under the
+        sampler's rule, or with ``chain_strength`` (programmed units) fixed."""
         self.factor = factor
         self.scale = scaling.plan(
             self.logical.h, self.logical.J, self.embedding, self.composite.target_structure
-            .adjacency, self.props, chain_strength=self.sampler.chain_strength, factor=factor,
-            clip=self.sampler.clip)
+            .adjacency, self.props, chain_strength=chain_strength or self.sampler.chain_strength,
+            factor=factor or scaling.DEFAULT_CHAIN_FACTOR, clip=self.sampler.clip)
 
     def _call(self, h: dict, J: dict, num_reads: int, chain_strength: float) -> dimod.SampleSet:
         """One solver call, answered from the read store when this exact call (problem,
