@@ -80,6 +80,12 @@ def test_embedding_is_cached_and_reused_without_search(rbm, tmp_path, monkeypatc
     assert second.info["num_qubits"] == first.info["num_qubits"]
     solver = sampler.embed(8, 6)  # the public seam the pipeline's embed stage uses
     assert solver.method == "cache" and solver.info()["num_qubits"] == first.info["num_qubits"]
+    # a record from another version of the search is searched again (and overwritten)
+    record = json.loads(files[0].read_text())
+    files[0].write_text(json.dumps({**record, "search": record["search"] - 1}))
+    monkeypatch.undo()
+    assert sampler.embed(8, 6).method == "busclique"
+    assert json.loads(files[0].read_text())["search"] == record["search"]
 
 
 @pytest.mark.parametrize(

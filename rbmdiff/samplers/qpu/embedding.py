@@ -85,6 +85,7 @@ def is_perfect_yield(graph: nx.Graph, topology: str, shape: list[int]) -> bool:
 UNBALANCED = 2  # K_{n,m} with max(n, m) ≥ this · min(n, m): also try minorminer
 MINORMINER_TRIES = 10
 MINORMINER_SEEDS = (0, 1, 2)  # fixed: the embedding depends on the graph and (n, m) only
+SEARCH_VERSION = 2  # cached embeddings of another search version are searched again
 
 
 def qubits(emb: dict) -> tuple[int, int]:
@@ -145,9 +146,8 @@ def load_or_find_embedding(
         try:
             record = json.loads(path.read_text())
             emb = {k: list(c) for k, c in record["embedding"].items()}
-            if record.get("graph_id") == gid and is_valid_embedding(
-                emb, biclique_edges(n, m), graph
-            ):
+            if (record.get("graph_id") == gid and record.get("search") == SEARCH_VERSION
+                    and is_valid_embedding(emb, biclique_edges(n, m), graph)):
                 return emb, "cache", path
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # unreadable or stale: search again and overwrite
@@ -155,7 +155,7 @@ def load_or_find_embedding(
         graph, n, m, topology=topology, shape=shape, timeout=timeout, seed=seed
     )
     record = {"topology": topology, "shape": list(shape), "graph_id": gid, "n_visible": n,
-              "n_hidden": m, "method": method, "embedding": emb}
+              "n_hidden": m, "method": method, "search": SEARCH_VERSION, "embedding": emb}
     atomic_write_bytes(path, json.dumps(record).encode())
     return emb, method, path
 
