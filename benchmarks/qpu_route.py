@@ -105,10 +105,12 @@ MODELS = (("bas4x4_dense", "bas-4x4 dense (KL 0.075)", 2000),
 
 
 def _chain(q: dict) -> str:
-    """'0.818 (1.8)': chain strength and its factor; 'no chains' for one qubit per unit."""
+    """'0.818 (1.8)': chain strength and its factor, '2.000 (cap)' for the solver's strongest
+    chain; 'no chains' for one qubit per unit."""
     if q["chain_length_max"] == 1:
         return "no chains"
-    return f"{q['chain_strength']:.3f} ({q['chain_strength_factor']:g})"
+    factor = q["chain_strength_factor"]
+    return f"{q['chain_strength']:.3f} ({'cap' if factor is None else format(factor, 'g')})"
 
 
 def table(rows: list[dict]) -> str:
@@ -147,13 +149,13 @@ def main() -> None:
                 rows.append(row(label, RBM.load(path), reads if args.quick else n, args.seed,
                                 emb))
                 print(rows[-1]["model"], "done", flush=True)
+    (ROOT / "results").mkdir(exist_ok=True)
+    (ROOT / "results" / "qpu_route.json").write_text(json.dumps(rows, indent=1, default=str))
     print(table(rows))
     for r in rows:
         for kind in ("thermal", "annealer"):
             for w in r[kind]["warnings"]:
                 print(f"{r['model']} {kind}: {w}")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "qpu_route.json").write_text(json.dumps(rows, indent=1, default=str))
 
 
 if __name__ == "__main__":
