@@ -9,11 +9,11 @@ logical reads' β in the model's own units (β_model, pseudo-likelihood) is 1:
 2. cap p so that every programmed h, J and chain coupling fits the solver's ranges
    (:mod:`.scaling`); clipping happens only with ``clip=True`` and is recorded;
 3. chain strength p · cs₁ under a rule relative to the problem, capped by the solver; a user
-   value wins. By default cs₁ = f · max|J| with f a rung of ``CHAIN_LADDER``: on an annealing
-   device (QPU, annealer mock) the weakest rung whose calibration reads break fewer than
+   value wins. By default, on an annealing device (QPU, annealer mock), cs₁ = f · max|J| with
+   f the weakest rung of ``CHAIN_LADDER`` whose calibration reads break fewer than
    ``LADDER_BROKEN`` of the chains (weak chains freeze later in an anneal, so the logical
-   reads are colder and closer to thermal); on the thermal mock, which has no freeze-out
-   to offset, the strongest chain coupling the solver allows, whatever the prefactor;
+   reads are colder and closer to thermal); on the thermal mock, which has no freeze-out to
+   offset, the chain is the strongest coupling the solver allows, whatever the prefactor;
 4. search p from 1/β_nominal (the mock's mock_beta, a QPU's ``NOMINAL_QPU_BETA``) by a
    bracketed search (:mod:`.calibration`), β estimated from the reads whose chains all hold
    (all reads, majority-voted, when fewer than ``MIN_UNBROKEN`` hold);
