@@ -84,12 +84,13 @@ def test_without_the_library_gibbs_warns_once_and_samples_with_torch(monkeypatch
         native._load.cache_clear()
 
 
-def test_the_seam_picks_torch_for_float64_and_the_compiled_kernel_for_float32(kern):
+def test_the_seam_picks_each_kernel_by_dtype_and_device(kern):
     assert RBM.random(4, 3, seed=0).gibbs_kernel() == kern.name + ("-fused" if kern.simd else "")
     assert RBM.random(300, 200, seed=0).gibbs_kernel() == kern.name  # too large to fuse
     assert RBM.random(4, 3, seed=0, dtype=torch.float64).gibbs_kernel() == "torch"
-    meta = torch.zeros(4, 3, device="meta")  # any tensor not on the CPU gets torch
-    assert gibbs_kernels.select(meta).name == "torch"
+    meta = torch.zeros(4, 3, device="meta")  # any tensor not on the CPU: the device kernel
+    assert gibbs_kernels.select(meta).name == "torch-device"
+    assert gibbs_kernels.select(meta.double()).name == "torch-device"
 
 
 def test_exp_neg_paths_agree_bit_for_bit(kern):
