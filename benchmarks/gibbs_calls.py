@@ -1,4 +1,4 @@
-"""Does cutting a long Gibbs run into calls change its law?  (§2.s reference check)
+"""Does cutting a long Gibbs run into calls change its law?  (§2's reference check)
 
 ``RBM.gibbs`` runs a long fused job as calls of about ``gibbs_kernels.SLICE_MULTIPLY_ADDS``
 multiply-adds, call i > 0 seeded by a hash of (seed, i).  Same Markov chain, other random

@@ -32,6 +32,7 @@ import torch
 
 from rbmdiff.data import load_dataset
 from rbmdiff.device import to_device
+from rbmdiff.gibbs_kernels import provenance
 from rbmdiff.rbm import RBM
 from rbmdiff.score import PosteriorScore
 from rbmdiff.sde import VPSDE
@@ -122,8 +123,6 @@ def measure(device: torch.device, quick: bool) -> list[dict]:
             continue  # 10^5 chains at 784×500 take minutes per sweep on two cores
         rows.append({"figure": "gibbs sweeps/s", "size": f"{shape[0]}×{shape[1]}, {chains} chains",
                      "value": gibbs_sweeps_per_s(device, chains, 2 if quick else 10, shape)})
-    from rbmdiff.gibbs_kernels import provenance
-
     print(f"{device}: Gibbs kernel {provenance(torch.zeros(shape, device=device))['kernel']}",
           flush=True)
     for r in rows:

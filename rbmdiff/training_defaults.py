@@ -66,7 +66,7 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int,
     per noised row, visited in chunks of ``CHUNK_ELEMENTS`` floats (a few buffers of one chunk
     in the backward pass).  -> {"how", "seconds", "bytes", "device"}.
     """
-    on_gpu = torch.device(device).type != "cpu"
+    device = torch.device(device)
     rows = batch_size * n_noise
     if n <= max(m, VISIBLE_ENUM_BITS):
         k = n // 2
@@ -74,12 +74,12 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int,
         peak = 12 * 2**n * m + 24 * 2**n + 32 * rows * (2**k + 2 ** (n - k))
         how = f"enumerating the 2^{n} visible states"
     else:
-        per_term = SECONDS_PER_HIDDEN_TERM_GPU if on_gpu else SECONDS_PER_HIDDEN_TERM
+        per_term = SECONDS_PER_HIDDEN_TERM if device.type == "cpu" else SECONDS_PER_HIDDEN_TERM_GPU
         per_step = per_term * rows * 2**m * n
         peak = 4 * 8 * min(rows * 2**m * n, CHUNK_ELEMENTS)
         how = f"enumerating 2^{m} hidden states for each of {rows} noised rows"
     return {"how": how, "seconds": per_step * steps, "bytes": peak,
-            "device": str(torch.device(device))}
+            "device": str(device)}
 
 
 def exact_m_affordable(cost: dict) -> bool:

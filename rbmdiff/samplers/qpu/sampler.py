@@ -284,8 +284,7 @@ class QPUSampler:
                 or not run.has_chains):
             return []
         if run.mock_kind == "thermal":
-            run.replan(None, chain_strength=run.scale.chain_cap)
-            run.scale.rule = "solver cap"
+            run.replan(None, chain_strength=scaling.SOLVER_CAP)
             return []
         if self.calibration_rounds == 0:
             return []

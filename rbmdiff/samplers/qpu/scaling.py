@@ -18,6 +18,7 @@ import numpy as np
 from rbmdiff.errors import RbmdiffError
 
 CHAIN_RULES = ("relative", "utc")
+SOLVER_CAP = "solver cap"  # the strongest chain the solver allows, fixed (the thermal mock's)
 DEFAULT_CHAIN_FACTOR = 2.2  # chain coupling = 2.2 · p · max|J|: < 1 % broken chains (tests)
 CHAIN_LADDER = (1.5, 1.8, 2.2, 3.0, 4.0)  # factors tried weakest first when none is given
 LADDER_BROKEN = 0.005  # a rung is kept when fewer chains than this break at calibration
@@ -67,7 +68,8 @@ def rule_strength(h: dict, J: dict, embedding: dict, rule: str, factor: float) -
 
 def plan(h: dict, J: dict, embedding: dict, adjacency, properties: dict, *,
          chain_strength: float | str, factor: float, clip: bool) -> Scaling:
-    """The prefactor cap for logical (h, J) on a solver with ``properties``.
+    """The prefactor cap for logical (h, J) on a solver with ``properties``; ``chain_strength``
+    is a rule of ``CHAIN_RULES``, ``SOLVER_CAP`` or a number (programmed units).
 
     Without ``clip`` the embedded biases must fit h_range, couplings j_range and the chain
     coupling the chain cap; with ``clip`` only the chain coupling limits p (biases and
@@ -76,13 +78,17 @@ def plan(h: dict, J: dict, embedding: dict, adjacency, properties: dict, *,
     from dwave.embedding import embed_bqm
 
     cap = chain_cap(properties)
-    fixed = None if isinstance(chain_strength, str) else float(chain_strength)
+    if chain_strength == SOLVER_CAP:
+        fixed = cap
+    else:
+        fixed = None if isinstance(chain_strength, str) else float(chain_strength)
     if fixed is not None and not 0 < fixed <= cap:
         raise RbmdiffError(
             f"chain_strength {fixed} must lie in (0, {cap}]: the solver's strongest chain "
             f"coupling (j_range {list(properties['j_range'])}, extended_j_range "
             f"{properties.get('extended_j_range')}); with auto_scale=False use at most that")
-    rule = "fixed" if fixed is not None else chain_strength
+    rule = chain_strength if chain_strength == SOLVER_CAP else (
+        "fixed" if fixed is not None else chain_strength)
     cs1 = 0.0 if fixed is not None else rule_strength(h, J, embedding, rule, factor)
     limits = {"none": math.inf}
     if cs1 > 0 and any(len(c) > 1 for c in embedding.values()):
