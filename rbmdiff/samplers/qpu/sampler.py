@@ -182,6 +182,7 @@ class QPUSampler:
         self.read_store = Path(read_store) if read_store else None
         self.retries, self.retry_backoff = retries, retry_backoff
         self.budget = budget
+        self._solvers: dict[tuple, EmbeddedSolver] = {}
 
     def params(self) -> dict:
         return {
@@ -269,7 +270,7 @@ class QPUSampler:
         if dev.mock_kind == "thermal":  # the thermal mock draws chains layer by layer
             dev.sampler.substitute_kwargs["layers"] = [
                 [emb[f"v{i}"] for i in range(n)], [emb[f"h{j}"] for j in range(m)]]
-        return EmbeddedSolver(dev, topology, shape, emb, method, path)
+        return EmbeddedSolver(dev, topology, shape, emb, method, path, graph)
 
     def sample(self, rbm: RBM, num_samples: int, *, seed: int) -> Samples:
         """Draw ``num_samples`` visible states.  -> Samples with v: (num_samples, n) of 0/1
@@ -280,8 +281,13 @@ class QPUSampler:
                                "retrain or reload the model")
         timer = Timer()
         layout = self.layout if self.layout is not None else rbm.meta.get("layout")
-        solver = self.embed(rbm.n_visible, rbm.n_hidden, seed=seed, layout=layout,
-                            weights=rbm.W)
+        shape = (rbm.n_visible, rbm.n_hidden, repr(layout))
+        if shape not in self._solvers:  # open the device and embed once per model shape
+            self._solvers[shape] = self.embed(rbm.n_visible, rbm.n_hidden, seed=seed,
+                                              layout=layout, weights=rbm.W)
+        solver = self._solvers[shape]
+        if layout is not None:  # this model's weights on the layout's couplers
+            embedding.native_embedding(layout, solver.graph, rbm.W)
         run = Run(self, solver, rbm, seed)
         reads = self.calibration_reads or max(CALIBRATION_READS, num_samples)
         key = self._calibration_key(rbm, solver)
@@ -396,7 +402,7 @@ def _warn(run: Run, search: calibration.Search, final: dict, reached: bool, tol:
             f"z = {verdict['fidelity_z']:.1f} (adjusted p = {verdict['fidelity_p']:.2g} over "
             f"{verdict['fidelity_stats']} statistics): they are not the model's law; try "
             "postprocess_sweeps=10 or more", QPUWarning, stacklevel=3)
-    if not reached:
+    if not reached and verdict:  # no verdict asked: the caller judges the reads
         if search.out_of_reach or (b < 1 and search.prefactor >= run.scale.prefactor_max):
             warnings.warn(
                 f"β = 1 is out of reach: the largest prefactor {run.scale.prefactor_max:.4g} "
@@ -442,6 +448,7 @@ class EmbeddedSolver:
     embedding: dict[str, list[int]] | None
     method: str  # "busclique", "minorminer", "cache", "native" or "none" (unstructured)
     path: Path | None  # the cached embedding file; None for a native model
+    graph: Any = None  # the device's graph (networkx), kept for a native model's checks
 
     @property
     def child(self) -> Any:
