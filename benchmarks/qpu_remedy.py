@@ -45,7 +45,14 @@ class ControlNoise(dimod.Sampler):
 
     def __init__(self, child: dimod.Sampler, sigma: float) -> None:
         self.child, self.sigma = child, sigma
-        self.parameters, self.properties = child.parameters, child.properties
+
+    @property
+    def parameters(self) -> dict:
+        return self.child.parameters
+
+    @property
+    def properties(self) -> dict:
+        return self.child.properties
 
     def sample(self, bqm, *, seed: int | None = None, **kw):
         rng = np.random.default_rng([7, seed or 0])

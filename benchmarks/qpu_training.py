@@ -56,8 +56,8 @@ def main() -> None:
             path = args.out / f"{len(rows)}.pt"
             cmd = f"{BASE} {extra} --steps {args.steps} --out {path}"
             start = time.perf_counter()
-            subprocess.run(shlex.split(cmd), check=True, stderr=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "rbmdiff.cli", *shlex.split(cmd)[1:]],
+                           check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - start
             rbm = RBM.load(path).to(torch.float64)
             with warnings.catch_warnings():

@@ -297,6 +297,7 @@ class QPUSampler:
         ref = check.reference(rbm, seed=seed) if self.verdict or calibrating else None
         calib: list[dict] = []
         p, search = self._calibrate(run, cached, reads, ref, calib)
+        run.start_final()
         final = run.sample_and_estimate(p, num_samples)
         while final["chain_break_fraction"] > BROKEN_WARN and run.climb():
             calib.append({**final["summary"], "final": True})  # re-checked at the final p
