@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -65,7 +66,7 @@ def log_partition_ais(
 
     v = torch.bernoulli(torch.sigmoid(b_A).expand(num_chains, -1), generator=g)
     log_w = torch.zeros(num_chains, dtype=torch.float64, device=b.device)
-    for beta_prev, beta in zip(betas[:-1], betas[1:], strict=True):
+    for beta_prev, beta in itertools.pairwise(betas):
         x = c + v @ W  # (M, m): the hidden field at the current state
         x64 = x.to(torch.float64)
         # log p*_k(v) - log p*_{k-1}(v) at the state drawn from T_{k-1}.

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "6,000 steps); "
         "other methods lr 0.01, 2,000 steps;\nbatch min(64, rows).")
     t.add_argument("--data", required=True, help="built-in name (digits, digits-binary, "
-                   "mnist, mnist-binary, bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of values in [0, 1]")
+                   "mnist, mnist-binary, bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of "
+                   "values in [0, 1]")
     t.add_argument("--n-hidden", type=_positive_int, required=True)
     t.add_argument("--score", choices=("free_energy", "posterior"), default="posterior")
     t.add_argument("--method", choices=("dsm", "pcd", "cd", "ml"), default="dsm")

