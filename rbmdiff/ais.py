@@ -50,7 +50,9 @@ def log_partition_ais(
 
     Path p_k(v) ∝ exp((1-β_k) b_Aᵀv) · exp(β_k bᵀv) Π_j (1 + exp(β_k (c + Wᵀv)_j)),
     β from 0 to 1 (``schedule``: :func:`temperatures`); base log Z_A = Σ_i softplus(b_A,i)
-    + m log 2.  Transitions are block-Gibbs sweeps that leave p_k invariant.  The standard
+    + m log 2.  ``base_bias`` b_A: the data's base rate (:func:`base_rate_bias`, as S&M 2008)
+    where the data are at hand; by default the model's own visible bias b (its W = 0 part,
+    far closer to an MNIST model than the uniform b_A = 0).  Transitions are block-Gibbs sweeps that leave p_k invariant.  The standard
     error is the delta-method error of log mean w: std(w) / (√M mean(w)); it understates the
     error when the weights are heavy-tailed (compare independent runs).  The field c + Wᵀv is
     computed once per step, in the model's dtype, and shared by the weight update and the
@@ -59,7 +61,7 @@ def log_partition_ais(
     """
     g = torch.Generator(device=rbm.W.device).manual_seed(seed)
     W, b, c = (p.detach() for p in rbm.parameters())
-    b_A = (torch.zeros_like(b) if base_bias is None
+    b_A = (b.clone() if base_bias is None
            else base_bias.detach().to(device=b.device, dtype=b.dtype))
     db = (b - b_A).to(torch.float64)
     betas = temperatures(num_betas, schedule).tolist()
