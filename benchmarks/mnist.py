@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -58,38 +59,50 @@ SKLEARN_STEPS = 2000
 ANCHORS = {"cd1": -125.53, "cd3": -105.50, "cd25": -86.34}
 
 
-def default_command(n_hidden: int, seed: int, out: Path, steps: int | None) -> float:
-    """Run ``rbmdiff train --data mnist --n-hidden H --seed S --out M`` (one thread); -> wall s."""
+def default_command(n_hidden: int, seed: int, out: Path, steps: int | None) -> tuple[float, float]:
+    """Run ``rbmdiff train --data mnist --n-hidden H --seed S --out M`` (one thread);
+    -> (wall s, CPU s of the process)."""
     cmd = [sys.executable, "-m", "rbmdiff.cli", "train", "--data", DATA, "--n-hidden",
            str(n_hidden), "--seed", str(seed), "--out", str(out), "--quiet"]
     if steps is not None:
         cmd += ["--steps", str(steps)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ,
                    "OMP_NUM_THREADS": "1"})
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def fit(name: str, data, n_hidden: int, seed: int, *, steps: int | None, sk_rate: float,
-        tmp: Path) -> tuple[RBM, float, dict]:
-    """Train one model; -> (rbm, wall s, its settings)."""
+        tmp: Path, given_model: Path | None = None) -> tuple[RBM, float, float, dict]:
+    """Train one model; -> (rbm, wall s, CPU s, its settings).  ``given_model``: the DSM
+    default's model made beforehand by the same command (its times are then NaN here)."""
     if name == "sklearn":
         n = steps or SKLEARN_STEPS
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         rbm = sklearn_rbm(data.train, n_hidden=n_hidden, steps=n, batch_size=64, lr=sk_rate,
                           seed=seed)
-        return rbm, time.perf_counter() - start, {"lr": sk_rate, "steps": n, "batch_size": 64}
+        return (rbm, time.perf_counter() - start, time.process_time() - cpu,
+                {"lr": sk_rate, "steps": n, "batch_size": 64})
     opts = dict(METHODS[name])
     kw = choose(n_visible=data.n_visible, n_hidden=n_hidden, rows=len(data.train),
                 method=opts["method"], given={"steps": steps})
     if name == "dsm-default" and n_hidden > 20:  # the headline: the CLI command itself
+        if given_model is not None:
+            return RBM.load(given_model), None, None, _plain(kw)
         path = tmp / f"{name}-{n_hidden}-{seed}.pt"
-        wall = default_command(n_hidden, seed, path, steps)
-        return RBM.load(path), wall, _plain(kw)
+        wall, cpu = default_command(n_hidden, seed, path, steps)
+        return RBM.load(path), wall, cpu, _plain(kw)
     # two history records (first and last epoch): the wall time at the last is the training's,
-    # before its exact evaluation
+    # before its exact evaluation (whose CPU time is included in cpu_s at 20 hidden)
+    cpu = time.process_time()
     result = train(data.train, n_hidden=n_hidden, seed=seed, max_records=2, **opts, **kw)
-    return result.rbm, result.history[-1]["wall_s"], _plain({**opts, **kw})
+    return (result.rbm, result.history[-1]["wall_s"], time.process_time() - cpu,
+            _plain({**opts, **kw}))
 
 
 def _plain(kw: dict) -> dict:
@@ -109,8 +122,10 @@ def ais(rbm: RBM, base: torch.Tensor, chains: int, betas: int, seed: int) -> dic
     return {"log_z": log_z, "stderr": se, "wall_s": time.perf_counter() - start, "seed": seed}
 
 
-def pick_sklearn_rate(data, steps: int | None) -> tuple[float, dict]:
+def pick_sklearn_rate(data, steps: int | None, given: float | None) -> tuple[float, dict]:
     """The BernoulliRBM rate with the best exact *train* log-likelihood at 20 hidden, seed 0."""
+    if given is not None:
+        return given, {}
     scores = {}
     for lr in SKLEARN_RATES:
         rbm = sklearn_rbm(data.train, n_hidden=20, steps=steps or SKLEARN_STEPS, batch_size=64,
@@ -121,18 +136,20 @@ def pick_sklearn_rate(data, steps: int | None) -> tuple[float, dict]:
 
 
 def likelihood_rows(data, hidden: list[int], methods: list[str], seeds: list[int], *,
-                    steps: int | None, ais_cfg: tuple[int, int, int], tmp: Path) -> dict:
+                    steps: int | None, ais_cfg: tuple[int, int, int], tmp: Path,
+                    sk_rate: float | None = None, dsm_model: Path | None = None) -> dict:
     chains, betas, repeats = ais_cfg
     base = base_rate_bias(data.train)
-    sk_rate, sk_scores = pick_sklearn_rate(data, steps) if "sklearn" in methods else (0.0, {})
+    sk_rate, sk_scores = (pick_sklearn_rate(data, steps, sk_rate) if "sklearn" in methods
+                          else (0.0, {}))
     rows = []
     for m in hidden:
         for name in methods:
             for seed in seeds if m <= 20 else seeds[:1]:
-                rbm, wall, settings = fit(name, data, m, seed, steps=steps, sk_rate=sk_rate,
-                                          tmp=tmp)
+                rbm, wall, cpu, settings = fit(name, data, m, seed, steps=steps,
+                                               sk_rate=sk_rate, tmp=tmp, given_model=dsm_model)
                 row = {"n_hidden": m, "method": name, "seed": seed, "wall_s": wall,
-                       "settings": settings,
+                       "cpu_s": cpu, "settings": settings,
                        "mean_free_energy_test": float(rbm.free_energy(data.test).mean())}
                 runs = [ais(rbm, base, chains, betas, 1000 * seed + r)
                         for r in range(1 if m <= 20 else repeats)]
@@ -189,7 +206,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                    help="seeds at 20 hidden; 500 hidden uses the first only")
-    p.add_argument("--ais", nargs=3, type=int, default=[100, 10000, 5],
+    p.add_argument("--sklearn-rate", type=float, help="skip the rate search, use this one")
+    p.add_argument("--dsm-model", type=Path, help="the 500-hidden DSM row: this model, made "
+                   "beforehand by `rbmdiff train --data mnist --n-hidden 500` (timed there)")
+    p.add_argument("--ais", nargs=3, type=int, default=[100, 10000, 2],
                    metavar=("CHAINS", "BETAS", "RUNS_AT_500"))
     p.add_argument("--no-sampling", action="store_true", help="skip Gibbs vs SDE")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -206,8 +226,10 @@ def main(argv: list[str] | None = None) -> dict:
               "anchors_sm08_500_hidden_60k_train": ANCHORS}
     with tempfile.TemporaryDirectory() as tmp:
         result["likelihood"] = likelihood_rows(data, hidden, args.methods, seeds, steps=steps,
-                                               ais_cfg=ais_cfg, tmp=Path(tmp))
-        model = Path(tmp) / "dsm-largest.pt"
+                                               ais_cfg=ais_cfg, tmp=Path(tmp),
+                                               sk_rate=args.sklearn_rate,
+                                               dsm_model=args.dsm_model)
+        model = args.dsm_model or Path(tmp) / "dsm-largest.pt"
         if not args.no_sampling and model.exists():
             sizes = (dict(n=50, ref_sweeps=50, gibbs_sweeps=[5], sde_steps=[5], sde_n=20)
                      if quick else dict(n=500, ref_sweeps=2000, gibbs_sweeps=[10, 100, 1000],
@@ -231,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def markdown(result: dict) -> str:
     lines = ["| hidden | method | test LL exact (mean ± sd, seeds) | test LL AIS (runs) "
-             "| AIS − exact | wall s / run | seeds |", "|---|---|---|---|---|---|---|"]
+             "| AIS − exact | train wall s / CPU s | seeds |", "|---|---|---|---|---|---|---|"]
     rows = result["likelihood"]["rows"]
     for key in dict.fromkeys((r["n_hidden"], r["method"]) for r in rows):
         g = [r for r in rows if (r["n_hidden"], r["method"]) == key]
@@ -242,8 +264,11 @@ def markdown(result: dict) -> str:
         spread = f"{ais_ll.mean():.2f} (min {ais_ll.min():.2f}, max {ais_ll.max():.2f})"
         diff = ("–" if not len(ex) else
                 f"{max(abs(r['test_ll_ais'][0] - r['test_ll']) for r in g):.2f} (max)")
-        wall = sum(r["wall_s"] for r in g) / len(g)
-        lines.append(f"| {key[0]} | {key[1]} | {exact} | {spread} | {diff} | {wall:.0f} "
+        walls = [r["wall_s"] for r in g if r["wall_s"] is not None]
+        cpus = [r["cpu_s"] for r in g if r.get("cpu_s") is not None]
+        wall = f"{sum(walls) / len(walls):.0f}" if walls else "–"
+        cpu = f"{sum(cpus) / len(cpus):.0f}" if cpus else "–"
+        lines.append(f"| {key[0]} | {key[1]} | {exact} | {spread} | {diff} | {wall} / {cpu} "
                      f"| {len(g)} |")
     return "\n".join(lines)
 
