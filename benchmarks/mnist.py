@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
         model = args.dsm_model or Path(tmp) / "dsm-largest.pt"
         if not args.no_sampling and model.exists():
             sizes = (dict(n=50, ref_sweeps=50, gibbs_sweeps=[5], sde_steps=[5], sde_n=20)
-                     if quick else dict(n=500, ref_sweeps=2000, gibbs_sweeps=[10, 100, 1000],
-                                        sde_steps=[100], sde_n=200))
+                     if quick else dict(n=300, ref_sweeps=1000, gibbs_sweeps=[10, 100],
+                                        sde_steps=[100], sde_n=100))
             result["gibbs_vs_sde"] = gibbs_vs_sde(RBM.load(model), data, **sizes)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / ("mnist-quick.json" if quick else "mnist.json")
