@@ -52,7 +52,8 @@ def log_partition_ais(
     β from 0 to 1 (``schedule``: :func:`temperatures`); base log Z_A = Σ_i softplus(b_A,i)
     + m log 2.  ``base_bias`` b_A: the data's base rate (:func:`base_rate_bias`, as S&M 2008)
     where the data are at hand; by default the model's own visible bias b (its W = 0 part,
-    far closer to an MNIST model than the uniform b_A = 0).  Transitions are block-Gibbs sweeps that leave p_k invariant.  The standard
+    far closer to an MNIST model than the uniform b_A = 0).  Transitions are block-Gibbs
+    sweeps that leave p_k invariant.  The standard
     error is the delta-method error of log mean w: std(w) / (√M mean(w)); it understates the
     error when the weights are heavy-tailed (compare independent runs).  The field c + Wᵀv is
     computed once per step, in the model's dtype, and shared by the weight update and the
