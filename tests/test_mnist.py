@@ -120,3 +120,19 @@ def test_default_rule_bounds_a_784_by_500_run_and_keeps_digits_settings():
     small = td.choose(n_visible=64, n_hidden=16, rows=1437)
     assert small["steps"] in (td.APPROX_SETTINGS["steps"], td.EXACT_SETTINGS["steps"])
     assert td.choose(n_visible=784, n_hidden=500, rows=4000, given={"steps": 7})["steps"] == 7
+
+
+def test_large_enumerations_are_evaluated_every_tenth_record_and_at_the_end(monkeypatch):
+    """With the enumeration over EXACT_EVAL_TERMS (forced here on a 10 × 6 model), the history
+    holds exact log-likelihoods at epochs 1, 11, 21 and the last (25) only; below it, every
+    epoch (as before)."""
+    from rbmdiff import train as train_module
+
+    x = torch.bernoulli(torch.full((8, 10), 0.3), generator=torch.Generator().manual_seed(0))
+    kw = dict(n_hidden=6, method="cd", steps=25, batch_size=8, seed=0)
+    every = train_module.train(x, **kw).history
+    assert all("train_ll" in r for r in every) and len(every) == 25
+    monkeypatch.setattr(train_module, "EXACT_EVAL_TERMS", 1)
+    sparse = train_module.train(x, **kw).history
+    assert [r["epoch"] for r in sparse if "train_ll" in r] == [1, 11, 21, 25]
+    assert sparse[-1]["train_ll"] == pytest.approx(every[-1]["train_ll"], abs=1e-9)
