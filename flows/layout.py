@@ -76,3 +76,9 @@ class Layout:
     def campaign(self) -> Path:
         """Not a DVC output: a campaign appends to it as results arrive."""
         return self.root / "reports" / "campaign.parquet"
+
+    @property
+    def read_store(self) -> Path:
+        """Not a DVC output: every paid QPU call's reads, one folder per device, so that a
+        rerun or a resumed campaign never buys a call's reads twice."""
+        return self.root / "reports" / "qpu-reads"

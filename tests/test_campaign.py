@@ -1,21 +1,27 @@
-"""The QPU budget is a hard limit: on the mock solver with injected access times (each call's
-reported ``qpu_access_time`` set by the test), QPU time charged never exceeds the budget, per
-run and per campaign, including retried calls and a resumed campaign, with exact totals."""
+"""The QPU budget holds when estimates are wrong: on the mock solver with injected access times
+(each call's reported ``qpu_access_time`` set by the test), QPU time charged never exceeds the
+budget plus the stated bound (flows.budget: parallel · (ρ − 1) · max_call_fraction · budget),
+per run and per campaign, including retried calls, concurrent resumes and a resume after a
+fault; no call's reads are bought twice and no row is lost."""
 
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import dimod
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from flows.budget import (
+    BudgetStop,
+    LedgerWarning,
     RunBudget,
     SpendLedger,
     call_estimate_us,
@@ -133,12 +139,12 @@ def test_a_run_stops_between_calls_when_its_budget_is_reached(tmp_path, rbm,
     q = probe.info()["num_qubits"]
     costs = [model_us(k, q) for k in [40, 10, 40, 40, 10]]  # calibration 50, then 90 reads
     b = budget(tmp_path, sum(costs[:3]) + costs[3] / 2)
-    with pytest.raises(RbmdiffError, match=r"exceeds the .* µs left of this run's budget"):
+    with pytest.raises(RbmdiffError, match=r"exceeds the .* µs left of the campaign's budget"):
         sampler(tmp_path, b).sample(rbm, 90, seed=0)
     assert script.reads == [40, 10, 40] and set(script.qubits) == {q}
     assert b.ledger.spent("c") == pytest.approx(sum(costs[:3]), abs=1e-9)
     assert b.ledger.spent("c") <= b.allowance_us
-    assert [e["status"] for e in b.ledger.entries()] == ["done"] * 3 + ["refused"]
+    assert [e["status"] for e in b.ledger.entries()] == ["started", "done"] * 3 + ["refused"]
     assert b.stopped is not None
 
 
@@ -180,6 +186,152 @@ def test_a_slower_solver_raises_later_estimates(tmp_path) -> None:
                    "estimate_us": 70.0, "model_us": 70.0, "solver": "mock"})
     assert ledger.factor("mock") == pytest.approx(1.3) and ledger.factor("other") == 1.0
     assert ledger.spent("c") == pytest.approx(50 + 260 + 70)
+
+
+def test_the_timing_model_is_dwave_clouds_estimate(tmp_path) -> None:
+    """rbmdiff's model (which the mocks report) equals dwave-cloud-client's estimator."""
+    from dwave.cloud.solver import StructuredSolver
+
+    data, _ = timing_data({})
+    holder = type("S", (), {"properties": {"problem_timing_data": data}})()
+    for q, reads, at in [(1, 1, None), (136, 300, 100.0), (264, 2000, 20.0), (5000, 7, 2.5)]:
+        theirs = StructuredSolver.estimate_qpu_access_time(holder, q, num_reads=reads,
+                                                           annealing_time=at)
+        assert call_estimate_us(data, num_qubits=q, num_reads=reads, annealing_time=at) \
+            == pytest.approx(theirs, rel=1e-12)
+
+
+# -- the mocks' timing and settings --------------------------------------------------------
+def test_mock_reports_the_models_access_time(tmp_path, rbm) -> None:
+    """100 and 2000 reads cost what the model says (not a fixed 8,550 µs), and the sampler's
+    cost is the sum over its calls of the model, the campaign estimate's own numbers."""
+    solver = sampler(tmp_path, None).embed(6, 4)
+    q = solver.info()["num_qubits"]
+    bqm = dimod.BQM({v: 0.1 for v in solver.child.nodelist[:q]}, {}, 0.0, "SPIN")
+    times = {}
+    for reads in (100, 2000):
+        ss = solver.child.sample(bqm, num_reads=reads, answer_mode="raw", auto_scale=False)
+        times[reads] = ss.info["timing"]["qpu_access_time"]
+        assert times[reads] == pytest.approx(model_us(reads, q), rel=1e-12)
+    assert times[2000] - times[100] == pytest.approx(1900 * (model_us(2, q) - model_us(1, q)))
+    out = sampler(tmp_path, None, calibration_rounds=0, num_reads=None).sample(rbm, 90, seed=0)
+    assert out.info["qpu_access_time"] == pytest.approx(model_us(90, q), rel=1e-12)
+
+
+def test_annealer_sweeps_follow_annealing_time_and_thermal_refuses_it(tmp_path, rbm,
+                                                                      monkeypatch) -> None:
+    """mock_sweeps per 20 µs: 10 sweeps at 20 µs, 50 at 100 µs, and reads that differ; the
+    thermal mock (no anneal) and any unmodelled QPU parameter are refused, not ignored."""
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    swept = []
+    real = SimulatedAnnealingSampler.sample
+
+    def spy(self, bqm, **kw):
+        swept.append(kw["num_sweeps"])
+        return real(self, bqm, **kw)
+
+    monkeypatch.setattr(SimulatedAnnealingSampler, "sample", spy)
+    reads = {}
+    for at in (20.0, 100.0):
+        out = sampler(tmp_path, None, calibration_rounds=0, annealing_time=at).sample(
+            rbm, 200, seed=0)
+        reads[at] = out.v
+    assert set(swept) == {10, 50}
+    assert not torch.equal(reads[20.0], reads[100.0])
+    thermal = qpu.QPUSampler(mock="thermal", mock_shape=SHAPE, embedding_dir=tmp_path / "emb",
+                             num_bootstrap=0, calibration_rounds=0, annealing_time=50.0)
+    with pytest.raises(RbmdiffError, match="thermal mock has no model of annealing_time"):
+        thermal.sample(rbm, 10, seed=0)
+    child = sampler(tmp_path, None).embed(6, 4).child
+    with pytest.raises(RbmdiffError, match="no model of readout_thermalization"):
+        child.sample(dimod.BQM({child.nodelist[0]: 1.0}, {}, 0, "SPIN"),
+                     readout_thermalization=10)
+
+
+# -- the ledger and the table ----------------------------------------------------------------
+def entry(call: str, status: str, access: float, estimate: float, campaign: str = "c") -> dict:
+    return {"campaign": campaign, "run": "0.0", "call": call, "status": status,
+            "access_us": access, "estimate_us": estimate, "model_us": estimate,
+            "solver": "mock"}
+
+
+def test_a_torn_ledger_line_is_skipped_with_a_warning_and_healed(tmp_path) -> None:
+    ledger = SpendLedger(tmp_path / "spend.jsonl")
+    ledger.append(entry("a", "started", 0, 100.0))
+    ledger.append(entry("a", "done", 120.0, 100.0))
+    with ledger.path.open("a") as f:  # a writer killed mid-line
+        f.write('{"campaign": "c", "run": "0.0", "call": "b", "sta')
+    with pytest.warns(LedgerWarning, match="unreadable ledger line"):
+        assert ledger.spent("c") == pytest.approx(120.0)
+    ledger.append(entry("d", "failed", 0, 50.0))  # starts on a fresh line
+    with pytest.warns(LedgerWarning):
+        assert ledger.spent("c") == pytest.approx(170.0)
+        assert [e["call"] for e in ledger.entries("c")] == ["a", "a", "d"]
+
+
+def test_charges_reported_time_or_estimate_once_per_call(tmp_path) -> None:
+    """started → done: the report; started alone (in flight, or the process died): the
+    estimate; failed: the estimate; refused: nothing."""
+    ledger = SpendLedger(tmp_path / "spend.jsonl")
+    for e in [entry("a", "started", 0, 100.0), entry("a", "done", 300.0, 100.0),
+              entry("b", "started", 0, 40.0), entry("c", "started", 0, 70.0),
+              entry("c", "failed", 0, 70.0), entry("d", "refused", 0, 1e9),
+              entry("e", "done", 5.0, 5.0, campaign="other")]:
+        ledger.append(e)
+    assert ledger.spent("c") == pytest.approx(300 + 40 + 70)
+    assert ledger.factor("mock") == pytest.approx(3.0)
+
+
+def test_concurrent_reservations_never_take_the_same_microseconds(tmp_path) -> None:
+    """8 threads race to reserve 100-µs calls against a 1,000 µs budget: exactly 10 are
+    made; the others are refused."""
+    data, _ = timing_data({})
+    ledger = SpendLedger(tmp_path / "spend.jsonl")
+    cost = call_estimate_us(data, num_qubits=10, num_reads=1)
+    made = []
+
+    def worker(k: int) -> None:
+        b = RunBudget(ledger, "c", f"{k}.0", 10 * cost + 1.0, data, "mock")
+        for _ in range(5):
+            try:
+                call, est, model = b.reserve(num_qubits=10, num_reads=1, annealing_time=None)
+            except BudgetStop:
+                return
+            made.append(call)
+            ledger.append(b.entry(call, "done", est, model, est))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 10 and len(set(made)) == 10
+    assert ledger.spent("c") == pytest.approx(10 * cost) and ledger.spent("c") <= 10 * cost + 1
+
+
+def _append_rows(path: str, writer: int, count: int) -> None:
+    from flows.campaign_table import append_row
+
+    for i in range(count):
+        append_row(Path(path), {"campaign": "c", "index": 100 * writer + i, "status": "done"})
+
+
+def test_concurrent_appends_lose_no_row(tmp_path) -> None:
+    """Two processes and two threads each append 15 rows to one table: all 60 are there."""
+    import multiprocessing
+
+    path = tmp_path / "campaign.parquet"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_append_rows, args=(str(path), w, 15)) for w in (0, 1)]
+    threads = [threading.Thread(target=_append_rows, args=(str(path), w, 15)) for w in (2, 3)]
+    for x in [*procs, *threads]:
+        x.start()
+    for x in [*procs, *threads]:
+        x.join()
+    assert all(p.exitcode == 0 for p in procs)
+    rows = pd.read_parquet(path)
+    assert sorted(rows["index"]) == sorted(100 * w + i for w in range(4) for i in range(15))
 
 
 # -- the campaign flow -----------------------------------------------------------------
