@@ -36,7 +36,7 @@ TINY: dict[str, Any] = {
                 "mock_sweeps": 50},
     },
     "report": {"grid_samples": 4},
-    "campaign": {"num_samples": 100, "fixed": {"calibration_reads": 100, "mock_sweeps": 50},
+    "campaign": {"num_samples": 100, "max_call_fraction": 1.0, "fixed": {"calibration_reads": 100, "mock_sweeps": 50},
                  "sweep": {"num_reads": [None], "annealing_time": [20, 50],
                            "chain_strength": [None], "calibration_rounds": [0],
                            "mock": ["annealer"]}},

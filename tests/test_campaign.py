@@ -42,7 +42,7 @@ class Script:
     returns the access time to report (µs) or an exception to raise before any read."""
 
     def __init__(self, step: Callable[..., float | BaseException]) -> None:
-        self.step, self.reads, self.qubits = step, [], []
+        self.step, self.reads, self.qubits, self.bought = step, [], [], []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Script:
         real = qpu_solvers.mock_solver
@@ -61,6 +61,7 @@ class Script:
                 ss = inner(bqm, **kw)
                 ss.resolve()
                 ss.info["timing"] = {"qpu_access_time": outcome}
+                self.bought.append(call_identity(bqm, kw, child.substitute_kwargs))
                 return ss
 
             child.sample = sample
@@ -69,6 +70,15 @@ class Script:
         monkeypatch.setattr(qpu_solvers, "mock_solver", make)
         monkeypatch.setattr(qpu_store, "sleep", lambda s: None)  # retries without waiting
         return self
+
+
+def call_identity(bqm, kw: dict, substitute: dict) -> tuple:
+    """What makes a call's reads: the programmed problem, the parameters, the mock's seed."""
+    problem = tuple(sorted((str(v), round(b, 12)) for v, b in bqm.linear.items()))
+    couplings = tuple(sorted((str(u), str(v), round(b, 12))
+                             for (u, v), b in bqm.quadratic.items()))
+    return (hash((problem, couplings)), kw["num_reads"], kw.get("annealing_time"),
+            substitute.get("seed"))
 
 
 def model_us(num_reads: int, num_qubits: int, annealing_time: float | None = None) -> float:
@@ -369,7 +379,7 @@ def test_campaign_never_overruns_and_resumes_with_exact_totals(harness, tmp_path
     assert table["estimate_us"].tolist() == pytest.approx([cost[20.0], cost[50.0]])
     assert first["spent_us"] == pytest.approx(cost[20.0])
     assert first["spent_us"] <= 1.5 * cost[20.0]
-    assert first["runs"] == 1 and "1 of 2 settings skipped" in first["stopped"]
+    assert first["runs"] == 1 and first["skipped"] == [1] and "short by" in table["error"][1]
 
     budget_us = cost[20.0] + cost[50.0] + 1.0
     second = campaign(root=str(root), budget_us=budget_us, progress=False,
@@ -391,3 +401,157 @@ def test_campaign_never_overruns_and_resumes_with_exact_totals(harness, tmp_path
     assert third["runs"] == 0 and third["spent_us"] == pytest.approx(total)
     with pytest.raises(RbmdiffError, match="no campaign 'nope'"):
         campaign(root=str(root), progress=False, resume="nope")
+
+
+def tiny_cost(tmp_path: Path, at: float, reads: int = 100) -> float:
+    """The model's estimate of one call of the tiny project's K_{9,4} on the P4 mock."""
+    q = qpu.QPUSampler(mock=True, mock_shape=SHAPE, embedding_dir=tmp_path / "e").embed(9, 4)
+    return model_us(reads, q.info()["num_qubits"], at)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ratio", [1.5, 3.0])
+def test_a_slower_solver_than_estimated_overruns_by_at_most_the_bound(harness, tmp_path,
+                                                                      monkeypatch, ratio):
+    """Every call reports ``ratio`` × its estimate.  Budget 1.2 × the first setting's call,
+    max_call_fraction 1: the first call is made (its estimate fits) and overruns by
+    (ratio − 1) × its estimate, within the bound (ratio − 1) · max_call_fraction · budget;
+    the second setting is estimated with the learnt ratio and not started."""
+    from flows.campaign import campaign, spend_ledger
+    from flows.layout import Layout
+    from flows.testing import make_project
+
+    root = make_project(tmp_path / "rbmdiff")
+    script = Script(lambda call, reads, qubits, at: ratio * model_us(reads, qubits, at))
+    script.install(monkeypatch)
+    cost20, cost50 = tiny_cost(tmp_path, 20.0), tiny_cost(tmp_path, 50.0)
+    budget_us = 1.2 * cost20
+    out = campaign(root=str(root), budget_us=budget_us, progress=False)
+    spent = SpendLedger(spend_ledger(Layout(root))).spent(out["campaign"])
+    assert spent == pytest.approx(ratio * cost20) and out["spent_us"] == pytest.approx(spent)
+    assert spent <= budget_us + (ratio - 1) * 1.0 * budget_us  # the stated bound
+    assert out["bound_us"] == pytest.approx(budget_us)  # parallel 1 · max_call_fraction 1
+    table = pd.read_parquet(Layout(root).campaign)
+    assert table["status"].tolist() == ["done", "skipped"]
+    assert table["estimate_us"][1] == pytest.approx(ratio * cost50)  # the learnt ratio
+    assert table["qpu_access_us"][0] == pytest.approx(ratio * cost20)  # as reported
+    assert len(script.bought) == 1
+
+
+@pytest.mark.slow
+def test_two_concurrent_resumes_cannot_both_spend(harness, tmp_path, monkeypatch) -> None:
+    """A campaign with one setting left is resumed twice at once: the second is refused in one
+    line while the first holds the campaign; the setting runs once, its call is bought once,
+    and the campaign's spend is within the budget, in the ledger and the rows."""
+    from flows.campaign import campaign, spend_ledger
+    from flows.layout import Layout
+    from flows.testing import make_project
+
+    root = make_project(tmp_path / "rbmdiff")
+    cost20, cost50 = tiny_cost(tmp_path, 20.0), tiny_cost(tmp_path, 50.0)
+    inside, release = threading.Event(), threading.Event()
+
+    def step(call, reads, qubits, at):
+        if call == 1:  # the resumed call: hold it until the rival has tried
+            inside.set()
+            release.wait(120)
+        return model_us(reads, qubits, at)
+
+    script = Script(step).install(monkeypatch)
+    first = campaign(root=str(root), budget_us=1.5 * cost20, progress=False)
+    assert first["skipped"] == [1]
+    budget_us = cost20 + cost50 + 1.0
+    results: dict[str, object] = {}
+
+    def resume(name: str) -> None:
+        try:
+            results[name] = campaign(root=str(root), budget_us=budget_us, progress=False,
+                                     resume=first["campaign"])
+        except RbmdiffError as exc:
+            results[name] = exc
+
+    a = threading.Thread(target=resume, args=("a",))
+    a.start()
+    assert inside.wait(120)
+    resume("b")  # while a holds the campaign
+    release.set()
+    a.join()
+    assert isinstance(results["b"], RbmdiffError) and "being run by another process" in str(
+        results["b"])
+    assert results["a"]["done"] == [1]
+    assert len(script.bought) == len(set(script.bought)) == 2
+    spent = SpendLedger(spend_ledger(Layout(root))).spent(first["campaign"])
+    assert spent == pytest.approx(cost20 + cost50) and spent <= budget_us
+    table = pd.read_parquet(Layout(root).campaign)
+    assert table["status"].tolist() == ["done", "skipped", "done"]  # b wrote no row
+    assert table["qpu_access_us"].sum() == pytest.approx(spent)
+
+
+@pytest.mark.slow
+def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monkeypatch):
+    """One setting of 4 calls (25 reads each); the third call fails for good: the setting is
+    'failed' and the summary and the CLI say so.  Resumed: the two calls that returned are
+    read back from the read store, only the last two are bought; every call's reads are
+    bought once, and the spend is the reported calls plus the failed call's estimate."""
+    from flows.campaign import campaign, spend_ledger
+    from flows.layout import Layout
+    from flows.testing import TINY, make_project, merge
+
+    overrides = merge(TINY, {"campaign": {"sweep": {"num_reads": [25], "annealing_time": [20]}}})
+    root = make_project(tmp_path / "rbmdiff", overrides=overrides)
+    failing = {"on": True}
+
+    def step(call, reads, qubits, at):
+        if call == 2 and failing["on"]:
+            return ValueError("injected: solver rejected the problem")
+        return model_us(reads, qubits, at)
+
+    script = Script(step).install(monkeypatch)
+    first = campaign(root=str(root), progress=False)
+    assert first["failed"] == [0] and "1 failed" in first["stopped"]
+    assert len(script.bought) == 2
+    failing["on"] = False
+    second = campaign(root=str(root), progress=False, resume=first["campaign"])
+    assert second["done"] == [0] and second["reused_calls"] == 2
+    assert len(script.bought) == 4 and len(set(script.bought)) == 4  # none bought twice
+    cost = tiny_cost(tmp_path, 20.0, 25)
+    spent = SpendLedger(spend_ledger(Layout(root))).spent(first["campaign"])
+    assert spent == pytest.approx(5 * cost)  # 4 calls reported + the failed one's estimate
+    table = pd.read_parquet(Layout(root).campaign)
+    assert table["status"].tolist() == ["failed", "done"]
+    assert table["reused_calls"][1] == 2 and table["qpu_calls"][1] == 4
+    row = table.iloc[1]
+    for column in ("mmd", "corr_rmse", "beta_model", "chain_break_fraction"):
+        assert math.isfinite(row[column]), column
+    png = Path(second["figure"]).read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_bad_campaign_input_is_one_line_before_prefect(tmp_path) -> None:
+    """Bad YAML, a negative budget, an unknown campaign: exit 2, one line on stderr, no
+    traceback, and Prefect never imported."""
+    import subprocess
+    import sys
+
+    from flows.testing import make_project
+
+    root = make_project(tmp_path / "rbmdiff")
+    code = ("import sys; from flows.cli import main; rc = main(sys.argv[1:]); "
+            "print('prefect' in sys.modules); sys.exit(rc)")
+    cases = [(["--budget-us", "-5"], "budget must be a positive number"),
+             (["--resume", "nope"], "no campaign 'nope'"),
+             (["--budget-us", "nan"], "budget must be a positive number")]
+    for args, message in cases:
+        proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "campaign",
+                               *args], capture_output=True, text=True, timeout=120,
+                              cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+        assert proc.stdout.strip() == "False"  # Prefect was not even imported
+    (root / "params.yaml").write_text("campaign: [unclosed\n")
+    proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "campaign"],
+                          capture_output=True, text=True, timeout=120, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout.strip() == "False"
