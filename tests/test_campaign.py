@@ -555,3 +555,31 @@ def test_bad_campaign_input_is_one_line_before_prefect(tmp_path) -> None:
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout.strip() == "False"
+
+
+def test_the_qpu_stage_keeps_paid_reads_per_device(tmp_path, rbm, monkeypatch) -> None:
+    """sample@qpu's sampler gets a read store under reports/qpu-reads/, one folder per device:
+    a second run of the same calls buys nothing (every call read back, 0 µs), and the thermal
+    mock never reads the annealer mock's reads."""
+    from flows.artefacts import write_json
+    from flows.config import RouteParams
+    from flows.layout import Layout
+    from flows.stages.sample import sampler_kwargs
+
+    layout = Layout(tmp_path)
+    write_json(layout.solver_info, {"topology": "pegasus", "mock": True, "shape": SHAPE})
+    kinds = {}
+    for mock in ("annealer", "thermal"):
+        route = RouteParams(seed=0, num_samples=60, mock=mock, calibration_rounds=0,
+                            num_bootstrap=0, mock_sweeps=10)
+        kinds[mock] = sampler_kwargs("qpu", route, layout, None)
+        assert Path(kinds[mock]["read_store"]).parent == layout.read_store
+    assert kinds["annealer"]["read_store"] != kinds["thermal"]["read_store"]
+    script = Script(exact_times).install(monkeypatch)
+    first = qpu.QPUSampler(**kinds["annealer"]).sample(rbm, 60, seed=0)
+    again = qpu.QPUSampler(**kinds["annealer"]).sample(rbm, 60, seed=0)
+    assert len(script.bought) == first.info["qpu_calls"] == 1
+    assert again.info["reused_calls"] == again.info["qpu_calls"] == 1
+    assert again.info["qpu_access_time"] == 0 and torch.equal(first.v, again.v)
+    qpu.QPUSampler(**kinds["thermal"]).sample(rbm, 60, seed=0)
+    assert len(script.bought) == 2  # its own store: bought, not read from the annealer's
