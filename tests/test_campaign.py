@@ -6,6 +6,7 @@ fault; no call's reads are bought twice and no row is lost."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -488,7 +489,8 @@ def test_two_concurrent_resumes_cannot_both_spend(harness, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monkeypatch):
+def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monkeypatch,
+                                                         capsys):
     """One setting of 4 calls (25 reads each); the third call fails for good: the setting is
     'failed' and the summary and the CLI say so.  Resumed: the two calls that returned are
     read back from the read store, only the last two are bought; every call's reads are
@@ -507,8 +509,13 @@ def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monke
         return model_us(reads, qubits, at)
 
     script = Script(step).install(monkeypatch)
-    first = campaign(root=str(root), progress=False)
+    from flows.cli import main
+
+    assert main(["--root", str(root), "campaign", "--quiet"]) == 1  # not as if all ran
+    out, err = capsys.readouterr()
+    first = json.loads(out)
     assert first["failed"] == [0] and "1 failed" in first["stopped"]
+    assert f"--resume {first['campaign']}" in err
     assert len(script.bought) == 2
     failing["on"] = False
     second = campaign(root=str(root), progress=False, resume=first["campaign"])
