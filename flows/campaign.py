@@ -9,8 +9,10 @@ flow brings up to date first.
   ``max_call_fraction`` of the budget, reserved in the ledger under a lock, and charged what the
   solver reports; spent ≤ budget + parallel · (ρ − 1) · max_call_fraction · budget.
 - **Planning**: a setting starts only when its estimate (calibration counted once per
-  calibration key, none when the key is already calibrated for this model) fits in what is
-  left; otherwise it is skipped, and its row says by how much it is short.
+  calibration key, none when the key is already calibrated for this model; scaled by the
+  largest charged/estimated ratio of the settings done so far, which covers calls the plan
+  does not foresee, such as the chain-strength probes) fits in what is left; otherwise it is
+  skipped, and its row says by how much it is short.
 - **Paid reads kept**: every run passes the read store (reports/qpu-reads/<device>), so a
   resumed campaign reuses every call that returned; rows say how many calls were reused.
 - **Rows**: one per setting attempt in reports/campaign.parquet (appended under a lock), with
@@ -213,7 +215,9 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
     cap_us = p.max_call_fraction * budget
     model_sha = file_sha(layout.model)
     calibrated = set()  # calibration keys paid for this model (any campaign), when cached
-    if calibration_cached():
+    cached = calibration_cached()
+    ratios = [1.0]  # charged / estimated of the runs done: later plans are scaled by the max
+    if cached:
         every = read_rows(layout.campaign)
         if not every.empty and "calibration_key" in every:
             calibrated = set(every.loc[every["status"] == "done", "calibration_key"].dropna())
@@ -244,8 +248,14 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
         record = {"status": "failed", "error": f"{type(result).__name__}: {result}"} \
             if failed else result
         reused += int(record.get("reused_calls") or 0)
-        if record["status"] == "done":
+        if record["status"] == "done" and cached:
             calibrated.add(extra["calibration_key"])
+        charged = ledger.spent(campaign_id, b.run)
+        if record["status"] == "done" and not record.get("reused_calls") and estimate > 0:
+            # calls the plan did not foresee (e.g. probes), the per-call ratio learnt since
+            # this estimate was made taken out
+            now = ledger.factor(solver.name) / extra["factor"]
+            ratios.append(charged / (estimate * now))
         log_row({**row_of(campaign_id, index, setting, estimate, b, ledger, budget), **extra,
                  **{k: v for k, v in record.items()
                     if k not in ("campaign", "index", *setting)}})  # the setting's own values
@@ -267,9 +277,9 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
             for future in as_completed([f for f, v in pending.items()
                                         if v[-1]["calibration_key"] == key]):
                 collect(future)  # its calibration is being paid for: wait, then reuse it
-        factor = ledger.factor(solver.name)
-        estimate = run_estimate_us(setting, p, solver, factor, per_call=per_call,
-                                   calibrate=key not in calibrated)
+        factor = extra["factor"] = ledger.factor(solver.name)
+        estimate = max(ratios) * run_estimate_us(setting, p, solver, factor, per_call=per_call,
+                                                 calibrate=key not in calibrated)
 
         def left() -> float:
             return budget - ledger.spent(campaign_id) - sum(  # what runs in flight may still

@@ -34,7 +34,7 @@ SETTING_TYPES = {"index": "Int64", "num_reads": "Int64", "annealing_time": "floa
                  "fidelity_worst": "string", "reused_calls": "Int64", "qpu_calls": "Int64",
                  "beta_model": "float64", "chain_break_fraction": "float64",
                  "mmd": "float64", "corr_rmse": "float64", "calibration_key": "string",
-                 "model_sha": "string"}
+                 "model_sha": "string", "factor": "float64"}
 
 
 def _lock_path(path: Path) -> Path:
@@ -132,7 +132,7 @@ def plot(rows: pd.DataFrame, path: Path, keys: list[str]) -> Path | None:
     axes = fig.subplots(1, 2)
     for i, (_, r) in enumerate(done.iterrows()):
         label = f"#{r['index']}: " + ", ".join(
-            f"{k}={r[k]}" for k in keys if k in r and not _missing(r[k]))
+            f"{k}={'default' if _missing(r[k]) else r[k]}" for k in keys if k in r)
         ok = r.get("fidelity_ok")
         face = f"C{i % 10}" if (not _missing(ok) and bool(ok)) else "none"
         for ax, metric in zip(axes, ("mmd", "corr_rmse"), strict=True):

@@ -590,3 +590,41 @@ def test_the_qpu_stage_keeps_paid_reads_per_device(tmp_path, rbm, monkeypatch) -
     assert again.info["qpu_access_time"] == 0 and torch.equal(first.v, again.v)
     qpu.QPUSampler(**kinds["thermal"]).sample(rbm, 60, seed=0)
     assert len(script.bought) == 2  # its own store: bought, not read from the annealer's
+
+
+def _calibration_cached() -> bool:
+    from flows.campaign import calibration_cached
+
+    return calibration_cached()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _calibration_cached(), reason="the QPU sampler keeps no calibration")
+def test_calibration_is_paid_once_per_key_and_reused_by_a_later_campaign(harness, tmp_path,
+                                                                         monkeypatch) -> None:
+    """Two settings share a calibration key (they differ in num_reads only): the first pays
+    for calibration, the second reuses it; the ledger's rows show calibration reads once.  A
+    second campaign (another seed: no read is reused from the store) reuses the calibration,
+    is estimated without it, and spends < 80 % of the first."""
+    from flows.campaign import campaign
+    from flows.layout import Layout
+    from flows.testing import TINY, make_project, merge, write_params
+
+    overrides = merge(TINY, {"campaign": {
+        "num_samples": 100, "fixed": {"calibration_reads": 200, "mock_sweeps": 20},
+        "sweep": {"num_reads": [None, 50], "annealing_time": [20], "calibration_rounds": [3]}}})
+    root = make_project(tmp_path / "rbmdiff", overrides=overrides)
+    Script(exact_times).install(monkeypatch)
+    first = campaign(root=str(root), progress=False)
+    rows = pd.read_parquet(Layout(root).campaign)
+    assert first["done"] == [0, 1]
+    assert rows["calibration_reads"][0] > 0 and not rows["calibration_reused"][0]
+    assert rows["calibration_reads"][1] == 0 and rows["calibration_reused"][1]
+    write_params(root, {"campaign": {"seed": 99}})
+    second = campaign(root=str(root), progress=False)
+    assert second["done"] == [0, 1] and second["reused_calls"] == 0
+    rows = pd.read_parquet(Layout(root).campaign)
+    later = rows[rows["campaign"] == second["campaign"]]
+    assert (later["calibration_reads"] == 0).all() and later["calibration_reused"].all()
+    assert later["estimate_us"].sum() == pytest.approx(later["qpu_access_us"].sum())
+    assert second["spent_us"] < 0.8 * first["spent_us"]
