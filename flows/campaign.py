@@ -9,10 +9,10 @@ flow brings up to date first.
   ``max_call_fraction`` of the budget, reserved in the ledger under a lock, and charged what the
   solver reports; spent ≤ budget + parallel · (ρ − 1) · max_call_fraction · budget.
 - **Planning**: a setting starts only when its estimate (calibration counted once per
-  calibration key, none when the key is already calibrated for this model; scaled by the
-  largest charged/estimated ratio of the settings done so far, which covers calls the plan
-  does not foresee, such as the chain-strength probes) fits in what is left; otherwise it is
-  skipped, and its row says by how much it is short.
+  calibration key, none when the key is already calibrated for this model and embedding;
+  its rounds scaled by the largest ratio of calibration reads drawn to planned so far, which
+  covers the chain-strength probes and re-checks the plan cannot foresee) fits in what is
+  left; otherwise it is skipped, and its row says by how much it is short.
 - **Paid reads kept**: every run passes the read store (reports/qpu-reads/<device>), so a
   resumed campaign reuses every call that returned; rows say how many calls were reused.
 - **Rows**: one per setting attempt in reports/campaign.parquet (appended under a lock), with
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,10 +63,11 @@ from flows.tasks import ensure_qpu_limit, qpu_task_options
 from rbmdiff.errors import RbmdiffError
 
 UPSTREAM = ("train", "embed")  # what a campaign samples from
-CALIBRATION_KEYS = ("mock", "annealing_time", "chain_strength", "calibration_rounds")
-INFO_COLUMNS = ("num_qubits", "beta_model", "chain_break_fraction", "reused_calls",
-                "qpu_calls", "calibration_reused", "calibration_reads", "fidelity_ok",
-                "fidelity_worst")
+NOT_IN_KEY = ("calibration_rounds", "calibration_reads", "num_bootstrap", "retries",
+              "retry_backoff", "alpha", "postprocess_sweeps")
+INFO_COLUMNS = ("target_reached", "num_qubits", "beta_model", "chain_break_fraction",
+                "reused_calls", "qpu_calls", "calibration_reused", "calibration_reads",
+                "fidelity_ok", "fidelity_worst")
 
 
 def spend_ledger(layout: Layout) -> Path:
@@ -132,13 +134,16 @@ def solver_facts(p: CampaignParams, layout: Layout) -> SolverFacts:
                        solver.info()["num_qubits"])
 
 
-def calibration_key(setting: dict, p: CampaignParams, model_sha: str) -> str:
-    """What determines a setting's calibration, as the campaign plans it: the model, the
-    device (mock), annealing time, chain rule and calibration effort."""
-    kw = run_kwargs(setting, p)
-    parts = [model_sha, *(str(kw.get(k)) for k in CALIBRATION_KEYS),
-             str(kw.get("calibration_reads"))]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+def calibration_key(setting: dict, p: CampaignParams, upstream_sha: str, per_call: int
+                    ) -> str:
+    """What determines a setting's calibration, as the campaign plans it: the model and
+    embedding (``upstream_sha``) and every sampler parameter of the run but the calibration
+    effort (``NOT_IN_KEY``; reads per call included), the sampler's own key
+    (``QPUSampler._calibration_key``) or finer."""
+    kw = {k: v for k, v in run_kwargs(setting, p).items() if k not in NOT_IN_KEY}
+    kw["num_reads"] = per_call
+    return hashlib.sha256(json.dumps([upstream_sha, sorted(kw.items())], default=str)
+                          .encode()).hexdigest()[:16]
 
 
 def calibration_cached() -> bool:
@@ -159,23 +164,37 @@ def reads_per_call(setting: dict, p: CampaignParams, solver: SolverFacts,
     return min(kw.get("num_reads") or solver.max_reads, fit, solver.max_reads)
 
 
-def run_estimate_us(setting: dict, p: CampaignParams, solver: SolverFacts, factor: float,
-                    *, per_call: int, calibrate: bool = True) -> float:
-    """Σ over the run's solver calls of the timing model's estimate, times ``factor``
-    (the calibration calls only when ``calibrate``)."""
+def calibration_plan(setting: dict, p: CampaignParams) -> tuple[int, int]:
+    """(calibration rounds, reads per round) of a setting, the sampler's defaults filled in."""
     from rbmdiff.samplers.qpu import QPUSampler
+    from rbmdiff.samplers.qpu.sampler import CALIBRATION_READS
 
-    kw = QPUSampler(**run_kwargs(setting, p)).params()  # the sampler's defaults filled in
+    kw = QPUSampler(**run_kwargs(setting, p)).params()
+    return kw["calibration_rounds"], kw["calibration_reads"] or max(CALIBRATION_READS,
+                                                                    p.num_samples)
+
+
+def run_estimate_us(setting: dict, p: CampaignParams, solver: SolverFacts, factor: float,
+                    *, per_call: int, calibrate: bool = True, scale: float = 1.0) -> float:
+    """Σ over the run's solver calls of the timing model's estimate, times ``factor``; the
+    calibration calls only when ``calibrate``, their rounds times ``scale`` (the ratio of
+    calibration reads drawn to planned, learnt from earlier runs: chain-strength probes and
+    re-checks that the plan cannot foresee)."""
+    rounds, per_round = calibration_plan(setting, p)
+    at = run_kwargs(setting, p).get("annealing_time")
     reads = run_reads(num_samples=p.num_samples, num_reads=per_call,
-                      calibration_rounds=kw["calibration_rounds"] if calibrate else 0,
-                      calibration_reads=kw["calibration_reads"], max_reads=solver.max_reads)
+                      calibration_rounds=math.ceil(rounds * scale) if calibrate else 0,
+                      calibration_reads=per_round, max_reads=solver.max_reads)
     return factor * sum(call_estimate_us(solver.timing, num_qubits=solver.num_qubits,
-                                         num_reads=k, annealing_time=kw["annealing_time"])
-                        for k in reads)
+                                         num_reads=k, annealing_time=at) for k in reads)
 
 
-def file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def upstream_sha(layout: Layout) -> str:
+    """SHA-256 of what a calibration depends on upstream: the model and the embedding files."""
+    h = hashlib.sha256(layout.model.read_bytes())
+    for path in sorted(layout.embedding.glob("*.json")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @flow(name="rbmdiff-qpu-campaign")
@@ -213,14 +232,17 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
     ensure_qpu_limit()
     solver = solver_facts(p, layout)
     cap_us = p.max_call_fraction * budget
-    model_sha = file_sha(layout.model)
+    model_sha = upstream_sha(layout)
     calibrated = set()  # calibration keys paid for this model (any campaign), when cached
     cached = calibration_cached()
-    ratios = [1.0]  # charged / estimated of the runs done: later plans are scaled by the max
+    scales = [1.0]  # calibration reads drawn / planned of the runs done: later plans × max
     if cached:
         every = read_rows(layout.campaign)
         if not every.empty and "calibration_key" in every:
-            calibrated = set(every.loc[every["status"] == "done", "calibration_key"].dropna())
+            kept = (every["status"] == "done") & (
+                every["target_reached"].fillna(False).astype(bool)
+                | every["calibration_reused"].fillna(False).astype(bool))
+            calibrated = set(every.loc[kept, "calibration_key"].dropna())
     queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]
     outcome: dict[str, list[int]] = {"done": [], "skipped": [], "stopped_runs": [],
                                      "failed": []}
@@ -248,21 +270,19 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
         record = {"status": "failed", "error": f"{type(result).__name__}: {result}"} \
             if failed else result
         reused += int(record.get("reused_calls") or 0)
-        if record["status"] == "done" and cached:
-            calibrated.add(extra["calibration_key"])
-        charged = ledger.spent(campaign_id, b.run)
-        if record["status"] == "done" and not record.get("reused_calls") and estimate > 0:
-            # calls the plan did not foresee (e.g. probes), the per-call ratio learnt since
-            # this estimate was made taken out
-            now = ledger.factor(solver.name) / extra["factor"]
-            ratios.append(charged / (estimate * now))
+        if record["status"] == "done" and cached and (
+                record.get("target_reached") or record.get("calibration_reused")):
+            calibrated.add(extra["calibration_key"])  # the sampler saves only a reached one
+        planned = extra.get("calibration_planned_reads", 0)
+        if record["status"] == "done" and planned and not record.get("calibration_reused"):
+            scales.append(float(record.get("calibration_reads") or 0) / planned)
         log_row({**row_of(campaign_id, index, setting, estimate, b, ledger, budget), **extra,
                  **{k: v for k, v in record.items()
                     if k not in ("campaign", "index", *setting)}})  # the setting's own values
 
     for index, setting in queue:
         per_call = reads_per_call(setting, p, solver, cap_us)
-        key = calibration_key(setting, p, model_sha)
+        key = calibration_key(setting, p, model_sha, per_call)
         extra = {"reads_per_call": per_call, "calibration_key": key, "model_sha": model_sha}
         if per_call < 1:
             one = call_estimate_us(solver.timing, num_qubits=solver.num_qubits, num_reads=1,
@@ -278,8 +298,11 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
                                         if v[-1]["calibration_key"] == key]):
                 collect(future)  # its calibration is being paid for: wait, then reuse it
         factor = extra["factor"] = ledger.factor(solver.name)
-        estimate = max(ratios) * run_estimate_us(setting, p, solver, factor, per_call=per_call,
-                                                 calibrate=key not in calibrated)
+        rounds, per_round = calibration_plan(setting, p)
+        calibrate = key not in calibrated
+        extra["calibration_planned_reads"] = rounds * per_round if calibrate else 0
+        estimate = run_estimate_us(setting, p, solver, factor, per_call=per_call,
+                                   calibrate=calibrate, scale=max(scales))
 
         def left() -> float:
             return budget - ledger.spent(campaign_id) - sum(  # what runs in flight may still

@@ -30,11 +30,13 @@ SETTING_TYPES = {"index": "Int64", "num_reads": "Int64", "annealing_time": "floa
                  "status": "string", "error": "string", "num_qubits": "Int64",
                  "estimate_us": "float64", "qpu_access_us": "float64",
                  "reads_per_call": "Int64", "calibration_reads": "Int64",
-                 "calibration_reused": "boolean", "fidelity_ok": "boolean",
+                 "calibration_reused": "boolean", "target_reached": "boolean",
+                 "fidelity_ok": "boolean",
                  "fidelity_worst": "string", "reused_calls": "Int64", "qpu_calls": "Int64",
                  "beta_model": "float64", "chain_break_fraction": "float64",
                  "mmd": "float64", "corr_rmse": "float64", "calibration_key": "string",
-                 "model_sha": "string", "factor": "float64"}
+                 "model_sha": "string", "factor": "float64",
+                 "calibration_planned_reads": "Int64"}
 
 
 def _lock_path(path: Path) -> Path:

@@ -252,7 +252,7 @@ def test_annealer_sweeps_follow_annealing_time_and_thermal_refuses_it(tmp_path, 
     assert not torch.equal(reads[20.0], reads[100.0])
     thermal = qpu.QPUSampler(mock="thermal", mock_shape=SHAPE, embedding_dir=tmp_path / "emb",
                              num_bootstrap=0, calibration_rounds=0, annealing_time=50.0)
-    with pytest.raises(RbmdiffError, match="thermal mock has no model of annealing_time"):
+    with pytest.raises(RbmdiffError, match="takes no annealing_time"):
         thermal.sample(rbm, 10, seed=0)
     child = sampler(tmp_path, None).embed(6, 4).child
     with pytest.raises(RbmdiffError, match="no model of readout_thermalization"):
@@ -602,29 +602,34 @@ def _calibration_cached() -> bool:
 @pytest.mark.skipif(not _calibration_cached(), reason="the QPU sampler keeps no calibration")
 def test_calibration_is_paid_once_per_key_and_reused_by_a_later_campaign(harness, tmp_path,
                                                                          monkeypatch) -> None:
-    """Two settings share a calibration key (they differ in num_reads only): the first pays
-    for calibration, the second reuses it; the ledger's rows show calibration reads once.  A
-    second campaign (another seed: no read is reused from the store) reuses the calibration,
-    is estimated without it, and spends < 80 % of the first."""
+    """Two settings share a calibration key (they differ in calibration_rounds only, which
+    the key leaves out): the first pays for calibration, the second reuses it, and is
+    estimated without it; the rows show calibration reads once.  A second campaign (another
+    seed: no read of the first is reused) reuses the calibration, is estimated without it
+    (estimate = charge, exactly), and spends < 80 % of the first, setting by setting."""
     from flows.campaign import campaign
     from flows.layout import Layout
     from flows.testing import TINY, make_project, merge, write_params
 
     overrides = merge(TINY, {"campaign": {
-        "num_samples": 100, "fixed": {"calibration_reads": 200, "mock_sweeps": 20},
-        "sweep": {"num_reads": [None, 50], "annealing_time": [20], "calibration_rounds": [3]}}})
+        "num_samples": 100, "fixed": {"calibration_reads": 200, "mock_sweeps": 50},
+        "sweep": {"num_reads": [None], "annealing_time": [20], "calibration_rounds": [4, 3]}}})
     root = make_project(tmp_path / "rbmdiff", overrides=overrides)
     Script(exact_times).install(monkeypatch)
     first = campaign(root=str(root), progress=False)
     rows = pd.read_parquet(Layout(root).campaign)
-    assert first["done"] == [0, 1]
+    assert first["done"] == [0, 1] and rows["target_reached"][0]  # so it was kept
     assert rows["calibration_reads"][0] > 0 and not rows["calibration_reused"][0]
     assert rows["calibration_reads"][1] == 0 and rows["calibration_reused"][1]
+    assert rows["calibration_key"][0] == rows["calibration_key"][1]
+    assert rows["estimate_us"][1] == pytest.approx(rows["qpu_access_us"][1])
     write_params(root, {"campaign": {"seed": 99}})
     second = campaign(root=str(root), progress=False)
-    assert second["done"] == [0, 1] and second["reused_calls"] == 0
+    # with the calibration cached, settings 0 and 1 are the same calls: 1's are read back
+    assert second["done"] == [0, 1] and second["reused_calls"] == 1
     rows = pd.read_parquet(Layout(root).campaign)
-    later = rows[rows["campaign"] == second["campaign"]]
+    later = rows[rows["campaign"] == second["campaign"]].reset_index()
     assert (later["calibration_reads"] == 0).all() and later["calibration_reused"].all()
-    assert later["estimate_us"].sum() == pytest.approx(later["qpu_access_us"].sum())
+    assert later["estimate_us"][0] == pytest.approx(later["qpu_access_us"][0])
+    assert later["qpu_access_us"][0] < 0.8 * rows["qpu_access_us"][0]  # setting by setting
     assert second["spent_us"] < 0.8 * first["spent_us"]

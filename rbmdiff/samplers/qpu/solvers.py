@@ -17,7 +17,8 @@ j_range, extended_j_range, timing) with our own substitute sampler of the progra
 Both report each call's ``info["timing"]`` from D-Wave's timing model (:mod:`.timing`: reads,
 anneal, readout of the qubits used, programming), the model the campaign's estimates use.  A
 setting the mock has no model of is refused, not ignored: ``annealing_time`` on the thermal
-mock (an ideal device has no anneal), ``auto_scale=True``, and the QPU's other parameters.
+mock (an ideal device has no anneal), ``auto_scale=True``, and the QPU's other parameters;
+the mock's ``parameters`` declare only what it models.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def mock_solver(kind: str, topology: str, shape: list[int], *, beta: float, swee
         substitute_sampler=sub, substitute_kwargs={"beta": beta, "num_sweeps": sweeps},
     )
     child.properties["problem_timing_data"] = timing.timing_data({})[0]
+    modelled = MOCKED - ({"annealing_time"} if kind == "thermal" else set())
+    child.parameters = {k: v for k, v in child.parameters.items() if k in modelled}
     return child
 
 
