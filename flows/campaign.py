@@ -239,9 +239,10 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
     if cached:
         every = read_rows(layout.campaign)
         if not every.empty and "calibration_key" in every:
+            none = pd.Series(False, index=every.index)
             kept = (every["status"] == "done") & (
-                every["target_reached"].fillna(False).astype(bool)
-                | every["calibration_reused"].fillna(False).astype(bool))
+                every.get("target_reached", none).fillna(False).astype(bool)
+                | every.get("calibration_reused", none).fillna(False).astype(bool))
             calibrated = set(every.loc[kept, "calibration_key"].dropna())
     queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]
     outcome: dict[str, list[int]] = {"done": [], "skipped": [], "stopped_runs": [],
