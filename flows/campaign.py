@@ -236,14 +236,20 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
     calibrated = set()  # calibration keys paid for this model (any campaign), when cached
     cached = calibration_cached()
     scales = [1.0]  # calibration reads drawn / planned of the runs done: later plans × max
-    if cached:
-        every = read_rows(layout.campaign)
-        if not every.empty and "calibration_key" in every:
-            none = pd.Series(False, index=every.index)
-            kept = (every["status"] == "done") & (
-                every.get("target_reached", none).fillna(False).astype(bool)
-                | every.get("calibration_reused", none).fillna(False).astype(bool))
-            calibrated = set(every.loc[kept, "calibration_key"].dropna())
+    every = read_rows(layout.campaign)
+    if "calibration_reads" in every and "calibration_planned_reads" in every:
+        done_rows = every[every["status"] == "done"]
+        planned = done_rows["calibration_planned_reads"].astype("Float64")
+        drawn = done_rows["calibration_reads"].astype("Float64")
+        scales += (drawn / planned)[planned > 0].dropna().tolist()  # what earlier runs drew
+    if cached and any(layout.calibration.glob("*")) and "calibration_key" in every:
+        def flag(column: str) -> pd.Series:
+            return every.get(column, pd.Series(False, index=every.index)).fillna(
+                False).astype(bool)
+
+        kept = (every["status"] == "done") & (flag("target_reached")
+                                              | flag("calibration_reused"))
+        calibrated = set(every.loc[kept, "calibration_key"].dropna())
     queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]
     outcome: dict[str, list[int]] = {"done": [], "skipped": [], "stopped_runs": [],
                                      "failed": []}
