@@ -122,9 +122,10 @@ def check_free(table: Path, campaign: str) -> None:
 # -- the figure -----------------------------------------------------------------------------
 def plot(rows: pd.DataFrame, path: Path, keys: list[str]) -> Path | None:
     """MMD² and correlation RMSE to held-out data (lower is better) against the QPU access
-    time each done setting was charged, one marker per setting, the legend naming it; filled
-    markers where the route's fidelity verdict passed, open where it failed or is unknown.
-    None when no setting is done."""
+    time each done setting was charged (its estimate, square markers, where every read was
+    read back from the store), one marker per setting, the legend naming it (values left at
+    the default omitted); filled markers where the route's fidelity verdict passed, open where
+    it failed or is unknown.  None when no setting is done."""
     from matplotlib.figure import Figure
 
     done = rows[rows["status"] == "done"].drop_duplicates(subset=["index"], keep="last")
@@ -133,13 +134,17 @@ def plot(rows: pd.DataFrame, path: Path, keys: list[str]) -> Path | None:
     fig = Figure(figsize=(11, 4.2))
     axes = fig.subplots(1, 2)
     for i, (_, r) in enumerate(done.iterrows()):
+        charged = float(r["qpu_access_us"])
+        reused = charged == 0 and not _missing(r.get("reused_calls")) and r["reused_calls"] > 0
         label = f"#{r['index']}: " + ", ".join(
-            f"{k}={'default' if _missing(r[k]) else r[k]}" for k in keys if k in r)
+            f"{k}={r[k]}" for k in keys if k in r and not _missing(r[k])) + (
+            " (reads reused: x = their estimate)" if reused else "")
         ok = r.get("fidelity_ok")
         face = f"C{i % 10}" if (not _missing(ok) and bool(ok)) else "none"
+        x = float(r["estimate_us"]) if reused else charged
         for ax, metric in zip(axes, ("mmd", "corr_rmse"), strict=True):
             y = float(r.get(metric, math.nan))
-            ax.plot([float(r["qpu_access_us"]) / 1000], [max(y, 1e-6)], marker="o",
+            ax.plot([x / 1000], [max(y, 1e-6)], marker="s" if reused else "o",
                     ms=8, ls="", mec=f"C{i % 10}", mfc=face, label=label if ax is axes[0]
                     else None)
     for ax, title in zip(axes, ("MMD² (Hamming kernel) to held-out data",
@@ -148,10 +153,10 @@ def plot(rows: pd.DataFrame, path: Path, keys: list[str]) -> Path | None:
         ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-    fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.legend(loc="lower center", ncol=1, fontsize=7, frameon=False)
     fig.suptitle("QPU campaign: quality against access time per setting (filled: fidelity "
                  "verdict passed)", fontsize=10)
-    fig.subplots_adjust(bottom=0.18 + 0.05 * math.ceil(len(done) / 2), top=0.86)
+    fig.subplots_adjust(bottom=0.16 + 0.045 * len(done), top=0.86)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     atomic_write_bytes(path, buf.getvalue())
