@@ -1,17 +1,31 @@
 """A QPU campaign: sweep QPU settings under a hard budget of QPU access time.
 
 The settings are the Cartesian product of params.yaml's ``campaign.sweep`` (num_reads,
-annealing_time, chain_strength, calibration_rounds), run in order as ``qpu``-tagged tasks
+annealing_time, chain_strength, calibration_rounds, mock), run in order as ``qpu``-tagged tasks
 (``campaign.parallel`` at once) on the model and embedding the pipeline produced, which this
-flow brings up to date first.  Before a setting starts, its QPU access time is estimated
-(flows.budget: D-Wave's timing model for each of its solver calls); one that would overrun
-what is left is skipped.  Every solver call of a run is estimated again and refused when it
-would overrun, so a run stops between calls; what each call spent goes to the ledger
-reports/campaign-spend.jsonl at once, and each setting's row to reports/campaign.parquet.
+flow brings up to date first.
+
+- **Budget** (flows.budget): each call is sized so its model estimate is at most
+  ``max_call_fraction`` of the budget, reserved in the ledger under a lock, and charged what the
+  solver reports; spent ≤ budget + parallel · (ρ − 1) · max_call_fraction · budget.
+- **Planning**: a setting starts only when its estimate (calibration counted once per
+  calibration key, none when the key is already calibrated for this model and embedding;
+  its rounds scaled by the largest ratio of calibration reads drawn to planned so far, which
+  covers the chain-strength probes and re-checks the plan cannot foresee) fits in what is
+  left; otherwise it is skipped, and its row says by how much it is short.
+- **Paid reads kept**: every run passes the read store (reports/qpu-reads/<device>), so a
+  resumed campaign reuses every call that returned; rows say how many calls were reused.
+- **Rows**: one per setting attempt in reports/campaign.parquet (appended under a lock), with
+  the quality of its reads (fidelity verdict, MMD² and correlation error to held-out data,
+  β_model, broken chains) beside its access time; reports/figures/campaign.png plots them.
+- **One process per campaign**: a second run of the same campaign id is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,37 +38,68 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from flows.artefacts import read_json
-from flows.budget import RunBudget, SpendLedger, call_estimate_us, run_reads, timing_data
-from flows.config import CampaignParams, RouteParams, check_samplers, load_params
+from flows.budget import (
+    RunBudget,
+    SpendLedger,
+    call_estimate_us,
+    max_reads_within,
+    run_reads,
+    timing_data,
+)
+from flows.campaign_table import (
+    append_row,
+    campaign_lock,
+    check_request,
+    done_settings,
+    plot,
+    read_rows,
+    setting_key,
+)
+from flows.config import CampaignParams, RouteParams
 from flows.layout import Layout
 from flows.ledger import Ledger
 from flows.pipeline import run_plan
 from flows.tasks import ensure_qpu_limit, qpu_task_options
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.io import write_parquet
 
 UPSTREAM = ("train", "embed")  # what a campaign samples from
+NOT_IN_KEY = ("calibration_rounds", "calibration_reads", "num_bootstrap", "retries",
+              "retry_backoff", "alpha", "postprocess_sweeps")
+INFO_COLUMNS = ("target_reached", "num_qubits", "beta_model", "chain_break_fraction",
+                "reused_calls", "qpu_calls", "calibration_reused", "calibration_reads",
+                "fidelity_ok", "fidelity_worst")
 
 
 def spend_ledger(layout: Layout) -> Path:
-    """The QPU-time ledger beside the campaign table (JSON lines, one per solver call)."""
+    """The QPU-time ledger beside the campaign table (JSON lines, one per call event)."""
     return layout.campaign.with_name("campaign-spend.jsonl")
 
 
+def figure_path(layout: Layout) -> Path:
+    return layout.figures / "campaign.png"
+
+
 @task(name="campaign-run", **qpu_task_options)
-def campaign_run(setting: dict, p: CampaignParams, root: str, budget: RunBudget) -> dict:
-    """One setting's QPU run under its share of the budget: its §7 record with status
-    'done', or {'status': 'stopped', 'error': why} when a call was refused mid-run."""
+def campaign_run(setting: dict, p: CampaignParams, root: str, budget: RunBudget,
+                 reads_per_call: int) -> dict:
+    """One setting's QPU run under the campaign's budget: its §7 record and the sampler's
+    facts with status 'done', or {'status': 'stopped', 'error': why} when a call was refused
+    mid-run."""
     from flows.stages.sample import draw
 
-    route = RouteParams(seed=p.seed, num_samples=p.num_samples, **run_kwargs(setting, p),
-                        budget=budget)
+    kw = {**run_kwargs(setting, p), "num_reads": reads_per_call}
+    route = RouteParams(seed=p.seed, num_samples=p.num_samples, **kw, budget=budget)
     try:
-        return {"status": "done", **draw("qpu", route, Layout(Path(root)))[1]}
+        samples, record = draw("qpu", route, Layout(Path(root)))
     except RbmdiffError as exc:
         if budget.stopped is None:
             raise
         return {"status": "stopped", "error": f"{budget.stopped} ({exc})"}
+    info = samples.info
+    facts = {k: info.get(k) for k in INFO_COLUMNS}
+    if facts["fidelity_worst"] is not None:
+        facts["fidelity_worst"] = str(facts["fidelity_worst"])
+    return {"status": "done", **record, **facts}
 
 
 def run_kwargs(setting: dict, p: CampaignParams) -> dict:
@@ -89,155 +134,231 @@ def solver_facts(p: CampaignParams, layout: Layout) -> SolverFacts:
                        solver.info()["num_qubits"])
 
 
-def run_estimate_us(setting: dict, p: CampaignParams, solver: SolverFacts,
-                    factor: float) -> float:
-    """Σ over the run's solver calls of the timing model's estimate, times ``factor``."""
+def calibration_key(setting: dict, p: CampaignParams, upstream_sha: str, per_call: int
+                    ) -> str:
+    """What determines a setting's calibration, as the campaign plans it: the model and
+    embedding (``upstream_sha``) and every sampler parameter of the run but the calibration
+    effort (``NOT_IN_KEY``; reads per call included), the sampler's own key
+    (``QPUSampler._calibration_key``) or finer."""
+    kw = {k: v for k, v in run_kwargs(setting, p).items() if k not in NOT_IN_KEY}
+    kw["num_reads"] = per_call
+    return hashlib.sha256(json.dumps([upstream_sha, sorted(kw.items())], default=str)
+                          .encode()).hexdigest()[:16]
+
+
+def calibration_cached() -> bool:
+    """True when the QPU sampler keeps calibrations (a ``calibration_dir``), so that settings
+    sharing a calibration key pay for it once."""
     from rbmdiff.samplers.qpu import QPUSampler
 
-    kw = QPUSampler(**run_kwargs(setting, p)).params()  # the sampler's defaults filled in
-    reads = run_reads(num_samples=p.num_samples, num_reads=kw["num_reads"],
-                      calibration_rounds=kw["calibration_rounds"],
-                      calibration_reads=kw["calibration_reads"], max_reads=solver.max_reads)
+    return "calibration_dir" in inspect.signature(QPUSampler).parameters
+
+
+def reads_per_call(setting: dict, p: CampaignParams, solver: SolverFacts,
+                   cap_us: float) -> int:
+    """Reads per solver call: the setting's num_reads (None: all), at most what keeps one
+    call's model estimate within ``cap_us`` and the solver's limit; 0 when one read is over."""
+    kw = run_kwargs(setting, p)
+    fit = max_reads_within(solver.timing, cap_us, num_qubits=solver.num_qubits,
+                           annealing_time=kw.get("annealing_time"))
+    return min(kw.get("num_reads") or solver.max_reads, fit, solver.max_reads)
+
+
+def calibration_plan(setting: dict, p: CampaignParams) -> tuple[int, int]:
+    """(calibration rounds, reads per round) of a setting, the sampler's defaults filled in."""
+    from rbmdiff.samplers.qpu import QPUSampler
+    from rbmdiff.samplers.qpu.sampler import CALIBRATION_READS
+
+    kw = QPUSampler(**run_kwargs(setting, p)).params()
+    return kw["calibration_rounds"], kw["calibration_reads"] or max(CALIBRATION_READS,
+                                                                    p.num_samples)
+
+
+def run_estimate_us(setting: dict, p: CampaignParams, solver: SolverFacts, factor: float,
+                    *, per_call: int, calibrate: bool = True, scale: float = 1.0) -> float:
+    """Σ over the run's solver calls of the timing model's estimate, times ``factor``; the
+    calibration calls only when ``calibrate``, their rounds times ``scale`` (the ratio of
+    calibration reads drawn to planned, learnt from earlier runs: chain-strength probes and
+    re-checks that the plan cannot foresee)."""
+    rounds, per_round = calibration_plan(setting, p)
+    at = run_kwargs(setting, p).get("annealing_time")
+    reads = run_reads(num_samples=p.num_samples, num_reads=per_call,
+                      calibration_rounds=math.ceil(rounds * scale) if calibrate else 0,
+                      calibration_reads=per_round, max_reads=solver.max_reads)
     return factor * sum(call_estimate_us(solver.timing, num_qubits=solver.num_qubits,
-                                         num_reads=k, annealing_time=kw["annealing_time"])
-                        for k in reads)
+                                         num_reads=k, annealing_time=at) for k in reads)
 
 
-SETTING_TYPES = {"index": "Int64", "num_reads": "Int64", "annealing_time": "float64",
-                 "chain_strength": "string", "mock": "string", "calibration_rounds": "Int64",
-                 "status": "string", "error": "string", "num_qubits": "Int64",
-                 "estimate_us": "float64", "allowance_us": "float64", "qpu_access_us": "float64"}
-
-
-def append_row(path: Path, row: dict) -> None:
-    """Append one row to a Parquet table (rewritten whole, atomically), with fixed types for
-    the settings, so that a None in the first row does not make an untyped column."""
-    frame = pd.DataFrame([row])
-    frame = frame.astype({k: v for k, v in SETTING_TYPES.items() if k in frame})
-    if path.is_file():
-        frame = pd.concat([pd.read_parquet(path), frame], ignore_index=True)
-    write_parquet(frame, path)
-
-
-def setting_key(setting: dict) -> tuple:
-    """A setting as comparable values (a table's <NA>, float and string columns alike)."""
-    return tuple((k, _comparable(v)) for k, v in sorted(setting.items()))
-
-
-def _comparable(value: Any) -> Any:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, bool) or value in ("True", "False"):
-        return str(value)
-    try:
-        return float(value)
-    except ValueError:
-        return str(value)
-
-
-def done_settings(path: Path, campaign_id: str, keys: list[str]) -> tuple[set, int]:
-    """The settings a campaign has finished, and how many rows it has, from its table."""
-    if not path.is_file():
-        return set(), 0
-    rows = pd.read_parquet(path)
-    rows = rows[rows["campaign"] == campaign_id]
-    done = rows[rows["status"] == "done"]
-    return {setting_key(r) for r in done[keys].to_dict("records")}, len(rows)
+def upstream_sha(layout: Layout) -> str:
+    """SHA-256 of what a calibration depends on upstream: the model and the embedding files."""
+    h = hashlib.sha256(layout.model.read_bytes())
+    for path in sorted(layout.embedding.glob("*.json")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @flow(name="rbmdiff-qpu-campaign")
 def campaign(root: str = ".", budget_us: float | None = None, progress: bool = True,
              resume: str | None = None) -> dict:
-    """Run the QPU sweep of params.yaml's ``campaign`` section; budget_us overrides its budget.
+    """Run the QPU sweep of params.yaml's ``campaign`` section; budget_us overrides its budget
+    (module docstring).  ``resume``: a campaign id: its done settings are not run again, what it
+    spent (the ledger reports/campaign-spend.jsonl) counts against the budget, and the calls it
+    already paid for are read back from the read store.  The runs go to this flow's task runner
+    (threads; ``campaign.with_options(task_runner=…)`` for Dask).
+    -> {'campaign': id, 'settings': k, 'done', 'skipped', 'stopped_runs', 'failed': the
+    settings' indices, 'stopped': the one-line summary, 'spent_us': µs, 'reused_calls': k,
+    'bound_us': the most the budget can be overrun by per unit of ρ − 1, ...}."""
+    root = str(Path(root).resolve())
+    layout = Layout(Path(root))
+    params, budget = check_request(root, budget_us, resume)
+    campaign_id = resume or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.get_name()}"
+    with campaign_lock(layout.campaign, campaign_id):
+        return _campaign(layout, params, budget, campaign_id, progress)
 
-    A setting starts only when its estimated access time fits in what is left of the budget
-    (else it is skipped, and a later, cheaper one may still run); each solver call of a
-    run is estimated again and refused when it would overrun (the run stops, 'stopped').
-    ``resume``: a campaign id: its finished settings are not run again and what it spent
-    (the ledger reports/campaign-spend.jsonl) counts against the budget.  The runs go to
-    this flow's task runner (threads; ``campaign.with_options(task_runner=…)`` for Dask).
-    -> {'campaign': id, 'runs': k, 'spent_us': µs, 'stopped': why, 'table': path}."""
+
+def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
+              progress: bool) -> dict:
     from tqdm.auto import tqdm
 
     logger = get_run_logger()
-    root = str(Path(root).resolve())
-    layout = Layout(Path(root))
-    params = load_params(layout.params)
-    check_samplers(params, layout.params)
+    root = str(layout.root)
     p = params.campaign
-    budget = p.budget_us if budget_us is None else float(budget_us)
-    if not budget > 0:
-        raise RbmdiffError(f"the QPU time budget must be positive µs, got {budget}")
     ledger = SpendLedger(spend_ledger(layout))
-    campaign_id = resume or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.get_name()}"
     keys = list(type(p.sweep).model_fields)
-    done, attempts = done_settings(layout.campaign, campaign_id, keys)
-    if resume and not attempts and not ledger.entries(resume):
-        raise RbmdiffError(f"no campaign {resume!r} in {layout.campaign} or its ledger; "
-                           "pass an id from the table's 'campaign' column")
+    earlier = read_rows(layout.campaign, campaign_id)
+    done = done_settings(earlier, keys)
+    attempts = len(earlier)
     run_plan(Ledger(root).plan(targets=UPSTREAM), params, root, progress=progress)
     ensure_qpu_limit()
     solver = solver_facts(p, layout)
-    queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]
-    rows, pending, skipped = 0, {}, 0
-    bar = tqdm(total=len(queue), desc="QPU campaign", disable=not progress)
+    cap_us = p.max_call_fraction * budget
+    model_sha = upstream_sha(layout)
+    calibrated = set()  # calibration keys paid for this model (any campaign), when cached
+    cached = calibration_cached()
+    scales = [1.0]  # calibration reads drawn / planned of the runs done: later plans × max
+    every = read_rows(layout.campaign)
+    if "calibration_reads" in every and "calibration_planned_reads" in every:
+        done_rows = every[every["status"] == "done"]
+        planned = done_rows["calibration_planned_reads"].astype("Float64")
+        drawn = done_rows["calibration_reads"].astype("Float64")
+        scales += (drawn / planned)[planned > 0].dropna().tolist()  # what earlier runs drew
+    if cached and any(layout.calibration.glob("*")) and "calibration_key" in every:
+        def flag(column: str) -> pd.Series:
+            return every.get(column, pd.Series(False, index=every.index)).fillna(
+                False).astype(bool)
 
-    def committed() -> float:
-        """Spent, plus what the runs in flight may still spend."""
-        return ledger.spent(campaign_id) + sum(
-            max(b.left(), 0.0) for _, _, b, _ in pending.values())
+        kept = (every["status"] == "done") & (flag("target_reached")
+                                              | flag("calibration_reused"))
+        calibrated = set(every.loc[kept, "calibration_key"].dropna())
+    queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]
+    outcome: dict[str, list[int]] = {"done": [], "skipped": [], "stopped_runs": [],
+                                     "failed": []}
+    rows, pending, reused = 0, {}, 0
+    bar = tqdm(total=len(queue), desc="QPU campaign", disable=not progress)
 
     def log_row(row: dict) -> None:
         nonlocal rows
         append_row(layout.campaign, row)
         rows += 1
+        outcome[{"stopped": "stopped_runs"}.get(row["status"], row["status"])].append(
+            int(row["index"]))
         bar.update(1)
         bar.set_postfix_str(f"{row['spent_us']:.0f}/{budget:.0f} µs")
-        logger.info("campaign %s setting %d %s: %s; %.0f of %.0f µs spent; appended to %s",
+        logger.info("campaign %s setting %d %s: %s%s; %.0f µs charged, %.0f of %.0f µs spent",
                     campaign_id, row["index"], {k: row[k] for k in keys}, row["status"],
-                    row["spent_us"], budget, layout.campaign)
+                    f" ({row['error']})" if row.get("error") else "", row["qpu_access_us"],
+                    row["spent_us"], budget)
 
     def collect(future: Any) -> None:
-        index, setting, b, estimate = pending.pop(future)
+        nonlocal reused
+        index, setting, b, estimate, extra = pending.pop(future)
         result = future.result(raise_on_failure=False)
         failed = isinstance(result, BaseException)
-        record = {"status": "failed", "error": repr(result)} if failed else result
-        log_row({**row_of(campaign_id, index, setting, estimate, b, ledger, budget),
+        record = {"status": "failed", "error": f"{type(result).__name__}: {result}"} \
+            if failed else result
+        reused += int(record.get("reused_calls") or 0)
+        if record["status"] == "done" and cached and (
+                record.get("target_reached") or record.get("calibration_reused")):
+            calibrated.add(extra["calibration_key"])  # the sampler saves only a reached one
+        planned = extra.get("calibration_planned_reads", 0)
+        if record["status"] == "done" and planned and not record.get("calibration_reused"):
+            scales.append(float(record.get("calibration_reads") or 0) / planned)
+        log_row({**row_of(campaign_id, index, setting, estimate, b, ledger, budget), **extra,
                  **{k: v for k, v in record.items()
                     if k not in ("campaign", "index", *setting)}})  # the setting's own values
 
     for index, setting in queue:
-        factor = ledger.factor(solver.name)
-        estimate = run_estimate_us(setting, p, solver, factor)
-        if estimate > budget - committed() and pending:  # runs in flight may leave more
+        per_call = reads_per_call(setting, p, solver, cap_us)
+        key = calibration_key(setting, p, model_sha, per_call)
+        extra = {"reads_per_call": per_call, "calibration_key": key, "model_sha": model_sha}
+        if per_call < 1:
+            one = call_estimate_us(solver.timing, num_qubits=solver.num_qubits, num_reads=1,
+                                   annealing_time=run_kwargs(setting, p).get("annealing_time"))
+            log_row({**row_of(campaign_id, index, setting, math.nan, None, ledger, budget),
+                     **extra, "status": "skipped",
+                     "error": f"one call of one read is estimated at {one:.0f} µs, more than "
+                     f"max_call_fraction · budget = {cap_us:.0f} µs; raise the budget or "
+                     "campaign.max_call_fraction"})
+            continue
+        if key in {e["calibration_key"] for *_, e in pending.values()}:
+            for future in as_completed([f for f, v in pending.items()
+                                        if v[-1]["calibration_key"] == key]):
+                collect(future)  # its calibration is being paid for: wait, then reuse it
+        factor = extra["factor"] = ledger.factor(solver.name)
+        rounds, per_round = calibration_plan(setting, p)
+        calibrate = key not in calibrated
+        extra["calibration_planned_reads"] = rounds * per_round if calibrate else 0
+        estimate = run_estimate_us(setting, p, solver, factor, per_call=per_call,
+                                   calibrate=calibrate, scale=max(scales))
+
+        def left() -> float:
+            return budget - ledger.spent(campaign_id) - sum(  # what runs in flight may still
+                max(v[3] - ledger.spent(campaign_id, v[2].run), 0) for v in pending.values())
+
+        if estimate > left() and pending:  # runs in flight may leave more
             for future in as_completed(list(pending)):
                 collect(future)
-        left = budget - committed()
-        if estimate > left:
-            skipped += 1
+        if estimate > left():
+            short = estimate - max(left(), 0)
             log_row({**row_of(campaign_id, index, setting, estimate, None, ledger, budget),
-                     "status": "skipped",
-                     "error": f"estimated {estimate:.0f} µs > {max(left, 0):.0f} µs left"})
+                     **extra, "status": "skipped",
+                     "error": f"estimated {estimate:.0f} µs > {max(left(), 0):.0f} µs left: "
+                     f"short by {short:.0f} µs"})
             continue
         run = f"{index}.{attempts + rows + len(pending)}"  # unique within the campaign
-        b = RunBudget(ledger, campaign_id, run, estimate if p.parallel > 1 else left,
-                      solver.timing, solver.name, factor)
+        b = RunBudget(ledger, campaign_id, run, budget, solver.timing, solver.name,
+                      max_call_us=cap_us)
         future = campaign_run.with_options(task_run_name=f"campaign-run-{index}").submit(
-            setting, p, root, b)
-        pending[future] = (index, setting, b, estimate)
+            setting, p, root, b, per_call)
+        pending[future] = (index, setting, b, estimate, extra)
         if len(pending) >= p.parallel:  # wait for the first to finish, then decide again
             collect(next(as_completed(list(pending))))
     for future in as_completed(list(pending)):
         collect(future)
     bar.close()
     spent = ledger.spent(campaign_id)
-    stopped = (f"{skipped} of {len(queue)} settings skipped: their estimate exceeded what was "
-               "left" if skipped else "all settings run")
-    logger.info("campaign %s: %d rows, %.0f µs of QPU access time (budget %.0f; estimates: "
-                "%s): %s", campaign_id, rows, spent, budget, solver.timing_source, stopped)
-    return {"campaign": campaign_id, "runs": rows - skipped, "spent_us": spent,
-            "budget_us": budget, "stopped": stopped, "table": str(layout.campaign),
-            "ledger": str(ledger.path)}
+    figure = plot(read_rows(layout.campaign, campaign_id), figure_path(layout), keys)
+    summary = summarise(outcome, len(queue), reused)
+    logger.info("campaign %s: %.0f µs of QPU access time (budget %.0f; estimates: %s): %s",
+                campaign_id, spent, budget, solver.timing_source, summary)
+    return {"campaign": campaign_id, "settings": len(queue), **outcome, "stopped": summary,
+            "runs": len(outcome["done"]), "reused_calls": reused, "spent_us": spent,
+            "budget_us": budget, "bound_us": p.parallel * cap_us,
+            "table": str(layout.campaign), "ledger": str(ledger.path),
+            "figure": str(figure) if figure else None}
+
+
+def summarise(outcome: dict[str, list[int]], queued: int, reused: int) -> str:
+    """One line: how many settings were done, skipped, stopped or failed, and reused calls."""
+    parts = [f"{len(outcome['done'])} of {queued} settings done"]
+    for status, why in (("skipped", "their estimate exceeded what was left"),
+                        ("stopped_runs", "a call was refused mid-run"),
+                        ("failed", "an error; see the table's 'error' column")):
+        if outcome[status]:
+            parts.append(f"{len(outcome[status])} {status} ({why}): settings "
+                         f"{outcome[status]}")
+    parts.append(f"{reused} paid calls reused from the read store")
+    return "; ".join(parts)
 
 
 def row_of(campaign_id: str, index: int, setting: dict, estimate: float, b: RunBudget | None,
@@ -245,7 +366,6 @@ def row_of(campaign_id: str, index: int, setting: dict, estimate: float, b: RunB
     """The campaign table's bookkeeping columns for one setting (b: its run's budget; None
     when it was skipped).  qpu_access_us: what the run was charged (ledger)."""
     return {"campaign": campaign_id, "index": index, **setting, "error": None,
-            "estimate_us": estimate, "allowance_us": b.allowance_us if b else math.nan,
-            "qpu_access_us": ledger.spent(campaign_id, b.run) if b else 0.0,
-            "spent_us": ledger.spent(campaign_id), "budget_us": budget,
+            "estimate_us": estimate, "qpu_access_us": ledger.spent(campaign_id, b.run) if b
+            else 0.0, "spent_us": ledger.spent(campaign_id), "budget_us": budget,
             "finished": pd.Timestamp.now(tz="UTC")}

@@ -1,7 +1,7 @@
 """``rbmdiff-pipeline``: run the pipeline, a QPU campaign, a schedule, or one stage.
 
     rbmdiff-pipeline run [--dask ADDRESS|local] [--force]
-    rbmdiff-pipeline campaign [--budget-us µs] [--resume ID]
+    rbmdiff-pipeline campaign [--budget-us µs] [--resume ID]   (exit 1 unless every setting ran)
     rbmdiff-pipeline deploy --cron '0 3 * * *' [--serve]
     rbmdiff-pipeline stage NAME [ROUTE]          (what dvc.yaml's commands run)
 """
@@ -93,15 +93,24 @@ def main(argv: list[str] | None = None) -> int:
                                progress=not args.quiet)
                 out = {k: out[k] for k in ("ran", "skipped", "failed")}
         elif args.command == "campaign":
+            from flows.campaign_table import check_request
+
+            # bad input: one line, before Prefect is imported or started
+            check_request(args.root, args.budget_us, args.resume)
+            check_dask(args.dask)
             from flows.campaign import campaign
             from flows.scaleout import shared_api, task_runner
-
-            check_dask(args.dask)
 
             flow = campaign.with_options(task_runner=task_runner(args.dask))
             with shared_api(args.dask):
                 out = flow(root=str(args.root), budget_us=args.budget_us,
                            progress=not args.quiet, resume=args.resume)
+            print(json.dumps(out, indent=2, default=str))
+            if len(out["done"]) == out["settings"]:
+                return 0
+            print(f"rbmdiff-pipeline campaign: not every setting ran: {out['stopped']}; "
+                  f"`--resume {out['campaign']}` continues it", file=sys.stderr)
+            return 1
         else:
             from flows import deploy
 

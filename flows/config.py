@@ -130,6 +130,9 @@ class CampaignParams(Section):
 
     num_samples: PositiveInt
     budget_us: PositiveFloat
+    max_call_fraction: float = Field(
+        gt=0, le=1, description="one call's estimate at most this share of the budget: the "
+        "bound on overspend is parallel · (ρ − 1) · max_call_fraction · budget (flows.budget)")
     parallel: PositiveInt
     seed: NonNegativeInt
     sweep: CampaignSweep

@@ -76,3 +76,15 @@ class Layout:
     def campaign(self) -> Path:
         """Not a DVC output: a campaign appends to it as results arrive."""
         return self.root / "reports" / "campaign.parquet"
+
+    @property
+    def read_store(self) -> Path:
+        """Not a DVC output: every paid QPU call's reads, one folder per device, so that a
+        rerun or a resumed campaign never buys a call's reads twice."""
+        return self.root / "reports" / "qpu-reads"
+
+    @property
+    def calibration(self) -> Path:
+        """Not a DVC output (so re-embedding does not delete it): the QPU route's calibrations,
+        keyed by model, embedding, device and settings, reused by later runs and campaigns."""
+        return self.root / "models" / "calibration"

@@ -195,7 +195,7 @@ def test_campaign_appends_each_result_and_stops_at_the_budget(project, monkeypat
     root, _ = project
     monkeypatch.setenv("DWAVE_API_TOKEN", TOKEN)  # a configured token; embed.mock keeps the mock
     first = campaign(root=str(root), budget_us=1.0, progress=False)  # no run fits in 1 µs
-    assert first["runs"] == 0 and first["stopped"].startswith("2 of 2 settings skipped")
+    assert first["runs"] == 0 and first["skipped"] == [0, 1]
     rows = pd.read_parquet(Layout(root).campaign)
     assert rows["status"].tolist() == ["skipped"] * 2 and (rows["spent_us"] == 0).all()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 from flows.artefacts import read_json, read_prepared, staged_dir, write_json, wrote
@@ -16,7 +19,8 @@ from rbmdiff.samplers.base import Samples
 
 def sampler_kwargs(route: str, p: RouteParams, layout: Layout, train: Any) -> dict:
     """The route's sampler parameters, plus what the pipeline supplies: the embed stage's
-    solver and embedding for ``qpu``; the training rows for ``gibbs`` with init 'data'."""
+    solver and embedding, the read store and the calibration cache, for ``qpu``; the
+    training rows for ``gibbs`` with init 'data'."""
     kwargs = p.sampler_params()
     if route == "qpu":
         from rbmdiff.samplers.qpu import has_token
@@ -29,9 +33,25 @@ def sampler_kwargs(route: str, p: RouteParams, layout: Layout, train: Any) -> di
                 kwargs["mock"] = kwargs.get("mock") or True  # (`dvc repro -f embed` to switch)
         else:
             kwargs["mock"] = False
+        kwargs.setdefault("read_store", str(read_store(layout, kwargs)))
+        kwargs.setdefault("calibration_dir", str(layout.calibration))
     if route == "gibbs" and kwargs.get("init") == "data":
         kwargs["init_data"] = train
     return kwargs
+
+
+def read_store(layout: Layout, kwargs: dict) -> Path:
+    """The read store of a QPU run: one folder per device (a QPU solver, or a mock kind with
+    its β, sweeps and graph), since a call's key names the problem but not the device."""
+    from rbmdiff.samplers.qpu import QPUSampler
+
+    s = QPUSampler(**{k: v for k, v in kwargs.items()
+                      if k not in ("budget", "read_store", "calibration_dir")})
+    kind = s.mock_kind()[0]
+    device = f"mock-{kind}" if kind else f"qpu-{s.solver or s.topology}"
+    facts = [s.topology, s.mock_shape, s.mock_beta, s.mock_sweeps] if kind else [s.solver]
+    tag = hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:8]
+    return layout.read_store / f"{device}-{tag}"
 
 
 def draw(route: str, p: RouteParams, layout: Layout) -> tuple[Samples, dict]:
