@@ -305,10 +305,10 @@ class QPUSampler:
             final = run.sample_and_estimate(p, num_samples)
         tol = check.beta_tolerance(ref, num_samples) if ref is not None else 0.0
         reached = abs(final["beta_model"] - 1) <= tol or final["low"] <= 1 <= final["high"]
-        if cached is None and reached and self.calibration_rounds > 0:
+        if calibrating and (reached or search.out_of_reach):  # a conclusive search: keep it
             calibration.save(self.calibration_dir, key, {
                 "prefactor": p, "rung": run.rung, "beta_model": final["beta_model"],
-                "reads": run.reads - num_samples})
+                "out_of_reach": search.out_of_reach, "reads": run.reads - num_samples})
         v, h = final["v"], final["h"]
         if self.postprocess_sweeps:
             v, h = _postprocess(rbm, final["v"], self.postprocess_sweeps, seed)
@@ -351,7 +351,8 @@ class QPUSampler:
             run.rung = min(int(cached.get("rung", 0)), len(run.ladder) - 1)
             run.replan()
             p = min(float(cached["prefactor"]), run.scale.prefactor_max)
-            return p, calibration.Search(p, converged=True, out_of_reach=False)
+            out = bool(cached.get("out_of_reach", False))
+            return p, calibration.Search(p, converged=not out, out_of_reach=out)
         if self.calibration_rounds == 0:
             p = min(1 / nominal, run.scale.prefactor_max)
             return p, calibration.Search(p, converged=False, out_of_reach=False)
@@ -374,8 +375,7 @@ class QPUSampler:
         W, b, c = (p.detach().to(torch.float64).cpu().numpy() for p in rbm.parameters())
         settings = {"annealing_time": self.annealing_time, "clip": self.clip,
                     "chain_strength": self.chain_strength,
-                    "chain_strength_factor": self.chain_strength_factor,
-                    "beta_eff": self.beta_eff, "num_reads": self.num_reads}
+                    "chain_strength_factor": self.chain_strength_factor}
         if solver.device.mock_kind is not None:
             settings.update(mock_beta=self.mock_beta, mock_sweeps=self.mock_sweeps)
         return calibration.cache_key(W=W, b=b, c=c, embedding=solver.embedding,
