@@ -25,7 +25,8 @@ from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples
 
 HEADLINE = ("mmd", "corr_rmse", "mean_abs_err", "test_log_likelihood", "tv_exact",
-            "mean_free_energy", "wall_s", "samples_per_s", "cost_units", "num_samples")
+            "mean_free_energy", "cost_units", "num_samples")
+TIMINGS = ("wall_s", "samples_per_s")  # this machine's: statistics.json says so
 
 
 FLOAT_COLUMNS = ("wall_s", "samples_per_s", "cost_units", "multiply_adds", "mean_abs_err",
@@ -204,6 +205,10 @@ def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
         "yardstick": {"reference": yard["reference"], "floor": yard["floor"],
                       "excess_sd": {r: v["excess_sd"] for r, v in yard["routes"].items()}},
         "undefined": undefined,
+        "timings": {"note": "wall time on the machine that ran each stage: not a function "
+                            "of the inputs, so never compared across runs",
+                    **{row["route"]: {k: row[k] for k in TIMINGS} for _, row in
+                       table.iterrows()}},
     }
     write_json(layout.metrics, metrics)
     summary = layout.metrics.with_name("report.md")
