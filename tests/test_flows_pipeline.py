@@ -121,7 +121,8 @@ def test_training_history_and_metrics_json(project) -> None:
     root, _ = project
     layout = Layout(root)
     history = pd.read_parquet(layout.training)
-    assert {"step", "epoch", "loss", "wall_s", "log_z", "train_ll", "test_ll"} <= set(history)
+    assert {"step", "epoch", "loss", "log_z", "train_ll", "test_ll"} <= set(history)
+    assert "wall_s" not in history  # a timing: in the log, not in a tracked output
     assert history["step"].is_monotonic_increasing and history["step"].iloc[-1] == 60
     assert history["loss"].map(math.isfinite).all()
     metrics = json.loads(layout.metrics.read_text())

@@ -4,8 +4,6 @@ function of the inputs: training twice gives identical bytes."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
