@@ -25,7 +25,7 @@ from rbmdiff.samplers.base import Samples
 from rbmdiff.seeds import SEED_BITS, derive
 
 DISTANCES = ("mmd", "corr_rmse", "mean_abs_err")  # the §7 distances, taken to data and model
-FLOOR_DRAWS = 5  # perfect samples behind each floor (its mean and sd)
+FLOOR_DRAWS = 10  # perfect samples behind each floor (its mean and sd)
 REFERENCE_ROWS = 10_000  # rows of the perfect sample R (MMD subsamples 2,000, metrics.py)
 FLOOR_SD = 3.0  # "at the floor": within the floor's mean + 3 sd
 

@@ -132,3 +132,16 @@ def _threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def test_headline_carries_the_to_model_distance_and_the_noise() -> None:
+    from flows.headline import headline
+
+    spread = {"mmd": {"mean": 1e-5, "sd": 8e-5}}
+    metrics = {"samplers": {"sde": {"mmd": 1e-4, "mmd_model": 1.2e-3},
+                            "gibbs": {"mmd": 9e-4, "mmd_model": -4e-5}},
+               "yardstick": {"floor": {"2000": {"to_model": spread,
+                                                "to_data": {"mmd": {"mean": 1e-3, "sd": 4e-4}}}}}}
+    out = headline(metrics)
+    assert out["mmd_model"] == {"sde": 1.2e-3, "gibbs": -4e-5}
+    assert out["mmd_sd"] == {"data": 4e-4, "model": 8e-5}
