@@ -20,6 +20,7 @@ from prefect.futures import as_completed
 from flows.config import Params
 from flows.layout import Layout
 from flows.ledger import Ledger, Plan
+from flows.lifeline import guard_temporary_server
 from flows.preflight import preflight
 from flows.scaleout import shared_api, task_runner
 from flows.tasks import (
@@ -144,6 +145,7 @@ def pipeline(root: str = ".", dask: str | None = None, force: bool = False,
     Dask scheduler address for the sampling step; force: rerun every stage.
     """
     logger = get_run_logger()
+    guard_temporary_server()  # a killed run does not leave Prefect's temporary server behind
     root = str(Path(root).resolve())
     layout = Layout(Path(root))
     params = preflight(root)
