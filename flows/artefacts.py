@@ -97,6 +97,29 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+# A sampler's info fields that differ between two runs with the same inputs: timings on this
+# machine, the solver's random problem ids, and how the embedding was got this time (searched,
+# or read from the cache).  Tracked outputs leave them out; the stage logs them.
+VOLATILE_INFO = ("wall_s", "samples_per_s", "timing", "problem_ids", "embedding_method")
+
+
+def tracked_info(info: dict, root: Path) -> tuple[dict, dict]:
+    """A sampler's ``info`` split into (what a tracked output may hold: a function of the
+    run's inputs, paths relative to ``root``; the volatile rest, for the log)."""
+    root = Path(root).resolve()
+    kept, volatile = {}, {}
+    for key, value in info.items():
+        if key in VOLATILE_INFO:
+            volatile[key] = value
+        elif isinstance(value, str) and os.path.isabs(value):
+            path = Path(value)
+            kept[key] = (str(path.relative_to(root)) if path.is_relative_to(root)
+                         else path.name)
+        else:
+            kept[key] = value
+    return kept, volatile
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented, strict JSON (NaN as null), keys in their order, atomically."""
     text = json.dumps(plain(obj), indent=2, allow_nan=False, default=str)
