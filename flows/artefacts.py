@@ -20,7 +20,7 @@ import numpy as np
 from flows.layout import Layout
 from rbmdiff.data import validate_array
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.files import atomic_write_bytes
+from rbmdiff.files import atomic_write_bytes, default_mode
 from rbmdiff.jsonsafe import plain
 
 if TYPE_CHECKING:  # torch only where tensors are read: the prepare stage runs without it
@@ -45,6 +45,7 @@ def staged_dir(path: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
                                     dir=path.parent))
     try:
+        staging.chmod(default_mode(folder=True))  # the published folder: umask's mode
         yield staging
         _publish(staging, path)
     finally:  # after a swap it holds the previous folder

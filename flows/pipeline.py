@@ -78,7 +78,8 @@ def sample_flow(routes: list[str], params: Params, root: str,
             route, params.sample[route], root)
         futures[future] = route
     out: dict[str, Any] = {}
-    with tqdm(total=len(routes), desc="sampling routes", disable=not progress) as bar:
+    with tqdm(total=len(routes), desc="sampling routes",
+              disable=None if progress else True) as bar:  # None: only on a terminal
         for future in as_completed(list(futures)):
             route = futures[future]
             out[route] = future.result(raise_on_failure=False)

@@ -640,6 +640,8 @@ def _progress(cfg: TrainConfig, done: int, enabled: bool):
     from tqdm.auto import tqdm
 
     desc = f"train {cfg.method}/{cfg.score}" if cfg.method == "dsm" else f"train {cfg.method}"
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+    # disable=None: a bar only on a terminal (a log file gets none)
+    bar = tqdm(total=cfg.steps, desc=desc, disable=None if enabled else True, leave=False,
+               dynamic_ncols=True)
     bar.update(done)
     return bar

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from rbmdiff.errors import RbmdiffError
 
@@ -38,7 +39,37 @@ def get(name: str, **params) -> Sampler:
         raise RbmdiffError(
             f"sampler {name!r} has no parameter {', '.join(unknown)}; it takes {', '.join(known)}"
         )
+    annotations = {k: p.annotation for k, p in inspect.signature(cls).parameters.items()}
+    for key, value in params.items():
+        problem = _type_problem(annotations.get(key), value)
+        if problem:
+            raise RbmdiffError(f"sampler {name!r} parameter {key}: {problem}, got {value!r}")
     return cls(**params)
+
+
+# The plain types a sampler's keyword may be annotated with, as written in its signature
+# (annotations are strings: `from __future__ import annotations`), and a check of each.
+_CHECKS = {
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a finite number", lambda v: isinstance(v, int | float)
+              and not isinstance(v, bool) and math.isfinite(v)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "None": ("null", lambda v: v is None),
+}
+
+
+def _type_problem(annotation: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit an annotation made of plain types (``int``, ``float | None``,
+    ``str | bool`` …); None when it fits or the annotation is anything else (not checked)."""
+    if not isinstance(annotation, str):
+        return None
+    kinds = [k.strip() for k in annotation.split("|")]
+    if not kinds or any(k not in _CHECKS for k in kinds):
+        return None
+    if any(_CHECKS[k][1](value) for k in kinds):
+        return None
+    return "must be " + " or ".join(_CHECKS[k][0] for k in kinds)
 
 
 def _inherited(cls: type) -> list[str]:
