@@ -126,6 +126,9 @@ def training_figure(history: pd.DataFrame, *, final_test_ll: float | None = None
     training went (when recorded: binary data), else the final model's exact held-out
     log-likelihood as one point; KL(data ‖ model) in a third panel where recorded."""
     has_kl = "kl_data_model" in history and history["kl_data_model"].notna().any()
+    has_ll = "test_ll" in history and history["test_ll"].notna().any()
+    if not has_ll:  # one number: said in the title, not a panel around one dot
+        return _loss_only_figure(history, final_test_ll)
     fig = Figure(figsize=(5.5 * (3 if has_kl else 2), 3.8))
     axes = fig.subplots(1, 3 if has_kl else 2)
     loss_ax, ll_ax = axes[0], axes[1]
@@ -156,6 +159,23 @@ def training_figure(history: pd.DataFrame, *, final_test_ll: float | None = None
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.suptitle("training: loss per epoch and exact log-likelihood", fontsize=10)
+    return fig
+
+
+def _loss_only_figure(history: pd.DataFrame, final_test_ll: float | None) -> Figure:
+    """The loss panel alone, the final model's exact held-out log-likelihood in the title
+    (grey-level data: no log-likelihood is recorded as training goes)."""
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.subplots()
+    whole = whole_epochs(history)
+    ax.plot(whole["step"], whole["loss"], marker=".", label="mean loss per epoch")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss (epoch mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    final = ("" if final_test_ll is None else
+             f"\nfinal model: exact held-out log-likelihood {final_test_ll:.3f} nats per row")
+    fig.suptitle(f"training loss per epoch{final}", fontsize=10)
     return fig
 
 

@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", dest="params", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="sampler parameter, e.g. --set num_sweeps=300 "
                    "(each sampler's are listed below)")
-    s.add_argument("--data", help="held-out data: also compute the docs/math.md §7 statistics")
+    s.add_argument("--data", help="data (built-in name or file): also compute the docs/math.md "
+                   "§7 statistics on its held-out rows; gibbs with init 'data' starts at its "
+                   "training rows")
     s.add_argument("--stats", type=Path, help="write the statistics record (Parquet, one row)")
     s.add_argument("--chunk-size", type=_positive_int, default=100_000,
                    help="samples drawn and written per chunk (bounds memory)")
@@ -334,6 +336,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
     params = dict(args.params)
     if args.sampler in ("sde", "ode"):
         params.setdefault("device", str(device))
+    if args.sampler == "gibbs" and params.get("init") == "data":  # chains start at data rows
+        if not args.data:
+            raise RbmdiffError("--set init='\"data\"' starts the chains at training rows: "
+                               "name the data with --data")
+        from rbmdiff.data import load_dataset
+
+        params["init_data"] = load_dataset(args.data).train
     sampler = samplers.get(args.sampler, **params)
     for path in (args.out, args.stats):
         if path is not None:

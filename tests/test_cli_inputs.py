@@ -138,3 +138,19 @@ def test_no_progress_bars_when_stderr_is_a_file(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "it/s" not in done.stderr and "\r" not in done.stderr
     assert len(done.stderr.splitlines()) == 1  # the run's one summary line
+
+
+def test_the_help_example_init_data_works_with_data_and_says_what_it_needs_without(
+        tmp_path, capsys, model) -> None:
+    argv = ["sample", "--model", model, "--sampler", "gibbs", "--num-samples", 20, "--out",
+            tmp_path / "s.parquet", "--set", 'init="data"', "--set", "num_sweeps=0", "--quiet"]
+    err = one_line(capsys, argv)
+    assert "name the data with --data" in err
+    assert main([str(a) for a in [*argv, "--data", "bas-3x3"]]) == 0
+    import pandas as pd
+
+    from rbmdiff.data import load_dataset
+
+    v = pd.read_parquet(tmp_path / "s.parquet").to_numpy()
+    rows = {tuple(r) for r in load_dataset("bas-3x3").train.numpy().astype("uint8")}
+    assert all(tuple(r) in rows for r in v)  # 0 sweeps: the chains' start, training rows

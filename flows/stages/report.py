@@ -218,10 +218,12 @@ def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
 
     g = torch.Generator().manual_seed(p.seed)
     k = p.grid_samples
-    rows = {"data": test[torch.randperm(test.shape[0], generator=g)[:k]].numpy()}
+    rows = {"held-out data": test[torch.randperm(test.shape[0], generator=g)[:k]].numpy()}
     for route in routes:
         pick = torch.randperm(len(draws[route]), generator=g)[:k]
-        rows[route] = draws[route][pick].numpy().astype(np.float32)
+        mock = provenances[route] and provenances[route]["mock"]
+        label = f"{route}\n(mock {provenances[route]['mock_kind']})" if mock else route
+        rows[label] = draws[route][pick].numpy().astype(np.float32)
     shape = figures.image_shape(info["n_visible"], info.get("shape"))
     out = layout.figures
     paths = [
