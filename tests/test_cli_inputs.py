@@ -154,3 +154,29 @@ def test_the_help_example_init_data_works_with_data_and_says_what_it_needs_witho
     v = pd.read_parquet(tmp_path / "s.parquet").to_numpy()
     rows = {tuple(r) for r in load_dataset("bas-3x3").train.numpy().astype("uint8")}
     assert all(tuple(r) in rows for r in v)  # 0 sweeps: the chains' start, training rows
+
+
+def test_pipeline_refuses_a_huge_num_samples_and_a_read_only_project(tmp_path, monkeypatch,
+                                                                     capsys) -> None:
+    import errno as errnos
+    import tempfile
+
+    from flows.cli import main as pipeline_main
+    from flows.testing import make_project, write_params
+
+    root = make_project(tmp_path / "p", routes=["gibbs"])
+    write_params(root, {"sample": {"gibbs": {"num_samples": 10**13}}})
+    assert pipeline_main(["--root", str(root), "run"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "sample.gibbs.num_samples: 10,000,000,000,000 samples of 9 units" in err
+    write_params(root, {"sample": {"gibbs": {"num_samples": 300}}})
+
+    def read_only(*args, **kwargs):  # as a read-only mount answers (tests may run as root)
+        raise OSError(errnos.EROFS, os.strerror(errnos.EROFS))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    assert pipeline_main(["--root", str(root), "run"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Read-only file system" in err
+    assert "run it in a writable clone" in err and not (root / "dvc.lock").exists()
