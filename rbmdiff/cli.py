@@ -74,6 +74,32 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.replace("-", "_"), value
 
 
+def _device_object(params: dict) -> dict:
+    """``--set sampler=module:Name``: the qpu route's device, any dimod sampler, imported at the
+    edge: Name a class (built with no arguments), a function returning a sampler, or a sampler
+    instance."""
+    spec = params.get("sampler")
+    if not isinstance(spec, str):
+        return params
+    import importlib
+
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise RbmdiffError(f"--set sampler={spec!r}: give MODULE:NAME, e.g. "
+                           "sampler=dwave.samplers:SimulatedAnnealingSampler")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise RbmdiffError(f"--set sampler={spec!r}: cannot import it ({exc})") from None
+    if callable(obj):
+        try:
+            obj = obj()
+        except Exception as exc:  # a user's constructor: any failure is theirs to read
+            raise RbmdiffError(f"--set sampler={spec!r}: {name}() failed "
+                               f"({type(exc).__name__}: {exc})") from None
+    return {**params, "sampler": obj}
+
+
 class _LazyChoices:
     """argparse choices read from a library module's constant when first needed (so that
     ``rbmdiff --help`` does not import torch); give the argument a metavar, which argparse
@@ -310,6 +336,7 @@ def _negative_options(args: argparse.Namespace) -> dict:
         raise RbmdiffError(f"--negative {args.negative} needs --method pcd")
     params = dict(args.negative_params)
     if args.negative == "qpu":
+        params = _device_object(params)
         params.setdefault("calibration_rounds", 0)  # training absorbs the device's temperature
     elif args.qpu_budget_us is not None:
         raise RbmdiffError("--qpu-budget-us needs --negative qpu")
@@ -333,7 +360,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     device = resolve(args.device)
     rbm = RBM.load(args.model)
     test = _matching_data(args.data, rbm, args.model) if args.data else None
-    params = dict(args.params)
+    params = _device_object(dict(args.params)) if args.sampler == "qpu" else dict(args.params)
     if args.sampler in ("sde", "ode"):
         params.setdefault("device", str(device))
     if args.sampler == "gibbs" and params.get("init") == "data":  # chains start at data rows

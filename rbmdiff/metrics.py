@@ -180,8 +180,9 @@ class SampleStats:
 
 INFO_FIELDS = ("chain_break_fraction", "beta_eff", "beta_eff_low", "beta_eff_high",
                "beta_model", "prefactor", "chain_strength", "clipped", "target_reached",
-               "rounds", "energy_z", "energy_check_ok", "qpu_access_time", "num_qubits", "mock",
-               "mock_kind")
+               "rounds", "energy_z", "fidelity_ok", "fidelity_p", "fidelity_worst",
+               "calibration_reused", "postprocess_sweeps", "qpu_access_time", "num_qubits",
+               "mock", "mock_kind")
 
 
 def sample_record(

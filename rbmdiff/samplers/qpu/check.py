@@ -1,81 +1,179 @@
-"""A global check of the reads beside the local (pseudo-likelihood) one: their mean energy
-E(v, h) against the model's ⟨E⟩ at β = 1.
+"""The verdict on a QPU run: do the reads (v, h) follow the model's law p(v, h) ∝ exp(−E)?
 
-Pseudo-likelihood sees only single-unit flips, so reads with the right local temperature but
-wrong weights between modes pass it (Raymond, Yarkoni & Andriyash 2016); the mean energy
-moves with those weights. The reference is exact when one layer has at most ``EXACT_BITS``
-units (that layer enumerated, the other summed in closed form), else a long Gibbs run.
+A simultaneous test of many statistics against a reference of the logical model:
+
+- moments: ⟨v_i⟩, ⟨h_j⟩, ⟨v_i h_j⟩ and ⟨E⟩, each a z-score (read mean − model mean) /
+  √(var/N + se_ref²), var the statistic's variance under the model (floored at 1/N, one
+  read's worth, so that a single read of a rare state is not a failure);
+- histograms, where a layer has at most ``HIST_BITS`` units: the total-variation distance of
+  that layer's empirical law from the exact law, against the TV of perfect samples of the same
+  size (mean and sd from ``NULL_DRAWS`` multinomial draws): z = (TV − mean) / sd, one-sided.
+
+The reference is exact when the smaller layer has at most ``EXACT_BITS`` units (that layer
+enumerated, the other summed in closed form), else ``GIBBS_CHAINS`` block-Gibbs chains of
+``GIBBS_SWEEPS`` sweeps, whose own standard errors enter each z. The run fails when the
+Bonferroni-adjusted p-value of the worst statistic is below ``ALPHA``: under the model a run
+fails with probability at most ALPHA, whatever the number of statistics. Pseudo-likelihood β
+(:mod:`.temperature`) sees only single flips; these statistics see the weights between modes
+too (Raymond, Yarkoni & Andriyash 2016). docs/math.md §6a gives the test's measured power.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.stats import norm
 
-from rbmdiff.exact import EXACT_LAW_BITS, state_chunks
+from rbmdiff.exact import EXACT_LAW_BITS, state_chunks, state_index
 from rbmdiff.rbm import RBM
 
-EXACT_BITS = EXACT_LAW_BITS
-Z_LIMIT = 4.0  # the difference is significant beyond |z| = 4 ...
-SD_FLOOR = 0.1  # ... and matters beyond 0.1 standard deviations of the reads' energy
+EXACT_BITS = EXACT_LAW_BITS  # enumerate the smaller layer up to 2^20 states
+HIST_BITS = 16  # histogram test of a layer with at most this many units
+NULL_DRAWS = 200  # perfect samples drawn for the TV's null distribution
+GIBBS_CHAINS, GIBBS_SWEEPS = 2000, 2000
+ALPHA = 0.01  # family-wise false-alarm rate of one run's verdict
 
 
-def exact_mean_energy(rbm: RBM) -> float:
-    """⟨E⟩ under p(v, h) ∝ exp(−E), enumerating the smaller layer.
+@dataclass
+class Reference:
+    """The model's statistics: names (K,), per-read mean and variance, the reference's own
+    standard error (0 when exact), the exact laws of small layers, and ⟨E⟩, sd(E)."""
 
-    Given v, E[E | v] = −bᵀv − Σ_j x_j σ(x_j), x = c + vW (and symmetrically given h), and
-    p(v) ∝ exp(−F(v)).
-    """
-    W, b, c = (p.detach().to(torch.float64) for p in rbm.parameters())
-    if rbm.n_visible <= rbm.n_hidden:
-        W, b, c, k = W, b, c, rbm.n_visible
-    else:
-        W, b, c, k = W.T, c, b, rbm.n_hidden
-    logw, mean = [], []
-    for s in state_chunks(k, dtype=torch.float64):
-        x = c + s @ W
-        logw.append(s @ b + torch.nn.functional.softplus(x).sum(-1))  # −F
-        mean.append(-(s @ b) - (x * torch.sigmoid(x)).sum(-1))
-    logw, mean = torch.cat(logw), torch.cat(mean)
-    return float((torch.softmax(logw, 0) * mean).sum())
+    kind: str  # "exact" or "gibbs"
+    names: list[str]
+    mean: np.ndarray  # (K,)
+    var: np.ndarray  # (K,)
+    se: np.ndarray  # (K,)
+    laws: dict[str, np.ndarray]  # "v" / "h": (2^k,) exact law of that layer
+    energy_mean: float
+    energy_sd: float
 
 
-def gibbs_mean_energy(rbm: RBM, *, chains: int = 2000, sweeps: int = 2000,
-                      seed: int = 0) -> tuple[float, float]:
-    """⟨E⟩ and its standard error from ``chains`` independent Gibbs chains of ``sweeps``."""
-    g = torch.Generator().manual_seed(seed)
-    model = rbm.detach()
-    v = torch.bernoulli(torch.full((chains, rbm.n_visible), 0.5, dtype=rbm.dtype), generator=g)
-    v = model.gibbs(v, sweeps, generator=g)
-    e = _mean_energy_given_v(model, v)
-    return float(e.mean()), float(e.std() / math.sqrt(chains))
-
-
-def _mean_energy_given_v(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
-    W, b, c = (p.detach().to(torch.float64) for p in rbm.parameters())
-    v = v.to(torch.float64)
-    x = c + v @ W
-    return -(v @ b) - (x * torch.sigmoid(x)).sum(-1)
-
-
-def energy_check(rbm: RBM, v: torch.Tensor, h: torch.Tensor, *, seed: int = 0) -> dict:
-    """Mean energy of the reads (v, h) against the model's: energy_mean_reads,
-    energy_mean_model, energy_z (the difference over its standard error), energy_shift_sd (the
-    difference in standard deviations of the reads' energy), energy_reference ('exact' or
-    'gibbs') and energy_check_ok (False when |z| > Z_LIMIT and |shift| > SD_FLOOR)."""
+def statistics(rbm: RBM, v: torch.Tensor, h: torch.Tensor) -> np.ndarray:
+    """Per-read statistics [v (n), h (m), v⊗h (n·m), E (1)].  -> (B, n + m + n·m + 1)."""
     W, b, c = (p.detach().to(torch.float64) for p in rbm.parameters())
     v, h = v.to(torch.float64), h.to(torch.float64)
+    vh = (v[:, :, None] * h[:, None, :]).reshape(len(v), -1)
     e = -((v @ W) * h).sum(-1) - v @ b - h @ c
-    se_reads = float(e.std() / math.sqrt(len(e))) if len(e) > 1 else math.inf
+    return torch.cat([v, h, vh, e[:, None]], 1).numpy()
+
+
+def stat_names(n: int, m: int) -> list[str]:
+    return ([f"<v{i}>" for i in range(n)] + [f"<h{j}>" for j in range(m)]
+            + [f"<v{i} h{j}>" for i in range(n) for j in range(m)] + ["<E>"])
+
+
+def reference(rbm: RBM, *, seed: int = 0) -> Reference:
+    """The model's reference statistics: exact, or a long Gibbs run (module docstring)."""
     if min(rbm.n_visible, rbm.n_hidden) <= EXACT_BITS:
-        ref, se_ref, kind = exact_mean_energy(rbm), 0.0, "exact"
-    else:
-        (ref, se_ref), kind = gibbs_mean_energy(rbm, seed=seed), "gibbs"
-    se = math.hypot(se_reads, se_ref)
-    diff = float(e.mean()) - ref
-    z = diff / se if se > 0 else 0.0
-    shift = diff / float(e.std()) if len(e) > 1 and float(e.std()) > 0 else 0.0
-    return {"energy_mean_reads": float(e.mean()), "energy_mean_model": ref, "energy_z": z,
-            "energy_shift_sd": shift, "energy_reference": kind,
-            "energy_check_ok": bool(abs(z) <= Z_LIMIT or abs(shift) <= SD_FLOOR)}
+        return _exact_reference(rbm)
+    return _gibbs_reference(rbm, seed=seed)
+
+
+def _exact_reference(rbm: RBM) -> Reference:
+    """Enumerate the smaller layer A (states s, law p(s) ∝ exp(−F_A(s))); given s the other
+    layer B is independent Bernoulli with means μ = σ(bias_B + s W_AB), so
+    ⟨a⟩ = Σ p s, ⟨b⟩ = Σ p μ, ⟨a b⟩ = Σ p s⊗μ, and with x = bias_B + s W_AB,
+    E[E | s] = −μ·x − bias_A·s, Var[E | s] = Σ x² μ(1 − μ)."""
+    W, b, c = (p.detach().to(torch.float64) for p in rbm.parameters())
+    visible_first = rbm.n_visible <= rbm.n_hidden
+    Wab, ba, bb = (W, b, c) if visible_first else (W.T, c, b)
+    k, kb = Wab.shape
+    logw = torch.cat([s @ ba + torch.nn.functional.softplus(bb + s @ Wab).sum(-1)
+                      for s in state_chunks(k, dtype=torch.float64)])
+    p_all = torch.softmax(logw, 0)
+    ma, mb, mab = torch.zeros(k, dtype=torch.float64), torch.zeros(kb, dtype=torch.float64), 0
+    e1 = e2 = 0.0
+    start = 0
+    for s in state_chunks(k, dtype=torch.float64):
+        p = p_all[start:start + len(s)]
+        start += len(s)
+        x = bb + s @ Wab
+        mu = torch.sigmoid(x)
+        ma, mb = ma + p @ s, mb + p @ mu
+        mab = mab + (s * p[:, None]).T @ mu
+        ee = -(mu * x).sum(-1) - s @ ba
+        e1 = e1 + float(p @ ee)
+        e2 = e2 + float(p @ (ee**2 + (x**2 * mu * (1 - mu)).sum(-1)))
+    mv, mh, mvh = (ma, mb, mab) if visible_first else (mb, ma, mab.T)
+    binary = torch.cat([mv, mh, mvh.reshape(-1)]).numpy()
+    mean = np.append(binary, e1)
+    var = np.append(binary * (1 - binary), max(e2 - e1**2, 0.0))
+    laws = {}
+    if k <= HIST_BITS:
+        laws["v" if visible_first else "h"] = p_all.numpy()
+    if kb <= HIST_BITS:  # the other layer's law: p(t) ∝ exp(−F_B(t)), enumerated the same way
+        logwb = torch.cat([t @ bb + torch.nn.functional.softplus(ba + t @ Wab.T).sum(-1)
+                           for t in state_chunks(kb, dtype=torch.float64)])
+        laws["h" if visible_first else "v"] = torch.softmax(logwb, 0).numpy()
+    return Reference("exact", stat_names(rbm.n_visible, rbm.n_hidden), mean, var,
+                     np.zeros_like(mean), laws, e1, math.sqrt(var[-1]))
+
+
+def _gibbs_reference(rbm: RBM, *, seed: int) -> Reference:
+    """``GIBBS_CHAINS`` independent block-Gibbs chains of ``GIBBS_SWEEPS`` sweeps from uniform
+    starts; each chain's last (v, h) is one draw."""
+    g = torch.Generator().manual_seed(seed)
+    model = rbm.detach().to(torch.float64)
+    v = torch.bernoulli(torch.full((GIBBS_CHAINS, rbm.n_visible), 0.5, dtype=torch.float64),
+                        generator=g)
+    v = model.gibbs(v, GIBBS_SWEEPS, generator=g)
+    h = model.sample_hidden(v, generator=g)
+    f = statistics(rbm, v, h)
+    mean, var = f.mean(0), f.var(0, ddof=1)
+    return Reference("gibbs", stat_names(rbm.n_visible, rbm.n_hidden), mean, var,
+                     np.sqrt(var / GIBBS_CHAINS), {}, float(mean[-1]), math.sqrt(var[-1]))
+
+
+def tv_null(law: np.ndarray, num: int, rng: np.random.Generator) -> tuple[float, float]:
+    """Mean and sd of TV(p̂_N, p) for ``num`` perfect draws from ``law``, by simulation."""
+    tv = [0.5 * np.abs(rng.multinomial(num, law) / num - law).sum() for _ in range(NULL_DRAWS)]
+    return float(np.mean(tv)), float(np.std(tv, ddof=1))
+
+
+def fidelity(rbm: RBM, v: torch.Tensor, h: torch.Tensor, ref: Reference, *, seed: int,
+             alpha: float = ALPHA) -> dict:
+    """Test reads (v, h) against ``ref`` (module docstring).  -> info fields: fidelity_ok,
+    fidelity_p (Bonferroni-adjusted p of the worst statistic), fidelity_worst (its name),
+    fidelity_z (its z), fidelity_stats (how many were tested), fidelity_reference; per
+    tested layer fidelity_tv_{v,h} with its perfect-sample floor fidelity_tv_{v,h}_floor;
+    and the mean energy of the reads against the model's (energy_mean_reads,
+    energy_mean_model, energy_z, energy_reference)."""
+    num = len(v)
+    f = statistics(rbm, v, h)
+    se = np.sqrt(np.maximum(ref.var, 1.0 / num) / num + ref.se**2)
+    z = (f.mean(0) - ref.mean) / se
+    names = list(ref.names)
+    p = list(2 * norm.sf(np.abs(z)))
+    z = list(z)
+    out: dict = {}
+    rng = np.random.default_rng(seed)
+    for layer, x in (("v", v), ("h", h)):
+        law = ref.laws.get(layer)
+        if law is None:
+            continue
+        counts = np.bincount(state_index(x.to(torch.int64)).numpy(), minlength=len(law))
+        tv = 0.5 * float(np.abs(counts / num - law).sum())
+        mean, sd = tv_null(law, num, rng)
+        zt = (tv - mean) / sd if sd > 0 else 0.0
+        names.append(f"TV({layer})")
+        z.append(zt)
+        p.append(float(norm.sf(zt)))
+        out[f"fidelity_tv_{layer}"], out[f"fidelity_tv_{layer}_floor"] = tv, mean
+    worst = int(np.argmin(p))
+    p_adj = min(1.0, len(p) * float(p[worst]))
+    return {"fidelity_ok": bool(p_adj >= alpha), "fidelity_p": p_adj,
+            "fidelity_worst": names[worst], "fidelity_z": float(z[worst]),
+            "fidelity_stats": len(p), "fidelity_reference": ref.kind, **out,
+            "energy_mean_reads": float(f[:, -1].mean()), "energy_mean_model": ref.energy_mean,
+            "energy_z": float(z[len(ref.names) - 1]), "energy_reference": ref.kind}
+
+
+def beta_tolerance(ref: Reference, num: int, *, z: float = 3.0) -> float:
+    """The smallest |β − 1| that ``num`` reads can resolve through their mean energy:
+    d⟨E⟩/dβ = −Var(E) at β = 1, and ⟨E⟩ of N reads is known to ± z·sd(E)/√N, so
+    tol = z / (√N · sd(E))."""
+    return z / (math.sqrt(num) * ref.energy_sd) if ref.energy_sd > 0 else math.inf

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 def shape_name(topology: str, shape: list[int]) -> str:
     """'P16' for pegasus [16], 'Z12 (t=4)' for zephyr [12, 4]."""
-    if topology == "pegasus":
+    if topology == "pegasus" and shape:
         return f"P{shape[0]}"
+    if topology != "zephyr" or not shape:
+        return f"{list(shape)}"
     return f"Z{shape[0]} (t={shape[1] if len(shape) > 1 else 4})"
 
 
@@ -103,11 +105,14 @@ def search_embedding(
     side, minorminer's too, kept when its longest chain is no longer and it uses fewer qubits
     (K_{64,16} on pegasus P8: 264 qubits instead of 480, fewer chains to break); the best of
     ``MINORMINER_SEEDS``. On a defective graph without a biclique embedding, minorminer alone
-    with ``seed``.  -> (embedding, method)."""
+    with ``seed``; on a graph of another kind (a user's structured sampler), minorminer alone.
+    -> (embedding, method)."""
     from minorminer import find_embedding
     from minorminer.busclique import busgraph_cache
 
-    emb = busgraph_cache(graph).find_biclique_embedding(visible_labels(n), hidden_labels(m))
+    known = topology in ("pegasus", "zephyr")  # busclique knows these graphs' structure
+    emb = (busgraph_cache(graph).find_biclique_embedding(visible_labels(n), hidden_labels(m))
+           if known else None)
     if emb:
         emb = {k: list(c) for k, c in emb.items()}
         if max(n, m) < UNBALANCED * min(n, m):
@@ -118,7 +123,7 @@ def search_embedding(
         if best and qubits(best)[0] <= qubits(emb)[0] and qubits(best)[1] < qubits(emb)[1]:
             return {k: list(c) for k, c in best.items()}, "minorminer"
         return emb, "busclique"
-    if is_perfect_yield(graph, topology, shape):  # busclique's tables are exact here
+    if known and is_perfect_yield(graph, topology, shape):  # busclique's tables are exact
         raise RbmdiffError(
             f"K_{{{n},{m}}} has no busclique biclique embedding on {topology} "
             f"{shape_name(topology, shape)}; use fewer units on the larger layer"

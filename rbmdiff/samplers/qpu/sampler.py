@@ -1,25 +1,29 @@
-"""The ``qpu`` sampler: the RBM's Ising form on a D-Wave QPU (or a mock), calibrated to β = 1.
+"""The ``qpu`` sampler: the RBM's Ising form on a D-Wave QPU, a mock, or any dimod sampler,
+calibrated to β = 1 and tested against the model on every run.
 
 A quantum annealer returns reads roughly ∝ exp(−β_dev · E_programmed) with β_dev a property of
-the device (≈ 5–6 in programmed units on Advantage). The sampler programs
+the device, not known in advance (≈ 5–6 in programmed units on Advantage). The sampler programs
 E_programmed = p · E_Ising (``auto_scale=False``) and finds the prefactor p at which the
 logical reads' β in the model's own units (β_model, pseudo-likelihood) is 1:
 
-1. embed K_{n,m} (cached; identity embedding for a hardware-native model, one qubit per unit);
-2. cap p so that every programmed h, J and chain coupling fits the solver's ranges
+1. the device (:mod:`.device`): ``sampler=`` any dimod sampler, else the QPU or a mock; a
+   structured one is embedded (K_{n,m}, cached; identity for a hardware-native model), an
+   unstructured one gets the logical problem;
+2. cap p so that every programmed h, J and chain coupling fits the device's ranges
    (:mod:`.scaling`); clipping happens only with ``clip=True`` and is recorded;
-3. chain strength p · cs₁ under a rule relative to the problem, capped by the solver; a user
-   value wins. By default, on an annealing device (QPU, annealer mock), cs₁ = f · max|J| with
-   f the weakest rung of ``CHAIN_LADDER`` whose calibration reads break fewer than
-   ``LADDER_BROKEN`` of the chains (weak chains freeze later in an anneal, so the logical
-   reads are colder and closer to thermal); on the thermal mock, which has no freeze-out to
-   offset, the chain is the strongest coupling the solver allows, whatever the prefactor;
-4. search p from 1/β_nominal (the mock's mock_beta, a QPU's ``NOMINAL_QPU_BETA``) by a
-   bracketed search (:mod:`.calibration`), β estimated from the reads whose chains all hold
-   (all reads, majority-voted, when fewer than ``MIN_UNBROKEN`` hold);
-5. draw the final reads at that p (majority vote on broken chains), report β_model, the chain
-   breaks and a global check (mean energy against the model's, :mod:`.check`), and warn when
-   the target is out of reach, chains break (> 1 %) or the global check disagrees.
+3. chain strength p · cs₁ with cs₁ = f · max|J|: with no factor given, f climbs the rungs of
+   ``CHAIN_LADDER`` (the last is the strongest chain the solver allows) whenever a
+   calibration's or the final reads break ``LADDER_BROKEN`` or more of their chains — weak
+   chains freeze later in an anneal, so the weakest that holds is preferred;
+4. search p from 1/beta_eff (default ``NOMINAL_QPU_BETA``) by a bracketed search
+   (:mod:`.calibration`) on reads as many as the final ones (at least 1,000), until β_model
+   is within what those reads resolve of 1; the result is cached beside the embedding
+   (keyed by model, embedding, device and settings) and reused by later runs;
+5. draw the final reads (majority vote on broken chains), re-estimate β_model on them, and
+   test them against the model (:mod:`.check`): every run reports the verdict, and a failed
+   test, an unreached β or broken chains is a :class:`QPUWarning` naming what failed;
+6. optionally (``postprocess_sweeps=k``) run k block-Gibbs sweeps of the logical RBM from
+   the device's reads; both verdicts are reported and the raw reads kept in ``Samples.raw_v``.
 
 ``dwave.system`` is imported inside this package only.
 """
@@ -33,23 +37,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dimod
 import numpy as np
 import torch
 
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.ising import split_samples, to_ising
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.anneal import sampler_seed
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info
-from rbmdiff.samplers.qpu import calibration, check, embedding, scaling, solvers, store
-from rbmdiff.samplers.qpu.temperature import estimate_beta
+from rbmdiff.samplers.qpu import calibration, check, embedding, scaling, solvers
+from rbmdiff.samplers.qpu.device import Device, check_sampler, describe
+from rbmdiff.samplers.qpu.run import Run
 
 TOPOLOGIES = ("pegasus", "zephyr")
 MOCK_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # K_{76,76} and K_{72,72}: digits (64) fit
-MIN_UNBROKEN = 50  # fewer unbroken reads than this: β from all reads (majority vote)
-TARGET_TOL = 0.1  # |β_model − 1| within this: the target is reached
+CALIBRATION_READS = 1000  # at least this many reads per calibration round
 BROKEN_WARN = 0.01  # warn above 1 % broken chains
+POSTPROCESS_SEED = 20_000  # the post-processing chains' seed key
 
 
 class QPUWarning(UserWarning):
@@ -57,27 +60,33 @@ class QPUWarning(UserWarning):
 
 
 class QPUSampler:
-    """RBM reads from a D-Wave QPU or a mock, calibrated to β = 1 (module docstring).
+    """RBM reads from any dimod sampler, a D-Wave QPU or a mock, calibrated to β = 1 and
+    tested against the model (module docstring).
 
-    mock: "thermal" or "annealer" (:mod:`.solvers`); None = the QPU when a token is
-    configured, else "annealer"; True = "annealer"; False = the QPU only. topology: 'pegasus'
-    or 'zephyr'; mock_shape: the mock's graph (default pegasus P8 / zephyr Z5, t = 4).
-    mock_beta: the mock's inverse temperature in programmed units; mock_sweeps: its sweeps per
-    read. solver: a QPU solver name. beta_eff: the first guess of the device's β (default
-    mock_beta on a mock, ``NOMINAL_QPU_BETA`` on a QPU); calibration_rounds: at most this many
-    calibration samplings of calibration_reads reads (0: program 1/beta_eff as is);
-    num_bootstrap: replicates for β's interval. chain_strength: a number (programmed units)
-    or a rule, "relative" (default: chain_strength_factor · p · max|J|) or "utc" (uniform
-    torque compensation); chain_strength_factor None = on an annealing device the weakest
-    rung of the ladder that holds the chains at calibration (2.2 without calibration), on the
-    thermal mock the solver's strongest chain (module docstring).
-    clip: cut h and J into the solver's ranges instead of capping p.
+    sampler: a ``dimod.Sampler`` to sample with (structured: embedded on its graph;
+    unstructured: the logical problem); None = the QPU or a mock, by ``mock``: "thermal" or
+    "annealer" (:mod:`.solvers`); None = the QPU when a token is configured, else "annealer";
+    True = "annealer"; False = the QPU only. topology: 'pegasus' or 'zephyr' (the QPU's or
+    mock's); mock_shape: the mock's graph (default pegasus P8 / zephyr Z5, t = 4).
+    mock_beta: the mock's inverse temperature in programmed units (not told to the route);
+    mock_sweeps: its sweeps per read. solver: a QPU solver name. beta_eff: the first guess
+    of the device's β (default ``NOMINAL_QPU_BETA``); calibration_rounds: at most this many
+    calibration samplings (0: program 1/beta_eff as is) of calibration_reads reads each
+    (None: as many as the run draws, at least ``CALIBRATION_READS``); num_bootstrap:
+    replicates for β's interval. chain_strength: a number (programmed units) or a rule,
+    "relative" (default: chain_strength_factor · p · max|J|) or "utc" (uniform torque
+    compensation); chain_strength_factor None = the weakest rung of the ladder that holds.
+    clip: cut h and J into the device's ranges instead of capping p.
     layout: a native layout (:func:`rbmdiff.topology.native_layout`), default the model's
-    meta["layout"]. num_reads: reads per solver call; annealing_time: µs. embedding_dir /
-    embedding_timeout: the embedding cache and the minorminer fallback's time. read_store:
-    a folder keeping every paid call's reads; retries / retry_backoff: transient faults.
-    budget: None, or an object whose ``wrap(child)`` returns the solver every call goes through
-    (``flows.budget.RunBudget`` estimates each call and refuses one that would overrun).
+    meta["layout"]. num_reads: reads per device call; annealing_time: µs (refused by a
+    device that takes none). embedding_dir / embedding_timeout: the embedding cache and the
+    minorminer fallback's time. calibration_dir: where calibrations are kept (default
+    ``embedding_dir``/calibration); reuse_calibration: False calibrates afresh (and stores
+    the new result). postprocess_sweeps: block-Gibbs sweeps of the logical RBM from the
+    device's reads (0: the reads as they are). alpha: the verdict's false-alarm rate.
+    read_store: a folder keeping every paid call's reads; retries / retry_backoff: transient
+    faults. budget: None, or an object whose ``wrap(child)`` returns the sampler every call
+    goes through (``flows.budget.RunBudget`` estimates each call and refuses an overrun).
     """
 
     name = "qpu"
@@ -85,6 +94,7 @@ class QPUSampler:
     def __init__(
         self,
         *,
+        sampler: Any = None,
         topology: str = "pegasus",
         mock: bool | str | None = None,
         mock_shape: list[int] | None = None,
@@ -93,7 +103,7 @@ class QPUSampler:
         solver: str | None = None,
         beta_eff: float | None = None,
         calibration_rounds: int = 4,
-        calibration_reads: int = 1000,
+        calibration_reads: int | None = None,
         num_bootstrap: int = 100,
         chain_strength: float | str | None = None,
         chain_strength_factor: float | None = None,
@@ -103,41 +113,54 @@ class QPUSampler:
         annealing_time: float | None = None,
         embedding_dir: str | os.PathLike | None = None,
         embedding_timeout: float = 60.0,
+        calibration_dir: str | os.PathLike | None = None,
+        reuse_calibration: bool = True,
+        postprocess_sweeps: int = 0,
+        alpha: float = check.ALPHA,
         read_store: str | os.PathLike | None = None,
         retries: int = 3,
         retry_backoff: float = 2.0,
         budget: Any = None,
     ) -> None:
+        if sampler is not None:
+            check_sampler(sampler)
         if topology not in TOPOLOGIES:
             raise RbmdiffError(f"unknown topology {topology!r}; choose one of {TOPOLOGIES}")
         if not (mock is None or isinstance(mock, bool) or mock in solvers.MOCK_KINDS):
             raise RbmdiffError(f"mock must be None, True, False or one of "
                                f"{solvers.MOCK_KINDS}, got {mock!r}")
-        for label, x in (("mock_beta", mock_beta), ("beta_eff", beta_eff or 1.0),
+        for label, x in (("mock_beta", mock_beta), ("beta_eff", beta_eff),
                          ("embedding_timeout", embedding_timeout),
-                         ("chain_strength_factor", chain_strength_factor or 1.0)):
-            if not (isinstance(x, int | float) and math.isfinite(x) and x > 0):
-                raise RbmdiffError(f"{label} must be a positive number, got {x}")
+                         ("chain_strength_factor", chain_strength_factor),
+                         ("annealing_time", annealing_time)):
+            if x is not None and not (_number(x) and math.isfinite(x) and x > 0):
+                raise RbmdiffError(f"{label} must be a positive number, got {x!r}")
+        if not (_number(alpha) and 0 < alpha < 1):
+            raise RbmdiffError(f"alpha must lie in (0, 1), got {alpha!r}")
         for label, k, low in (("mock_sweeps", mock_sweeps, 1), ("calibration_rounds",
-                              calibration_rounds, 0), ("calibration_reads", calibration_reads, 1),
-                              ("num_bootstrap", num_bootstrap, 0)):
-            if not isinstance(k, int) or k < low:
+                              calibration_rounds, 0), ("num_bootstrap", num_bootstrap, 0),
+                              ("postprocess_sweeps", postprocess_sweeps, 0),
+                              ("retries", retries, 0)):
+            if not _integer(k) or k < low:
                 raise RbmdiffError(f"{label} must be an integer ≥ {low}, got {k!r}")
-        if num_reads is not None and (not isinstance(num_reads, int) or num_reads < 1):
-            raise RbmdiffError(f"num_reads must be a positive integer or None, got {num_reads!r}")
+        for label, k in (("num_reads", num_reads), ("calibration_reads", calibration_reads)):
+            if k is not None and (not _integer(k) or k < 1):
+                raise RbmdiffError(f"{label} must be a positive integer or None, got {k!r}")
+        if mock_shape is not None and not _shape_ok(topology, mock_shape):
+            raise RbmdiffError(
+                f"mock_shape {mock_shape!r} is no {topology} shape: give [M] with M ≥ 2 for "
+                "pegasus (e.g. [8]), [m, t] with m, t ≥ 1 for zephyr (e.g. [5, 4])")
         chain_strength = "relative" if chain_strength is None else chain_strength
         if isinstance(chain_strength, str):
             if chain_strength not in scaling.CHAIN_RULES:
                 raise RbmdiffError(f"unknown chain_strength rule {chain_strength!r}; give a "
                                    f"number or one of {scaling.CHAIN_RULES}")
-        elif not chain_strength > 0:
-            raise RbmdiffError(f"chain_strength must be positive, got {chain_strength}")
-        if annealing_time is not None and not annealing_time > 0:
-            raise RbmdiffError(f"annealing_time must be positive µs, got {annealing_time}")
-        if not isinstance(retries, int) or retries < 0 or not retry_backoff >= 0:
-            raise RbmdiffError(
-                f"need retries ≥ 0 and retry_backoff ≥ 0 s, got {retries}, {retry_backoff}")
-        self.topology, self.mock, self.solver = topology, mock, solver
+        elif not (_number(chain_strength) and math.isfinite(chain_strength)
+                  and chain_strength > 0):
+            raise RbmdiffError(f"chain_strength must be positive, got {chain_strength!r}")
+        if not (_number(retry_backoff) and retry_backoff >= 0):
+            raise RbmdiffError(f"retry_backoff must be ≥ 0 s, got {retry_backoff!r}")
+        self.sampler, self.topology, self.mock, self.solver = sampler, topology, mock, solver
         self.mock_shape = list(mock_shape or MOCK_SHAPES[topology])
         self.mock_beta, self.mock_sweeps = float(mock_beta), mock_sweeps
         self.beta_eff, self.calibration_rounds = beta_eff, calibration_rounds
@@ -148,12 +171,17 @@ class QPUSampler:
         self.embedding_dir = (Path(embedding_dir) if embedding_dir
                               else embedding.default_embedding_dir())
         self.embedding_timeout = embedding_timeout
+        self.calibration_dir = (Path(calibration_dir) if calibration_dir
+                                else self.embedding_dir / "calibration")
+        self.reuse_calibration = bool(reuse_calibration)
+        self.postprocess_sweeps, self.alpha = postprocess_sweeps, float(alpha)
         self.read_store = Path(read_store) if read_store else None
         self.retries, self.retry_backoff = retries, retry_backoff
         self.budget = budget
 
     def params(self) -> dict:
         return {
+            "sampler": describe(self.sampler) if self.sampler is not None else None,
             "topology": self.topology, "mock": self.mock, "mock_shape": self.mock_shape,
             "mock_beta": self.mock_beta, "mock_sweeps": self.mock_sweeps, "solver": self.solver,
             "beta_eff": self.beta_eff, "calibration_rounds": self.calibration_rounds,
@@ -161,6 +189,7 @@ class QPUSampler:
             "chain_strength": self.chain_strength,
             "chain_strength_factor": self.chain_strength_factor, "clip": self.clip,
             "num_reads": self.num_reads, "annealing_time": self.annealing_time,
+            "postprocess_sweeps": self.postprocess_sweeps, "alpha": self.alpha,
             "retries": self.retries,
         }
 
@@ -179,294 +208,257 @@ class QPUSampler:
         return "annealer", ("no D-Wave token configured (DWAVE_API_TOKEN unset, no dwave config "
                             "file): the annealer mock")
 
-    def embed(self, n_visible: int, n_hidden: int, *, seed: int = 0, layout: dict | None = None,
-              weights: torch.Tensor | None = None) -> EmbeddedSolver:
-        """Open the solver (QPU or mock), refuse K_{n,m} beyond its biclique limit before any
-        search, and load or find the embedding (saved in ``embedding_dir``); with a native
-        ``layout`` the identity embedding on the layout's graph (``weights`` checked)."""
-        n, m = n_visible, n_hidden
+    def device(self, n_visible: int, n_hidden: int, *, layout: dict | None = None) -> Device:
+        """The device to sample: ``sampler=`` as given, else a mock (on a native model's
+        graph; an oversized K_{n,m} refused before it is built) or the QPU."""
+        if self.sampler is not None:
+            return Device(self.sampler, describe(self.sampler), None, "sampler= given")
         kind, reason = self.mock_kind()
+        if kind is None:
+            child = solvers.open_qpu(self.topology, self.solver)
+            return Device(child, describe(child), None, reason)
         topology, shape = self.topology, self.mock_shape
         if layout is not None:
-            embedding.check_layout(layout, n, m)
             topology, shape = layout["topology"], list(layout["shape"])
-        elif kind is not None:  # refuse an oversized RBM before building anything
-            embedding.check_embeddable(n, m, topology, shape)
-        child = (solvers.mock_solver(kind, topology, shape, beta=self.mock_beta,
-                                     sweeps=self.mock_sweeps) if kind is not None
-                 else solvers.open_qpu(topology, self.solver))
-        topo = child.properties["topology"]
-        topology, shape = topo["type"], list(topo["shape"])
-        graph = child.to_networkx_graph()
+        else:
+            embedding.check_embeddable(n_visible, n_hidden, topology, shape)
+        child = solvers.mock_solver(kind, topology, shape, beta=self.mock_beta,
+                                    sweeps=self.mock_sweeps)
+        name = f"{describe(child)}({kind} mock, {topology} {shape})"
+        return Device(child, name, kind, reason)
+
+    def embed(self, n_visible: int, n_hidden: int, *, seed: int = 0, layout: dict | None = None,
+              weights: torch.Tensor | None = None) -> EmbeddedSolver:
+        """Open the device, refuse K_{n,m} beyond its biclique limit before any search, and
+        load or find the embedding (saved in ``embedding_dir``); with a native ``layout`` the
+        identity embedding on the layout's graph (``weights`` checked); an unstructured
+        device takes the logical problem (no embedding)."""
+        n, m = n_visible, n_hidden
+        if layout is not None:
+            embedding.check_layout(layout, n, m)
+        dev = self.device(n, m, layout=layout)
+        if self.annealing_time is not None and not dev.accepts("annealing_time"):
+            raise RbmdiffError(f"the device {dev.name} takes no annealing_time: drop "
+                               f"annealing_time={self.annealing_time}")
+        if not dev.accepts("num_reads"):
+            raise RbmdiffError(f"the device {dev.name} takes no num_reads: the QPU route needs "
+                               "a sampler that draws a given number of reads")
+        if not dev.structured:
+            return EmbeddedSolver(dev, None, [], None, "none", None)
+        topology, shape = dev.topology()
+        graph = dev.sampler.to_networkx_graph()
         if layout is not None:
             if (layout["topology"], list(layout["shape"])) != (topology, shape):
                 raise RbmdiffError(
-                    f"the model is native to {layout['topology']} {layout['shape']}, the solver "
-                    f"is {topology} {shape}: retrain on this solver's graph")
+                    f"the model is native to {layout['topology']} {layout['shape']}, the device "
+                    f"is {topology} {shape}: retrain on this device's graph")
             w = weights if weights is not None else torch.ones(n, m)
             emb, method, path = embedding.native_embedding(layout, graph, w), "native", None
         else:
-            embedding.check_embeddable(n, m, topology, shape)
+            if topology in TOPOLOGIES:
+                embedding.check_embeddable(n, m, topology, shape)
             emb, method, path = embedding.load_or_find_embedding(
-                graph, n, m, topology=topology, shape=shape, folder=self.embedding_dir,
-                timeout=self.embedding_timeout, seed=sampler_seed(seed))
-        if kind == "thermal":  # the thermal mock draws chains layer by layer
-            child.substitute_kwargs["layers"] = [
+                graph, n, m, topology=topology or "graph", shape=shape,
+                folder=self.embedding_dir, timeout=self.embedding_timeout,
+                seed=sampler_seed(seed))
+        if dev.mock_kind == "thermal":  # the thermal mock draws chains layer by layer
+            dev.sampler.substitute_kwargs["layers"] = [
                 [emb[f"v{i}"] for i in range(n)], [emb[f"h{j}"] for j in range(m)]]
-        return EmbeddedSolver(child, kind, reason, topology, shape, emb, method, path)
+        return EmbeddedSolver(dev, topology, shape, emb, method, path)
 
     def sample(self, rbm: RBM, num_samples: int, *, seed: int) -> Samples:
-        """Draw ``num_samples`` visible states.  -> Samples with v: (num_samples, n) of 0/1."""
+        """Draw ``num_samples`` visible states.  -> Samples with v: (num_samples, n) of 0/1
+        and raw_v, the device's own reads when post-processed."""
         check_request(rbm, num_samples, seed)
+        if not all(bool(torch.isfinite(p).all()) for p in rbm.parameters()):
+            raise RbmdiffError("the model's W, b or c hold NaN or inf: nothing to sample; "
+                               "retrain or reload the model")
         timer = Timer()
         layout = self.layout if self.layout is not None else rbm.meta.get("layout")
         solver = self.embed(rbm.n_visible, rbm.n_hidden, seed=seed, layout=layout,
                             weights=rbm.W)
-        run = _Run(self, solver, rbm, seed)
-        nominal = self.beta_eff or (self.mock_beta if solver.mock_kind
-                                    else solvers.NOMINAL_QPU_BETA)
+        run = Run(self, solver, rbm, seed)
+        ref = check.reference(rbm, seed=seed)
+        reads = self.calibration_reads or max(CALIBRATION_READS, num_samples)
+        key = self._calibration_key(rbm, solver)
+        cached = (calibration.load(self.calibration_dir, key)
+                  if self.reuse_calibration and self.calibration_rounds > 0 else None)
         calib: list[dict] = []
-
-        def measure(p: float) -> tuple[float, float, float]:
-            est = run.sample_and_estimate(p, self.calibration_reads)
-            calib.append(est["summary"])
-            return est["beta_model"], est["low"], est["high"]
-
-        probes = self._climb_ladder(run, 1 / nominal, calib)
-        first = dict(probes[-1:])
-
-        def measure_once(p: float) -> tuple[float, float, float]:
-            est = first.pop(p, None)  # the ladder's last probe is the search's first point
-            return (est["beta_model"], est["low"], est["high"]) if est else measure(p)
-
-        rounds = max(self.calibration_rounds - len(probes) + 1, 1) if probes else (
-            self.calibration_rounds)
-        search = calibration.solve_prefactor(measure_once, 1 / nominal,
-                                             run.scale.prefactor_max, rounds=rounds)
-        p = search.prefactor
+        p, search = self._calibrate(run, cached, reads, ref, calib)
         final = run.sample_and_estimate(p, num_samples)
-        global_check = check.energy_check(rbm, final["v"], final["h"], seed=seed)
-        reached = abs(final["beta_model"] - 1) <= TARGET_TOL or (
-            final["low"] <= 1 <= final["high"])
-        _warn(run, search, final, reached, global_check)
+        while final["chain_break_fraction"] > BROKEN_WARN and run.climb():
+            calib.append({**final["summary"], "final": True})  # re-checked at the final p
+            p = min(p, run.scale.prefactor_max)
+            final = run.sample_and_estimate(p, num_samples)
+        tol = check.beta_tolerance(ref, num_samples)
+        reached = abs(final["beta_model"] - 1) <= tol or final["low"] <= 1 <= final["high"]
+        if cached is None and reached and self.calibration_rounds > 0:
+            calibration.save(self.calibration_dir, key, {
+                "prefactor": p, "rung": run.rung, "beta_model": final["beta_model"],
+                "reads": run.reads - num_samples})
+        raw = check.fidelity(rbm, final["v"], final["h"], ref, seed=seed, alpha=self.alpha)
+        v, verdict = final["v"], raw
+        if self.postprocess_sweeps:
+            v, h = _postprocess(rbm, final["v"], self.postprocess_sweeps, seed)
+            verdict = check.fidelity(rbm, v, h, ref, seed=seed, alpha=self.alpha)
+        _warn(run, search, final, reached, tol, verdict, self.postprocess_sweeps)
         qpu_access = run.timing.get("qpu_access_time", 0.0)
         info = make_info(
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
             cost_units=qpu_access, cost_unit="qpu_access_us", **solver.info(),
             prefactor=p, prefactor_max=run.scale.prefactor_max,
             prefactor_limited_by=run.scale.limited_by,
-            chain_strength=run.scale.chain_strength(p), chain_strength_rule=run.scale.rule,
+            chain_strength=run.scale.chain_strength(p) if run.has_chains else 0.0,
+            chain_strength_rule=run.scale.rule, chain_strength_factor=run.factor,
             clipped=final["clipped"], chain_break_fraction=final["chain_break_fraction"],
             beta_eff=final["beta_model"] / p, beta_eff_low=final["low"] / p,
             beta_eff_high=final["high"] / p, beta_model=final["beta_model"],
-            beta_model_low=final["low"], beta_model_high=final["high"],
+            beta_model_low=final["low"], beta_model_high=final["high"], beta_tolerance=tol,
             beta_reads=final["beta_reads"], target_reached=bool(reached),
-            out_of_reach=search.out_of_reach,
-            rounds=len(search.points) + max(len(probes) - 1, 0),
-            chain_strength_factor=run.factor,
-            calibration=calib, **global_check,
+            out_of_reach=search.out_of_reach, rounds=len(calib),
+            calibration_reused=cached is not None, calibration_reads=run.reads - num_samples,
+            calibration=calib, **verdict,
+            **{f"raw_{k}": val for k, val in raw.items()},
+            postprocess_sweeps=self.postprocess_sweeps,
             qpu_access_time=qpu_access, qpu_calls=run.calls, reused_calls=run.reused_calls,
             timing=dict(run.timing), problem_ids=run.problem_ids, sampler_seeds=run.seeds,
         )
-        return Samples(v=final["v"].to(torch.float32), info=info)
+        return Samples(v=v.to(torch.float32), info=info,
+                       raw_v=final["v"].to(torch.float32) if self.postprocess_sweeps else None)
 
-
-    def _climb_ladder(self, run: _Run, p0: float, calib: list) -> list[tuple[float, dict]]:
-        """Pick the chain strength when no chain_strength_factor is given (rule "relative",
-        chains longer than one qubit). On an annealing device (the QPU, the annealer mock)
-        with calibration on: measure at p0 on each rung of ``CHAIN_LADDER`` from the weakest
-        until fewer than ``LADDER_BROKEN`` of the chains break, and keep that rung (else the
-        strongest). On the thermal mock, an ideal device with no freeze-out for weak chains
-        to offset: the solver's strongest chain coupling, fixed, with no probe (p is then
-        limited by h_range and j_range only). -> the probes [(p, estimate)]; [] when none
-        were made."""
-        if (self.chain_strength_factor is not None or self.chain_strength != "relative"
-                or not run.has_chains):
-            return []
-        if run.mock_kind == "thermal":
-            run.replan(None, chain_strength=scaling.SOLVER_CAP)
-            return []
+    def _calibrate(self, run: Run, cached: dict | None, reads: int, ref: check.Reference,
+                   calib: list) -> tuple[float, calibration.Search]:
+        """The prefactor: the cached one, 1/beta_eff with calibration off, or the search's,
+        climbing a chain rung whenever a calibration's reads break too many chains."""
+        nominal = self.beta_eff or solvers.NOMINAL_QPU_BETA
+        if cached is not None:
+            run.rung = min(int(cached.get("rung", 0)), len(run.ladder) - 1)
+            run.replan()
+            p = min(float(cached["prefactor"]), run.scale.prefactor_max)
+            return p, calibration.Search(p, converged=True, out_of_reach=False)
         if self.calibration_rounds == 0:
-            return []
-        probes = []
-        for factor in scaling.CHAIN_LADDER:
-            run.replan(factor)
-            p = min(p0, run.scale.prefactor_max)
-            est = run.sample_and_estimate(p, self.calibration_reads)
-            calib.append({**est["summary"], "chain_strength_factor": factor})
-            probes.append((p, est))
-            if est["chain_break_fraction"] < scaling.LADDER_BROKEN:
-                break
-        return probes
+            p = min(1 / nominal, run.scale.prefactor_max)
+            return p, calibration.Search(p, converged=False, out_of_reach=False)
+
+        def measure(p: float) -> tuple[float, float, float]:
+            """β_model at p on the weakest rung from here whose chains hold."""
+            while True:
+                est = run.sample_and_estimate(min(p, run.scale.prefactor_max), reads)
+                calib.append(est["summary"])
+                if est["chain_break_fraction"] < scaling.LADDER_BROKEN or not run.climb():
+                    return est["beta_model"], est["low"], est["high"]
+
+        search = calibration.solve_prefactor(
+            measure, 1 / nominal, lambda: run.scale.prefactor_max,
+            rounds=self.calibration_rounds, tol=check.beta_tolerance(ref, reads, z=1.0))
+        return min(search.prefactor, run.scale.prefactor_max), search
+
+    def _calibration_key(self, rbm: RBM, solver: EmbeddedSolver) -> str:
+        """What determines this run's calibration (:func:`calibration.cache_key`)."""
+        W, b, c = (p.detach().to(torch.float64).cpu().numpy() for p in rbm.parameters())
+        settings = {"annealing_time": self.annealing_time, "clip": self.clip,
+                    "chain_strength": self.chain_strength,
+                    "chain_strength_factor": self.chain_strength_factor,
+                    "beta_eff": self.beta_eff, "num_reads": self.num_reads}
+        if solver.device.mock_kind is not None:
+            settings.update(mock_beta=self.mock_beta, mock_sweeps=self.mock_sweeps)
+        return calibration.cache_key(W=W, b=b, c=c, embedding=solver.embedding,
+                                     device=solver.device.name, settings=settings)
 
 
-def _warn(run: _Run, search: calibration.Search, final: dict, reached: bool,
-          global_check: dict) -> None:
+def _postprocess(rbm: RBM, v: torch.Tensor, sweeps: int, seed: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sweeps`` block-Gibbs sweeps of the logical RBM from the reads v, then h ~ p(h | v).
+    -> (v, h), float64."""
+    g = torch.Generator().manual_seed(sampler_seed(seed, POSTPROCESS_SEED))
+    model = rbm.detach().to(torch.float64)
+    v = model.gibbs(v.to(torch.float64), sweeps, generator=g)
+    return v, model.sample_hidden(v, generator=g)
+
+
+def _warn(run: Run, search: calibration.Search, final: dict, reached: bool, tol: float,
+          verdict: dict, sweeps: int) -> None:
     """Say, as QPUWarning, how the reads fall short of the model at β = 1."""
-    b = final["beta_model"]
+    b, low, high = final["beta_model"], final["low"], final["high"]
+    what = f"{sweeps} Gibbs sweeps from the device's reads" if sweeps else "the reads"
+    if not verdict["fidelity_ok"]:
+        warnings.warn(
+            f"{what} fail the test against the model: {verdict['fidelity_worst']} is off by "
+            f"z = {verdict['fidelity_z']:.1f} (adjusted p = {verdict['fidelity_p']:.2g} over "
+            f"{verdict['fidelity_stats']} statistics): they are not the model's law; try "
+            "postprocess_sweeps=10 or more", QPUWarning, stacklevel=3)
     if not reached:
         if search.out_of_reach or (b < 1 and search.prefactor >= run.scale.prefactor_max):
             warnings.warn(
-                f"target β = 1 is out of reach: the largest prefactor "
-                f"{run.scale.prefactor_max:.4g} (set by {run.scale.limited_by}) gives logical "
-                f"β_model = {b:.3f}; the reads are the model at that β (clip=True would cut h, "
-                "J instead)", QPUWarning, stacklevel=3)
+                f"β = 1 is out of reach: the largest prefactor {run.scale.prefactor_max:.4g} "
+                f"(set by {run.scale.limited_by}) gives reads of logical β_model = {b:.3f} "
+                f"[{low:.3f}, {high:.3f}] (pseudo-likelihood): hotter than the model"
+                + ("; clip=True would cut h, J instead" if run.scale.limited_by != "chain"
+                   else ""), QPUWarning, stacklevel=3)
         else:
-            warnings.warn(f"calibration did not reach β_model = 1 in {len(search.points)} "
-                          f"rounds: the reads have β_model = {b:.3f}; raise calibration_rounds",
-                          QPUWarning, stacklevel=3)
+            warnings.warn(
+                f"β_model = {b:.3f} [{low:.3f}, {high:.3f}] of the reads is not 1 within what "
+                f"they resolve (±{tol:.3f}) after {len(search.points)} calibration rounds; "
+                "raise calibration_rounds", QPUWarning, stacklevel=3)
     if final["chain_break_fraction"] > BROKEN_WARN:
-        warnings.warn(f"{100 * final['chain_break_fraction']:.1f} % of chains broke (majority "
-                      "vote); raise chain_strength_factor", QPUWarning, stacklevel=3)
-    if not global_check["energy_check_ok"]:
-        warnings.warn(
-            f"global check disagrees: the reads' mean energy "
-            f"{global_check['energy_mean_reads']:.4g} vs the model's "
-            f"{global_check['energy_mean_model']:.4g} ({global_check['energy_reference']}), "
-            f"z = {global_check['energy_z']:.1f}: the reads are not the model's law even if "
-            f"β_model = {b:.3f}", QPUWarning, stacklevel=3)
+        warnings.warn(f"{100 * final['chain_break_fraction']:.1f} % of chains broke even on "
+                      "the strongest chain tried (majority vote); pass a larger "
+                      "chain_strength_factor", QPUWarning, stacklevel=3)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _integer(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _shape_ok(topology: str, shape: Any) -> bool:
+    """Whether ``shape`` is a graph shape MockDWaveSampler builds for ``topology``."""
+    if not isinstance(shape, list | tuple) or not all(_integer(k) for k in shape):
+        return False
+    if topology == "pegasus":
+        return len(shape) == 1 and shape[0] >= 2
+    return len(shape) in (1, 2) and all(k >= 1 for k in shape)
 
 
 @dataclass
 class EmbeddedSolver:
-    """A solver (``child``: DWaveSampler or MockDWaveSampler) with the K_{n,m} embedding."""
+    """A device with the K_{n,m} embedding (None for an unstructured device)."""
 
-    child: Any
-    mock_kind: str | None  # "thermal", "annealer" or None (the QPU)
-    mock_reason: str
-    topology: str
+    device: Device
+    topology: str | None
     shape: list[int]
-    embedding: dict[str, list[int]]
-    method: str  # "busclique", "minorminer", "cache" or "native"
+    embedding: dict[str, list[int]] | None
+    method: str  # "busclique", "minorminer", "cache", "native" or "none" (unstructured)
     path: Path | None  # the cached embedding file; None for a native model
 
     @property
+    def child(self) -> Any:
+        return self.device.sampler
+
+    @property
+    def mock_kind(self) -> str | None:
+        return self.device.mock_kind
+
+    @property
+    def mock_reason(self) -> str:
+        return self.device.reason
+
+    @property
     def mock(self) -> bool:
-        return self.mock_kind is not None
+        return self.device.mock_kind is not None
 
     def info(self) -> dict:
-        """Solver and embedding facts for a sampler's ``info``."""
-        chains = [len(c) for c in self.embedding.values()]
+        """Device and embedding facts for a sampler's ``info``."""
+        chains = [len(c) for c in (self.embedding or {}).values()] or [1]
         return {
-            "solver": "mock" if self.mock else self.child.solver.name, "mock": self.mock,
-            "mock_kind": self.mock_kind, "mock_reason": self.mock_reason,
+            "device": self.device.name, "solver": "mock" if self.mock else self.device.name,
+            "mock": self.mock, "mock_kind": self.mock_kind, "mock_reason": self.mock_reason,
             "topology": self.topology, "topology_shape": self.shape,
             "embedding_method": self.method,
             "embedding_path": str(self.path) if self.path else None,
             "chain_length_max": max(chains), "chain_length_mean": float(np.mean(chains)),
-            "num_qubits": int(sum(chains)),
+            "num_qubits": int(sum(chains)) if self.embedding else None,
         }
-
-
-class _Run:
-    """One sampling run's solver calls: the logical problem, its scaling, seeds, timing."""
-
-    def __init__(self, sampler: QPUSampler, solver: EmbeddedSolver, rbm: RBM,
-                 seed: int) -> None:
-        from dwave.system import FixedEmbeddingComposite
-
-        self.sampler, self.rbm, self.seed = sampler, rbm, seed
-        self.child, self.use_mock = solver.child, solver.mock
-        self.mock_kind = solver.mock_kind
-        budget = sampler.budget
-        child = budget.wrap(solver.child) if budget is not None else solver.child
-        self.composite = FixedEmbeddingComposite(child, solver.embedding)
-        props = solver.child.properties
-        self.h_range, self.j_range = tuple(props["h_range"]), tuple(props["j_range"])
-        self.max_reads = int(props.get("num_reads_range", [1, 10_000])[1])
-        self.logical = to_ising(rbm)  # prefactor 1, unclipped: the model's own units
-        self.props, self.embedding = props, solver.embedding
-        self.has_chains = any(len(c) > 1 for c in solver.embedding.values())
-        self.replan(sampler.chain_strength_factor or scaling.DEFAULT_CHAIN_FACTOR)
-        self.calls, self.seeds, self.timing, self.problem_ids = 0, [], {}, []
-        self.reused_calls = 0
-
-    def replan(self, factor: float | None, chain_strength: float | str | None = None) -> None:
-        """The prefactor cap and chain strength with chain-strength factor ``factor`` under the
-        sampler's rule, or with ``chain_strength`` (programmed units) fixed."""
-        self.factor = factor
-        self.scale = scaling.plan(
-            self.logical.h, self.logical.J, self.embedding, self.composite.target_structure
-            .adjacency, self.props, chain_strength=chain_strength or self.sampler.chain_strength,
-            factor=factor or scaling.DEFAULT_CHAIN_FACTOR, clip=self.sampler.clip)
-
-    def _call(self, h: dict, J: dict, num_reads: int, chain_strength: float) -> dimod.SampleSet:
-        """One solver call, answered from the read store when this exact call (problem,
-        parameters, run seed, call index) was paid for before; transient cloud faults are
-        retried with exponential backoff, a permanent one is a one-line error."""
-        from dwave.embedding import majority_vote
-
-        kwargs: dict[str, Any] = {"num_reads": num_reads, "auto_scale": False,
-                                  "answer_mode": "raw"}
-        if self.sampler.annealing_time is not None:
-            kwargs["annealing_time"] = self.sampler.annealing_time
-        if self.use_mock:  # the mock's substitute sampler is seeded; the QPU is not
-            self.seeds.append(sampler_seed(self.seed, self.calls))
-            self.child.substitute_kwargs["seed"] = self.seeds[-1]
-        key = store.call_key(h, J, kwargs, chain_strength=chain_strength,
-                             embedding=self.composite.embedding, seed=self.seed,
-                             call=self.calls)
-        folder = self.sampler.read_store
-        stored = store.load_reads(folder, key)
-        self.calls += 1
-        if stored is not None:
-            self.reused_calls += 1
-            return stored
-
-        def attempt() -> dimod.SampleSet:
-            ss = self.composite.sample_ising(
-                h, J, chain_strength=chain_strength, chain_break_method=majority_vote,
-                chain_break_fraction=True, return_embedding=True, **kwargs,
-            )
-            ss.resolve()
-            return ss
-
-        ss = store.with_retries(attempt, retries=self.sampler.retries,
-                                backoff=self.sampler.retry_backoff, store=folder)
-        store.save_reads(folder, key, ss)
-        for name, val in ss.info.get("timing", {}).items():  # µs; totals add up over calls
-            if isinstance(val, int | float):
-                total = not name.endswith("_per_sample")
-                self.timing[name] = self.timing.get(name, 0.0) * total + float(val)
-        if "problem_id" in ss.info:
-            self.problem_ids.append(ss.info["problem_id"])
-        return ss
-
-    def program(self, prefactor: float) -> tuple[dict, dict, bool]:
-        """prefactor · (h, J), clipped into the solver's ranges only when clip=True.
-        -> (h, J, clipped)."""
-        if self.sampler.clip:
-            form = to_ising(self.rbm, prefactor=prefactor, h_range=self.h_range,
-                            j_range=self.j_range)
-            return form.h, form.J, form.clipped
-        h = {k: prefactor * v for k, v in self.logical.h.items()}
-        J = {k: prefactor * v for k, v in self.logical.J.items()}
-        return h, J, False
-
-    def sample_and_estimate(self, prefactor: float, num_reads: int) -> dict:
-        """Reads of the programmed problem at ``prefactor``: logical v, h, the chain breaks and
-        β_model (pseudo-likelihood of the model's own h, J) with its interval."""
-        h, J, clipped = self.program(prefactor)
-        cs = self.scale.chain_strength(prefactor)
-        per_call = min(self.sampler.num_reads or num_reads, self.max_reads)
-        parts = [self._call(h, J, min(per_call, num_reads - start), cs)
-                 for start in range(0, num_reads, per_call)]
-        ss = dimod.concatenate(parts) if len(parts) > 1 else parts[0]
-        v, hid = split_samples(ss, self.rbm.n_visible, self.rbm.n_hidden,
-                               dtype=torch.float64)
-        broken = np.repeat(ss.record.chain_break_fraction, ss.record.num_occurrences)
-        whole = ss.record.chain_break_fraction == 0
-        used = ss if whole.sum() < MIN_UNBROKEN else dimod.SampleSet(
-            ss.record[whole], ss.variables, {}, ss.vartype)
-        beta, low, high = estimate_beta(
-            self.logical.h, self.logical.J, used, num_bootstrap=self.sampler.num_bootstrap,
-            seed=sampler_seed(self.seed, 10_000 + self.calls))
-        how = ("unbroken" if used is not ss else "all (majority vote)")
-        cbf = float(np.mean(broken))
-        summary = {"prefactor": prefactor, "reads": num_reads, "beta_model": beta,
-                   "beta_model_low": low, "beta_model_high": high,
-                   "beta_eff": beta / prefactor, "chain_strength": cs,
-                   "chain_break_fraction": cbf, "clipped": clipped}
-        return {"v": v, "h": hid, "beta_model": beta, "low": low, "high": high,
-                "clipped": clipped, "chain_break_fraction": cbf, "summary": summary,
-                "beta_reads": f"{how}: {int(whole.sum() if used is not ss else len(v))} reads"}

@@ -20,8 +20,11 @@ from rbmdiff.errors import RbmdiffError
 CHAIN_RULES = ("relative", "utc")
 SOLVER_CAP = "solver cap"  # the strongest chain the solver allows, fixed (the thermal mock's)
 DEFAULT_CHAIN_FACTOR = 2.2  # chain coupling = 2.2 · p · max|J|: < 1 % broken chains (tests)
-CHAIN_LADDER = (1.5, 1.8, 2.2, 3.0, 4.0)  # factors tried weakest first when none is given
-LADDER_BROKEN = 0.005  # a rung is kept when fewer chains than this break at calibration
+# Rungs tried weakest first when no factor is given: chain_strength_factor values, then the
+# strongest chain the solver allows. A rung is left for the next when LADDER_BROKEN or more
+# of the chains of a calibration's (or the final) reads break.
+CHAIN_LADDER = (1.5, 1.8, 2.2, 3.0, 4.0, SOLVER_CAP)
+LADDER_BROKEN = 0.005
 
 
 @dataclass
@@ -104,6 +107,18 @@ def plan(h: dict, J: dict, embedding: dict, adjacency, properties: dict, *,
         limits["j_range"] = _fit(quad, properties["j_range"])
     which = min(limits, key=limits.get)
     return Scaling(limits[which], which, cs1, fixed, cap, rule)
+
+
+def plan_logical(h: dict, J: dict, properties: dict, *, clip: bool) -> Scaling:
+    """The prefactor cap of an unembedded problem (an unstructured device): its h and J must
+    fit the ranges the device declares, if any."""
+    limits = {"none": math.inf}
+    if not clip:
+        for key, values in (("h_range", list(h.values())), ("j_range", list(J.values()))):
+            if key in properties:
+                limits[key] = _fit(np.array(values or [0.0]), properties[key])
+    which = min(limits, key=limits.get)
+    return Scaling(limits[which], which, 0.0, None, math.inf, "no chains")
 
 
 def _fit(values: np.ndarray, rng) -> float:

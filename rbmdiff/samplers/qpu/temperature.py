@@ -13,7 +13,8 @@ def estimate_beta(
     h: dict, J: dict, samples: dimod.SampleSet, *, num_bootstrap: int, seed: int
 ) -> tuple[float, float, float]:
     """β of reads assumed ∝ exp(−β E_s), E_s = Σ h s + Σ J s s, with a 95% bootstrap
-    interval.  -> (β̂, β_low, β_high); inf when no read shows an excitation.
+    interval.  -> (β̂, β_low, β_high); inf when no read shows an excitation (far too cold);
+    β̂ ≤ 0 when the reads are hotter than anything a positive β explains (far too hot).
 
     β̂ maximises the pseudo-likelihood Π_reads Π_i σ(−β f_i), f_i the energy lost by flipping
     unit i (``dwave.system.temperatures``): it solves Σ_s ψ_s(β) = 0, ψ_s = Σ_i f_i σ(β f_i).
@@ -29,9 +30,11 @@ def estimate_beta(
     f, _ = effective_field(bqm, samples, current_state_energy=True)  # (B, N)
     f = np.repeat(f, samples.record.num_occurrences, axis=0)
     T, _ = maximum_pseudolikelihood_temperature(en1=f)
-    if not T > 0:
+    if T == 0:  # every flip costs energy in every read: no excitation seen
         return math.inf, math.inf, math.inf
-    beta = 1 / float(T)
+    beta = 1 / float(T)  # negative when the root lies at β < 0: reads hotter than β = 0
+    if not math.isfinite(beta):
+        return math.nan, math.nan, math.nan
     if num_bootstrap == 0:
         return beta, beta, beta
     s = expit(beta * f)  # σ(β f), (B, N)
