@@ -80,9 +80,9 @@ def test_qpu_provenance_says_mock_and_a_failed_check_before_and_after_the_fideli
     assert p["mock"] and p["check_ok"] is False and p["check_worst"] == "mean energy z = 53.4"
     note = provenance_note("qpu", p)
     assert "mock (annealer)" in note and "FAILED (mean energy z = 53.4)" in note
-    verdict = provenance({**QPU_INFO, "fidelity_ok": True, "fidelity_worst": "corr z = 1.2",
-                          "device": "MockDWaveSampler (thermal)"})
-    assert verdict["check_ok"] is True and verdict["check_worst"] == "corr z = 1.2"
+    verdict = provenance({**QPU_INFO, "fidelity_ok": True, "fidelity_worst": "energy",
+                          "fidelity_z": 1.23, "device": "MockDWaveSampler (thermal)"})
+    assert verdict["check_ok"] is True and verdict["check_worst"] == "energy: z = 1.2"
     assert verdict["device"] == "MockDWaveSampler (thermal)"
     assert "passed" in provenance_note("qpu", verdict)
     assert provenance({"sampler": "gibbs"}) is None

@@ -148,6 +148,8 @@ def provenance(info: dict) -> dict | None:
     kind = info.get("mock_kind") or ("mock" if info.get("mock") else None)
     ok = info.get("fidelity_ok", info.get("energy_check_ok"))
     worst = info.get("fidelity_worst")
+    if worst is not None and isinstance(info.get("fidelity_z"), int | float):
+        worst = f"{worst}: z = {info['fidelity_z']:.1f}"
     if worst is None and info.get("energy_z") is not None:
         worst = f"mean energy z = {info['energy_z']:.1f}"
     return {"device": info.get("device") if info.get("device") not in (None, "cpu") else (
