@@ -121,7 +121,8 @@ def route_draws(routes: list[str], layout: Layout, n_visible: int) -> dict[str, 
     """Each route's visible samples, route -> (B, n) float64 of 0/1."""
     columns = [f"v{i}" for i in range(n_visible)]
     return {r: torch.from_numpy(pd.read_parquet(layout.run(r) / "samples.parquet",
-                                                columns=columns).to_numpy(dtype=np.float64))
+                                                columns=columns).to_numpy(dtype=np.float64,
+                                                                          copy=True))
             for r in routes}
 
 
