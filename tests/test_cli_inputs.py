@@ -180,3 +180,12 @@ def test_pipeline_refuses_a_huge_num_samples_and_a_read_only_project(tmp_path, m
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Read-only file system" in err
     assert "run it in a writable clone" in err and not (root / "dvc.lock").exists()
+
+
+def test_deploy_on_a_temporary_api_is_refused_in_one_line(capsys, monkeypatch) -> None:
+    from flows.cli import main as pipeline_main
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert pipeline_main(["deploy", "--cron", "0 3 * * *"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "forgets the schedule" in err
