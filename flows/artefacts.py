@@ -99,9 +99,11 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 # A sampler's info fields that differ between two runs with the same inputs: timings on this
-# machine, the solver's random problem ids, and how the embedding was got this time (searched,
-# or read from the cache).  Tracked outputs leave them out; the stage logs them.
-VOLATILE_INFO = ("wall_s", "samples_per_s", "timing", "problem_ids", "embedding_method")
+# machine, the solver's random problem ids, and what this run found already done (the
+# embedding searched or read from the cache, a calibration or solver calls reused).  Tracked
+# outputs leave them out; the stage logs them.
+VOLATILE_INFO = ("wall_s", "samples_per_s", "timing", "problem_ids", "embedding_method",
+                 "calibration_reused", "reused_calls")
 
 
 def tracked_info(info: dict, root: Path) -> tuple[dict, dict]:
