@@ -189,3 +189,18 @@ def test_deploy_on_a_temporary_api_is_refused_in_one_line(capsys, monkeypatch) -
     assert pipeline_main(["deploy", "--cron", "0 3 * * *"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "forgets the schedule" in err
+
+
+def test_the_sample_stage_command_refuses_a_huge_num_samples_in_one_line(tmp_path,
+                                                                         capsys) -> None:
+    """What `dvc repro` runs (python -m flows.stages sample ROUTE), without the preflight."""
+    from flows.stages.__main__ import main as stage_main
+    from flows.testing import make_project, write_params
+
+    root = make_project(tmp_path / "p", routes=["gibbs"])
+    assert stage_main(["prepare", "--params", str(root / "params.yaml")]) == 0
+    write_params(root, {"sample": {"gibbs": {"num_samples": 10**13}}})
+    capsys.readouterr()
+    assert stage_main(["sample", "gibbs", "--params", str(root / "params.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sample.gibbs.num_samples: 10,000,000,000,000" in err[0]
