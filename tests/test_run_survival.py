@@ -93,3 +93,55 @@ def test_sigkill_during_the_qpu_task_frees_the_slot_and_the_server(tmp_path) -> 
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("completed")
     assert "freed 1 qpu concurrency slot(s)" in done.stderr
+
+
+PIPELINE_CHILD = """
+import sys, time
+from pathlib import Path
+import flows
+import flows.stages.sample as stage
+
+root, flag, hold = sys.argv[1], sys.argv[2], sys.argv[3] == "hold"
+original = stage.sample
+
+def sample(route, p, layout):
+    if route == "qpu" and hold:  # the qpu stage is running (its task holds the slot)
+        Path(flag).write_text("qpu stage running")
+        time.sleep(600)
+    return original(route, p, layout)
+
+stage.sample = sample
+from flows.pipeline import pipeline
+print("RAN", sorted(pipeline(root=root, progress=False)["ran"]), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_pipeline_during_the_qpu_stage_then_a_new_run_completes(tmp_path) -> None:
+    """The real pipeline flow (flows.pipeline) on a tiny project, SIGKILLed while its
+    sample@qpu task runs; the next run on the same Prefect home reruns the qpu route and the
+    report instead of waiting forever for the slot."""
+    from flows.testing import make_project
+
+    root = make_project(tmp_path / "p", routes=["gibbs", "qpu"])
+    env = _env(tmp_path / "prefect-home")
+    flag = tmp_path / "qpu-running"
+    run = subprocess.Popen([sys.executable, "-c", PIPELINE_CHILD, str(root), str(flag), "hold"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 400
+        while not flag.exists():
+            assert run.poll() is None, run.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the qpu stage never started"
+            time.sleep(0.5)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    finally:
+        if run.poll() is None:
+            run.kill()
+    done = subprocess.run([sys.executable, "-c", PIPELINE_CHILD, str(root), str(flag), "go"],
+                          env=env, capture_output=True, text=True, timeout=500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "freed 1 qpu concurrency slot(s)" in done.stderr
+    ran = done.stdout.strip().splitlines()[-1]
+    assert "'sample@qpu'" in ran and "'report'" in ran
