@@ -338,6 +338,7 @@ def _negative_options(args: argparse.Namespace) -> dict:
     if args.negative == "qpu":
         params = _device_object(params)
         params.setdefault("calibration_rounds", 0)  # training absorbs the device's temperature
+        params.setdefault("verdict", False)  # the trained model's likelihood judges the reads
     elif args.qpu_budget_us is not None:
         raise RbmdiffError("--qpu-budget-us needs --negative qpu")
     return {"negative": args.negative, "negative_params": params,

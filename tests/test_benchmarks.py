@@ -112,11 +112,12 @@ def test_qpu_route_table_formats_every_chain_rule():
     a ladder rung, the solver's cap (thermal mock: no factor), or no chains."""
     qpu_route = import_script("qpu_route")
     base = {"beta_model": 1.0, "chain_break_fraction": 0.0, "prefactor": 0.2, "rounds": 1,
-            "energy_z": 0.1, "qpu_access_time": 100.0}
+            "energy_z": 0.1, "qpu_access_time": 100.0, "fidelity_ok": True,
+            "fidelity_worst": "<E>", "fidelity_p": 0.5}
     thermal = {**base, "chain_strength": 2.0, "chain_strength_factor": None,
                "chain_length_max": 2}
     annealer = {**base, "chain_strength": 0.86, "chain_strength_factor": 1.8,
-                "chain_length_max": 2}
+                "chain_length_max": 2, "fidelity_ok": False}
     native = {**base, "chain_strength": 0.0, "chain_strength_factor": None,
               "chain_length_max": 1}
     rows = [{"model": m, "reads": 10, "floor": 0.1, "gibbs": 0.1, "anneal": 0.1,
@@ -124,4 +125,5 @@ def test_qpu_route_table_formats_every_chain_rule():
             for m, t, a in (("dense", thermal, annealer), ("native", native, native))]
     lines = qpu_route.table(rows).splitlines()
     assert "| 2.000 (cap) / 0.860 (1.8) |" in lines[2]
+    assert "| pass / fail: <E> |" in lines[2]
     assert "| no chains / no chains |" in lines[3]

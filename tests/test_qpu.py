@@ -75,6 +75,7 @@ def test_embedding_is_cached_and_reused_without_search(rbm, tmp_path, monkeypatc
         raise AssertionError("the embedding was searched for a second time")
 
     monkeypatch.setattr(qpu_embedding, "search_embedding", no_search)
+    sampler = QPUSampler(embedding_dir=tmp_path, calibration_rounds=0, **FAST)  # a new run
     second = sampler.sample(rbm, 50, seed=1)
     assert second.info["embedding_method"] == "cache"
     assert second.info["num_qubits"] == first.info["num_qubits"]

@@ -165,3 +165,18 @@ def test_cli_takes_a_users_sampler(rbm, tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "cannot import" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("beta_dev", [0.05, 2.5])
+def test_too_hot_first_guess_is_climbed_out_of(rbm, tmp_path, beta_dev):
+    # a first guess a billion times too small (beta_eff=1e9: p = 1e-9): the reads are uniform,
+    # β_model ≈ 0 or below; the search raises p tenfold a round (never lowers it) until it
+    # brackets β = 1, and β_model is finite throughout
+    dev = NoisyBoltzmann(beta_dev, 0.0, 0)
+    s = get("qpu", sampler=dev, beta_eff=1e9, calibration_rounds=14,
+            embedding_dir=tmp_path).sample(rbm, 2000, seed=0)
+    ps = [c["prefactor"] for c in s.info["calibration"]]
+    assert all(math.isfinite(c["beta_model"]) for c in s.info["calibration"])
+    assert ps[1] == pytest.approx(10 * ps[0])
+    assert s.info["target_reached"] and s.info["prefactor"] == pytest.approx(1 / beta_dev,
+                                                                                rel=0.1)

@@ -4,7 +4,8 @@ A simultaneous test of many statistics against a reference of the logical model:
 
 - moments: ⟨v_i⟩, ⟨h_j⟩, ⟨v_i h_j⟩ and ⟨E⟩, each a z-score (read mean − model mean) /
   √(var/N + se_ref²), var the statistic's variance under the model (floored at 1/N, one
-  read's worth, so that a single read of a rare state is not a failure);
+  read's worth); against an exact reference the binary ones take the exact binomial
+  two-sided tail instead, so that units which are rarely on do not raise false alarms;
 - histograms, where a layer has at most ``HIST_BITS`` units: the total-variation distance of
   that layer's empirical law from the exact law, against the TV of perfect samples of the same
   size (mean and sd from ``NULL_DRAWS`` multinomial draws): z = (TV − mean) / sd, one-sided.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import norm
+from scipy.stats import binom, norm
 
 from rbmdiff.exact import EXACT_LAW_BITS, state_chunks, state_index
 from rbmdiff.rbm import RBM
@@ -146,9 +147,15 @@ def fidelity(rbm: RBM, v: torch.Tensor, h: torch.Tensor, ref: Reference, *, seed
     f = statistics(rbm, v, h)
     se = np.sqrt(np.maximum(ref.var, 1.0 / num) / num + ref.se**2)
     z = (f.mean(0) - ref.mean) / se
+    p = 2 * norm.sf(np.abs(z))
+    if ref.kind == "exact":  # binary statistics: exact binomial tails (rare units included)
+        k = np.rint(f[:, :-1].sum(0))
+        mu = np.clip(ref.mean[:-1], 0.0, 1.0)
+        tail = np.minimum(binom.cdf(k, num, mu), binom.sf(k - 1, num, mu))
+        p[:-1] = np.minimum(1.0, 2 * tail)
+        z[:-1] = np.sign(z[:-1]) * norm.isf(p[:-1] / 2)
     names = list(ref.names)
-    p = list(2 * norm.sf(np.abs(z)))
-    z = list(z)
+    p, z = list(p), list(z)
     out: dict = {}
     rng = np.random.default_rng(seed)
     for layer, x in (("v", v), ("h", h)):

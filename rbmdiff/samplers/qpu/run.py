@@ -17,7 +17,9 @@ from rbmdiff.samplers.qpu import scaling, store
 from rbmdiff.samplers.qpu.temperature import estimate_beta
 
 MIN_UNBROKEN = 50  # fewer unbroken reads than this: β from all reads (majority vote)
-ESTIMATE_SEED = 10_000  # β's bootstrap seeds are derived from keys above the call indices
+FINAL_KEY = 1_000  # the final reads' calls are keyed from here, calibration's from 0, so the
+# final reads do not depend on how many calibration calls came before (or were cached)
+ESTIMATE_SEED = 10_000  # β's bootstrap seeds are derived from keys above the call keys
 
 
 class Run:
@@ -45,6 +47,7 @@ class Run:
         self.rung = 0
         self.replan()
         self.calls, self.seeds, self.timing, self.problem_ids = 0, [], {}, []
+        self.key = 0  # the next call's key: its seed and its read-store entry
         self.reused_calls, self.reads = 0, 0
 
     def _ladder(self) -> list[float | str]:
@@ -97,7 +100,7 @@ class Run:
         if self.sampler.annealing_time is not None:
             want["annealing_time"] = self.sampler.annealing_time
         if not hasattr(self.device.sampler, "substitute_kwargs"):  # a mock is seeded below
-            want["seed"] = sampler_seed(self.seed, self.calls)
+            want["seed"] = sampler_seed(self.seed, self.key)
         return {k: v for k, v in want.items() if self.device.accepts(k)}
 
     def _call(self, h: dict, J: dict, num_reads: int, chain_strength: float) -> dimod.SampleSet:
@@ -106,16 +109,17 @@ class Run:
         are retried with exponential backoff, a permanent one is a one-line error."""
         kwargs = self.kwargs(num_reads)
         if hasattr(self.device.sampler, "substitute_kwargs"):  # the mocks: seeded substitutes
-            self.seeds.append(sampler_seed(self.seed, self.calls))
+            self.seeds.append(sampler_seed(self.seed, self.key))
             self.device.sampler.substitute_kwargs["seed"] = self.seeds[-1]
         elif "seed" in kwargs:
             self.seeds.append(kwargs["seed"])
         key = store.call_key(h, J, {**kwargs, "device": self.device.name},
                              chain_strength=chain_strength, embedding=self.solver.embedding or {},
-                             seed=self.seed, call=self.calls)
+                             seed=self.seed, call=self.key)
         folder = self.sampler.read_store
         stored = store.load_reads(folder, key)
         self.calls += 1
+        self.key += 1
         if stored is not None:
             self.reused_calls += 1
             return stored
@@ -142,6 +146,10 @@ class Run:
         if "problem_id" in ss.info:
             self.problem_ids.append(ss.info["problem_id"])
         return ss
+
+    def start_final(self) -> None:
+        """Key the following calls as the final reads' (``FINAL_KEY`` onwards)."""
+        self.key = max(self.key, FINAL_KEY)
 
     def program(self, prefactor: float) -> tuple[dict, dict, bool]:
         """prefactor · (h, J), clipped into the device's ranges only when clip=True.
@@ -176,7 +184,7 @@ class Run:
             ss.record[whole], ss.variables, {}, ss.vartype)
         beta, low, high = estimate_beta(
             self.logical.h, self.logical.J, used, num_bootstrap=self.sampler.num_bootstrap,
-            seed=sampler_seed(self.seed, ESTIMATE_SEED + self.calls))
+            seed=sampler_seed(self.seed, ESTIMATE_SEED + self.key))
         how = "unbroken" if used is not ss else "all (majority vote)"
         counted = len(v) if used is ss else int(np.repeat(whole, ss.record.num_occurrences).sum())
         frac = float(np.mean(broken))
