@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import numbers
 from typing import TYPE_CHECKING, Any
+
+from numpy import bool_ as np_bool
 
 from rbmdiff.errors import RbmdiffError
 
@@ -49,11 +52,13 @@ def get(name: str, **params) -> Sampler:
 
 # The plain types a sampler's keyword may be annotated with, as written in its signature
 # (annotations are strings: `from __future__ import annotations`), and a check of each.
+# numbers.Integral / Real: NumPy's scalars (read back from a table) count as numbers too.
 _CHECKS = {
-    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "float": ("a finite number", lambda v: isinstance(v, int | float)
-              and not isinstance(v, bool) and math.isfinite(v)),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "int": ("a whole number", lambda v: isinstance(v, numbers.Integral)
+            and not isinstance(v, bool | np_bool)),
+    "float": ("a finite number", lambda v: isinstance(v, numbers.Real)
+              and not isinstance(v, bool | np_bool) and math.isfinite(v)),
+    "bool": ("true or false", lambda v: isinstance(v, bool | np_bool)),
     "str": ("a string", lambda v: isinstance(v, str)),
     "None": ("null", lambda v: v is None),
 }
