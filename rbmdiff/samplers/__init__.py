@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +55,8 @@ def get(name: str, **params) -> Sampler:
 _CHECKS = {
     "int": ("a whole number", lambda v: isinstance(v, numbers.Integral)
             and not isinstance(v, bool | np_bool)),
-    "float": ("a finite number", lambda v: isinstance(v, numbers.Real)
-              and not isinstance(v, bool | np_bool) and math.isfinite(v)),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real)  # its range: the sampler's
+              and not isinstance(v, bool | np_bool)),
     "bool": ("true or false", lambda v: isinstance(v, bool | np_bool)),
     "str": ("a string", lambda v: isinstance(v, str)),
     "None": ("null", lambda v: v is None),
