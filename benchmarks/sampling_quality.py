@@ -52,7 +52,6 @@ from rbmdiff import samplers
 from rbmdiff.data import load_dataset
 from rbmdiff.exact import (
     EXACT_LAW_BITS,
-    binary_states,
     empirical_law,
     kl_data_model,
     log_partition,
@@ -61,6 +60,7 @@ from rbmdiff.exact import (
 )
 from rbmdiff.metrics import corr_rmse, mmd_hamming
 from rbmdiff.rbm import RBM
+from rbmdiff.reference import exact_draws, long_gibbs
 from rbmdiff.score import VISIBLE_ENUM_BITS
 from rbmdiff.train import RECOMMENDED_DSM, train
 
@@ -134,28 +134,6 @@ def model_quality(rbm: RBM, model: Model) -> dict:
 
 
 # -- perfect samples ----------------------------------------------------------------------------
-def exact_draws(rbm: RBM, num: int, *, seed: int) -> torch.Tensor:
-    """i.i.d. v ~ p_θ by enumeration: of the 2^n visible states (n ≤ 20), or of the 2^m hidden
-    states, p(h) ∝ exp(−G(h)), then v ~ p(v | h) = Bernoulli(σ(b + Wh)) (m ≤ 20).  -> (num, n)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        if rbm.n_visible <= EXACT_LAW_BITS:
-            states, p = visible_law(rbm)
-            return states[torch.multinomial(p.double(), num, replacement=True, generator=g)]
-        h = binary_states(rbm.n_hidden, dtype=rbm.dtype)
-        p = torch.softmax(-rbm.hidden_free_energy(h).double(), 0)
-        idx = torch.multinomial(p, num, replacement=True, generator=g)
-        return torch.bernoulli(rbm.visible_mean(h[idx]), generator=g)
-
-
-def long_gibbs(rbm: RBM, num: int, *, seed: int, init_data: torch.Tensor,
-               burn_in: int, thin: int = 20, chains: int = 500) -> torch.Tensor:
-    """Block Gibbs from training rows: ``burn_in`` sweeps, then every ``thin``-th state."""
-    sampler = samplers.get("gibbs", num_sweeps=burn_in, init="data", init_data=init_data,
-                           num_chains=min(chains, num), thin=thin)
-    return sampler.sample(rbm, num, seed=seed).v
-
-
 def perfect_sampler(rbm: RBM, model: Model, *, quick: bool):
     """(draw(num, seed) -> (num, n), description): exact where enumerable, else long Gibbs."""
     if min(rbm.n_visible, rbm.n_hidden) <= EXACT_LAW_BITS:

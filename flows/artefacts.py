@@ -20,7 +20,7 @@ import numpy as np
 from flows.layout import Layout
 from rbmdiff.data import validate_array
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.files import atomic_write_bytes
+from rbmdiff.files import atomic_write_bytes, default_mode
 from rbmdiff.jsonsafe import plain
 
 if TYPE_CHECKING:  # torch only where tensors are read: the prepare stage runs without it
@@ -45,6 +45,7 @@ def staged_dir(path: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
                                     dir=path.parent))
     try:
+        staging.chmod(default_mode(folder=True))  # the published folder: umask's mode
         yield staging
         _publish(staging, path)
     finally:  # after a swap it holds the previous folder
@@ -95,6 +96,31 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
         return False
     raise OSError(err, os.strerror(err), str(b))
+
+
+# A sampler's info fields that differ between two runs with the same inputs: timings on this
+# machine, the solver's random problem ids, and what this run found already done (the
+# embedding searched or read from the cache, a calibration or solver calls reused).  Tracked
+# outputs leave them out; the stage logs them.
+VOLATILE_INFO = ("wall_s", "samples_per_s", "timing", "problem_ids", "embedding_method",
+                 "calibration_reused", "reused_calls")
+
+
+def tracked_info(info: dict, root: Path) -> tuple[dict, dict]:
+    """A sampler's ``info`` split into (what a tracked output may hold: a function of the
+    run's inputs, paths relative to ``root``; the volatile rest, for the log)."""
+    root = Path(root).resolve()
+    kept, volatile = {}, {}
+    for key, value in info.items():
+        if key in VOLATILE_INFO:
+            volatile[key] = value
+        elif isinstance(value, str) and os.path.isabs(value):
+            path = Path(value)
+            kept[key] = (str(path.relative_to(root)) if path.is_relative_to(root)
+                         else path.name)
+        else:
+            kept[key] = value
+    return kept, volatile
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rbmdiff-pipeline {args.command}: interrupted; committed stages are intact",
               file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, a folder made read-only during the run, …
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"rbmdiff-pipeline {args.command}: error: cannot write{where}: "
+              f"{exc.strerror or exc}; committed stages are intact", file=sys.stderr)
+        return 2
     print(json.dumps(out, indent=2, default=str))
     return 0
 

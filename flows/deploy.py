@@ -35,7 +35,15 @@ def build(cron: str, *, name: str = "scheduled", root: str = ".", dask: str | No
 
 
 def register(cron: str, **kw: Any) -> str:
-    """Create or update the deployment on the Prefect API; -> its id."""
+    """Create or update the deployment on the Prefect API; -> its id.  Refused on a temporary
+    (ephemeral) API, which would forget the schedule when this command exits."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise RbmdiffError(
+            "no Prefect server is configured (PREFECT_API_URL), and a temporary one forgets "
+            "the schedule when this command exits: start `prefect server start` and set "
+            "PREFECT_API_URL, or add --serve to run the schedule in this process")
     return str(build(cron, **kw).apply())
 
 

@@ -43,46 +43,66 @@ def sample_grid(rows: dict[str, np.ndarray], shape: tuple[int, int], path: Path)
     return _save(fig, path)
 
 
-def quality_vs_cost(table: pd.DataFrame, path: Path) -> Path:
+def quality_vs_cost(table: pd.DataFrame, path: Path, *, yard: dict,
+                    costs: dict[str, tuple[float, str]], reference: dict,
+                    notes: list[str] | None = None) -> Path:
     """Save :func:`quality_vs_cost_figure` as a PNG."""
-    return _save(quality_vs_cost_figure(table), path)
+    return _save(quality_vs_cost_figure(table, yard=yard, costs=costs, reference=reference,
+                                        notes=notes), path)
 
 
-def quality_vs_cost_figure(table: pd.DataFrame) -> Figure:
-    """MMD² and correlation RMSE against held-out data (lower is better) versus wall seconds
-    per 1000 samples, both axes logarithmic, one marker per sampler run; the legend names
-    each run and its native cost (no labels on the points, so none can overlap).  MMD² is
-    unbiased, so it can be ≤ 0 (no detectable difference): such points sit on the axis's
-    floor as open markers."""
-    fig = Figure(figsize=(11, 4))
+def quality_vs_cost_figure(table: pd.DataFrame, *, yard: dict,
+                           costs: dict[str, tuple[float, str]], reference: dict,
+                           notes: list[str] | None = None) -> Figure:
+    """MMD² to the model (sampler error) and to held-out data (model and sampler error) versus
+    cost per sample in units that do not depend on the machine (multiply-adds, log axis).
+
+    Left: the floor of a perfect sample of the model, mean ± sd and the "at the floor" line
+    (flows.yardstick).  Right: the training data scored as samples (the data reference) and
+    the perfect sample of the model (the model's own error).  MMD² is unbiased, so it can be
+    ≤ 0: the y axes are linear.  Routes whose cost is not in multiply-adds (the QPU: µs of
+    access) are drawn as horizontal lines, their cost in the legend; the notes (a mock, a
+    failed check) are printed under the panels."""
+    fig = Figure(figsize=(11, 4.6))
     axes = fig.subplots(1, 2)
-    per_k = (1000 * table["wall_s"] / table["num_samples"]).to_numpy(dtype=float)
-    colours = [f"C{i % 10}" for i in range(len(table))]
-    for ax, (column, title) in zip(axes, [("mmd", "MMD² (Hamming kernel)"),
-                                          ("corr_rmse", "pairwise-correlation RMSE")],
-                                   strict=True):
-        y = table[column].to_numpy(dtype=float)
-        positive = y[np.isfinite(y) & (y > 0)]
-        floor = positive.min() / 3 if len(positive) else 1e-6
+    size = str(int(table["num_samples"].iloc[0]))
+    floor = yard["floor"][size]
+    for ax, key, title in ((axes[0], "model", "to the model: sampler error"),
+                           (axes[1], "data", "to held-out data")):
         for i, row in enumerate(table.itertuples()):
-            if not np.isfinite(y[i]):
-                continue
-            low = y[i] <= 0
-            ax.scatter(per_k[i], max(y[i], floor), s=70, marker=MARKERS.get(row.sampler, "o"),
-                       color=colours[i], facecolors="none" if low else colours[i],
-                       label=f"{row.route}: {row.cost_units:.3g} {row.cost_unit}")
+            y = (yard["routes"][row.route]["to_model"]["mmd"] if key == "model" else row.mmd)
+            cost, unit = costs[row.route]
+            label = f"{row.route}: {cost:.3g} {unit} per sample"
+            colour = f"C{i % 10}"
+            if unit == "multiply-adds" and np.isfinite(cost) and cost > 0:
+                ax.scatter(cost, y, s=70, marker=MARKERS.get(row.sampler, "o"), color=colour,
+                           label=label, zorder=3)
+            elif np.isfinite(y):
+                ax.axhline(y, color=colour, ls=":", lw=1.5, label=label)
+        if key == "model":
+            f = floor["to_model"]["mmd"]
+            ax.axhspan(f["mean"] - f["sd"], f["mean"] + f["sd"], color="grey", alpha=0.25,
+                       label=f"perfect sample of the model, N = {int(size):,} (mean ± sd)")
+            ax.axhline(f["mean"] + yard["reference"]["at_floor_sd"] * f["sd"], color="grey",
+                       ls="--", lw=1, label="at the floor below this line")
+        else:
+            f = floor["to_data"]["mmd"]
+            ax.axhspan(f["mean"] - f["sd"], f["mean"] + f["sd"], color="C7", alpha=0.25,
+                       label="perfect sample of the model: the model's error (mean ± sd)")
+            ax.axhline(reference["mmd"], color="k", ls="--", lw=1,
+                       label="training data as samples: the data reference")
+        ax.axhline(0, color="k", lw=0.5)
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.margins(x=0.2, y=0.2)
-        ax.set_xlabel("wall seconds per 1000 samples")
-        ax.set_ylabel(f"{title}, lower is better")
-        ax.set_title(title + (f" (open: ≤ 0, drawn at {floor:.1g})" if (y <= 0).any() else ""),
-                     fontsize=9)
+        ax.margins(x=0.3)
+        ax.set_xlabel("multiply-adds per sample (machine-independent)")
+        ax.set_ylabel("MMD² (Hamming kernel), lower is better")
+        ax.set_title(f"MMD² {title}", fontsize=9)
         ax.grid(alpha=0.3, which="both")
-    handles, labels = axes[1].get_legend_handles_labels()  # filled markers: correlations ≥ 0
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-               title="run: native cost", title_fontsize=8)
-    fig.suptitle("sample quality against cost (log–log)", fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("sample quality against cost", fontsize=10)
+    if notes:
+        fig.text(0.5, -0.02, "\n".join(notes).replace("`", ""), ha="center", va="top",
+                 fontsize=8, color="C3", wrap=True)
     return fig
 
 
@@ -106,6 +126,9 @@ def training_figure(history: pd.DataFrame, *, final_test_ll: float | None = None
     training went (when recorded: binary data), else the final model's exact held-out
     log-likelihood as one point; KL(data ‖ model) in a third panel where recorded."""
     has_kl = "kl_data_model" in history and history["kl_data_model"].notna().any()
+    has_ll = "test_ll" in history and history["test_ll"].notna().any()
+    if not has_ll:  # one number: said in the title, not a panel around one dot
+        return _loss_only_figure(history, final_test_ll)
     fig = Figure(figsize=(5.5 * (3 if has_kl else 2), 3.8))
     axes = fig.subplots(1, 3 if has_kl else 2)
     loss_ax, ll_ax = axes[0], axes[1]
@@ -136,6 +159,23 @@ def training_figure(history: pd.DataFrame, *, final_test_ll: float | None = None
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.suptitle("training: loss per epoch and exact log-likelihood", fontsize=10)
+    return fig
+
+
+def _loss_only_figure(history: pd.DataFrame, final_test_ll: float | None) -> Figure:
+    """The loss panel alone, the final model's exact held-out log-likelihood in the title
+    (grey-level data: no log-likelihood is recorded as training goes)."""
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.subplots()
+    whole = whole_epochs(history)
+    ax.plot(whole["step"], whole["loss"], marker=".", label="mean loss per epoch")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss (epoch mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    final = ("" if final_test_ll is None else
+             f"\nfinal model: exact held-out log-likelihood {final_test_ll:.3f} nats per row")
+    fig.suptitle(f"training loss per epoch{final}", fontsize=10)
     return fig
 
 

@@ -3,8 +3,10 @@
 The report stage's reports/statistics.json holds every statistic; this file, DVC's metrics
 file, keeps the ones a reader scans first, few enough that ``dvc exp show --only-changed``
 fits 120 columns: the final training loss, the model's exact mean test log-likelihood where
-it is defined (higher is better), and each sampler's MMD² to the test data (docs/math.md §7; lower
-is better).
+it is defined (higher is better), each sampler's MMD² to the test data (docs/math.md §7; lower
+is better) and to a perfect sample of the model (its sampler error, flows.yardstick), and the
+noise of both: ``mmd_sd``, the spread of MMD² over perfect samples of the same size, so that
+a difference between runs smaller than a few of it is noise.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
            if _number(s.get("mmd"))}
     if mmd:
         out["mmd"] = mmd
+    to_model = {route: s["mmd_model"] for route, s in metrics.get("samplers", {}).items()
+                if _number(s.get("mmd_model"))}
+    if to_model:
+        out["mmd_model"] = to_model
+    floors = metrics.get("yardstick", {}).get("floor", {})
+    if len(floors) == 1:  # one sample size: one noise level for every route
+        floor = next(iter(floors.values()))
+        out["mmd_sd"] = {"data": floor["to_data"]["mmd"]["sd"],
+                         "model": floor["to_model"]["mmd"]["sd"]}
     return out
 
 

@@ -8,6 +8,7 @@ stage's task is running.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import warnings
@@ -33,6 +34,45 @@ class Plan:
     @property
     def fresh(self) -> list[str]:
         return [s for s in self.order if s not in self.stale]
+
+
+CODE = ("flows", "rbmdiff")  # the project code every stage runs (dvc.yaml's deps)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a run read at its start: params.yaml and the project code, by content hash.
+
+    ``dvc commit`` hashes the files on disk when it records a stage; a file edited during
+    the run would be recorded as the input of outputs made from the old one.  The pipeline
+    compares the files with this snapshot before each commit and refuses to record on a
+    change (the outputs stay on disk, and ``dvc status`` keeps calling their stages stale)."""
+
+    root: Path
+    hashes: dict[str, str]
+
+    @classmethod
+    def take(cls, root: str | Path) -> Snapshot:
+        root = Path(root).resolve()
+        return cls(root, _hashes(root))
+
+    def changed(self) -> list[str]:
+        """Files added, removed or edited since the snapshot, relative to the root."""
+        now = _hashes(self.root)
+        return sorted(k for k in self.hashes.keys() | now.keys()
+                      if self.hashes.get(k) != now.get(k))
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    files = [root / "params.yaml", root / "dvc.yaml"]
+    for package in CODE:
+        files += [p for p in (root / package).rglob("*") if p.is_file()
+                  and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".so", ".o")]
+    out = {}
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
 
 
 class Ledger:

@@ -19,7 +19,8 @@ from prefect.futures import as_completed
 
 from flows.config import Params
 from flows.layout import Layout
-from flows.ledger import Ledger, Plan
+from flows.ledger import Ledger, Plan, Snapshot
+from flows.lifeline import guard_temporary_server
 from flows.preflight import preflight
 from flows.scaleout import shared_api, task_runner
 from flows.tasks import (
@@ -77,7 +78,8 @@ def sample_flow(routes: list[str], params: Params, root: str,
             route, params.sample[route], root)
         futures[future] = route
     out: dict[str, Any] = {}
-    with tqdm(total=len(routes), desc="sampling routes", disable=not progress) as bar:
+    with tqdm(total=len(routes), desc="sampling routes",
+              disable=None if progress else True) as bar:  # None: only on a terminal
         for future in as_completed(list(futures)):
             route = futures[future]
             out[route] = future.result(raise_on_failure=False)
@@ -96,8 +98,10 @@ def _failed(result: Any) -> bool:
 
 
 def run_plan(plan: Plan, params: Params, root: str, *, dask: str | None = None,
-             progress: bool = True) -> dict:
-    """Run the plan's stale stages step by step, committing each step's stages to DVC.
+             progress: bool = True, snapshot: Snapshot | None = None) -> dict:
+    """Run the plan's stale stages step by step, committing each step's stages to DVC,
+    unless params.yaml or the code changed since ``snapshot`` (then nothing more is recorded
+    and the stages are reported failed: their outputs came from the files as they were).
     -> {'ran': [...], 'skipped': [...], 'failed': {stage: error}, 'results': {...}}."""
     logger = get_run_logger()
     ledger = Ledger(root)
@@ -127,6 +131,13 @@ def run_plan(plan: Plan, params: Params, root: str, *, dask: str | None = None,
                    "embed": lambda: embed_flow(params, root),
                    "report": lambda: report_flow(params, root)}[step]
             results[step], done = run(), stages
+        changed = snapshot.changed() if snapshot is not None else []
+        if changed:
+            why = (f"{', '.join(changed[:3])}{' …' if len(changed) > 3 else ''} changed during "
+                   "the run: outputs not recorded in dvc.lock (rerun to record them)")
+            logger.warning("%s", why)
+            failed.update({s: why for s in done})
+            continue
         ledger.commit(done)
         ran += done
     skipped = plan.fresh
@@ -144,14 +155,16 @@ def pipeline(root: str = ".", dask: str | None = None, force: bool = False,
     Dask scheduler address for the sampling step; force: rerun every stage.
     """
     logger = get_run_logger()
+    guard_temporary_server()  # a killed run does not leave Prefect's temporary server behind
     root = str(Path(root).resolve())
     layout = Layout(Path(root))
+    snapshot = Snapshot.take(root)  # before params are read: what the run's outputs come from
     params = preflight(root)
     plan = Ledger(root).plan(force=force)
     logger.info("stale (to run): %s; up to date: %s", plan.stale or "nothing",
                 plan.fresh or "nothing")
     logger.debug("why: %s", plan.reasons)
-    summary = run_plan(plan, params, root, dask=dask, progress=progress)
+    summary = run_plan(plan, params, root, dask=dask, progress=progress, snapshot=snapshot)
     if summary["failed"]:
         raise PipelineError("stages failed: " + "; ".join(
             f"{s}: {e}" for s, e in summary["failed"].items()))

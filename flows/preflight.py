@@ -6,6 +6,8 @@ the RBM embeds.  Each problem is one :class:`ParamsError` line naming the key.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from flows.config import Params, ParamsError, check_samplers, load_params
@@ -20,7 +22,47 @@ def preflight(root: str | Path) -> Params:
     check_samplers(params, path)
     n_visible = check_data(params, path)
     check_embeddable_on_mock(params, n_visible, path)
+    check_sample_sizes(params, n_visible, path)
+    check_writable(Path(root))
     return params
+
+
+BYTES_PER_UNIT = 32  # a sample's unit held by a route: v and x as float32, copies, statistics
+
+
+def check_sample_sizes(params: Params, n_visible: int, path: Path) -> None:
+    """Each route holds its samples in memory: refuse a num_samples whose samples alone would
+    take more than half of this machine's memory (``rbmdiff sample`` streams in chunks)."""
+    for route, p in params.sample.items():
+        check_route_size(route, p.num_samples, n_visible, path)
+
+
+def check_route_size(route: str, num_samples: int, n_visible: int, path: Path) -> None:
+    """One route's part of :func:`check_sample_sizes` (also run by the sample stage's
+    command, which ``dvc repro`` runs without this preflight)."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    need = num_samples * n_visible * BYTES_PER_UNIT
+    if need > memory / 2:
+        most = int(memory / 2 / (n_visible * BYTES_PER_UNIT))
+        raise ParamsError(
+            f"{path}: sample.{route}.num_samples: {num_samples:,} samples of "
+            f"{n_visible} units need ~{need / 2**30:.0f} GiB, more than half of this "
+            f"machine's {memory / 2**30:.0f} GiB (at most {most:,} here); for more, "
+            "`rbmdiff sample --chunk-size` streams them to a file")
+
+
+def check_writable(root: Path) -> None:
+    """The project folder takes the run's outputs (and DVC's lock): refuse a read-only one."""
+    try:
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise RbmdiffError(f"cannot write in {root.resolve()} ({exc.strerror or exc}): the "
+                           "pipeline writes its outputs and dvc.lock there; run it in a "
+                           "writable clone") from None
 
 
 def check_data(params: Params, path: Path) -> int:

@@ -44,6 +44,25 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _parquet_path(text: str) -> Path:
+    """An output named *.parquet: the file is Parquet whatever its name, so another suffix
+    (x.csv) would mislead."""
+    if Path(text).suffix.lower() != ".parquet":
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: samples are written as Parquet; name the file *.parquet (convert "
+            "with pandas.read_parquet(path).to_csv(...))")
+    return Path(text)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rbmdiff")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _key_value(text: str) -> tuple[str, object]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -153,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="An RBM whose free energy is a diffusion model's score: train it by "
         "denoising score matching, sample it by SDE, Gibbs, annealing or a D-Wave QPU.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
 
@@ -167,19 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="built-in name (digits, digits-binary, "
                    "mnist, mnist-binary, bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of "
                    "values in [0, 1]")
-    t.add_argument("--n-hidden", type=_positive_int, required=True)
-    t.add_argument("--score", choices=("free_energy", "posterior"), default="posterior")
-    t.add_argument("--method", choices=("dsm", "pcd", "cd", "ml"), default="dsm")
-    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--n-hidden", type=_positive_int, required=True, help="hidden units m")
+    t.add_argument("--score", choices=("free_energy", "posterior"), default="posterior",
+                   help="DSM score model (docs/math.md §4; default %(default)s)")
+    t.add_argument("--method", choices=("dsm", "pcd", "cd", "ml"), default="dsm",
+                   help="denoising score matching, or a baseline: persistent / plain "
+                   "contrastive divergence, exact maximum likelihood (default %(default)s)")
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     t.add_argument("--out", required=True, type=Path, help="model file to write")
     t.add_argument("--steps", type=_positive_int, help="optimiser steps (default: see below)")
     t.add_argument("--batch-size", type=_positive_int,
                    help="rows per step (default: min(64, the training rows))")
     t.add_argument("--lr", type=_finite_float, help="peak learning rate (default: see below)")
     t.add_argument("--eps", type=_finite_float, default=1e-3, help="logit clip ε ∈ (0, ½)")
-    t.add_argument("--beta-min", type=_finite_float, default=0.1)
-    t.add_argument("--beta-max", type=_finite_float, default=20.0)
-    t.add_argument("--t-eps", type=_finite_float, default=1e-3)
+    t.add_argument("--beta-min", type=_finite_float, default=0.1,
+                   help="VP-SDE β(0) (default %(default)s)")
+    t.add_argument("--beta-max", type=_finite_float, default=20.0,
+                   help="VP-SDE β(1) (default %(default)s)")
+    t.add_argument("--t-eps", type=_finite_float, default=1e-3,
+                   help="smallest diffusion time trained on (default %(default)s)")
     t.add_argument("--m-method", choices=_LazyChoices("rbmdiff.score", "PosteriorScore.M_METHODS",
                                                       exclude=("gibbs",)),
                    metavar="M_METHOD", help="how the posterior score computes m_θ: "
@@ -216,15 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained RBM into Parquet",
                        add_help=False)
     s.add_argument("-h", "--help", action=_SamplerHelp)
-    s.add_argument("--model", required=True, type=Path)
-    s.add_argument("--sampler", required=True, choices=("sde", "ode", "gibbs", "anneal", "qpu"))
-    s.add_argument("--num-samples", type=_positive_int, required=True)
-    s.add_argument("--seed", type=_nonneg_int, default=0)
-    s.add_argument("--out", required=True, type=Path, help="samples file (.parquet)")
+    s.add_argument("--model", required=True, type=Path, help="model file (rbmdiff train --out)")
+    s.add_argument("--sampler", required=True, choices=("sde", "ode", "gibbs", "anneal", "qpu"),
+                   help="docs/math.md §6")
+    s.add_argument("--num-samples", type=_positive_int, required=True, help="samples to draw")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    s.add_argument("--out", required=True, type=_parquet_path,
+                   help="samples file: Parquet, named *.parquet (the sampler's info in its "
+                   "metadata)")
     s.add_argument("--set", dest="params", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="sampler parameter, e.g. --set num_sweeps=300 "
                    "(each sampler's are listed below)")
-    s.add_argument("--data", help="held-out data: also compute the docs/math.md §7 statistics")
+    s.add_argument("--data", help="data (built-in name or file): also compute the docs/math.md "
+                   "§7 statistics on its held-out rows; gibbs with init 'data' starts at its "
+                   "training rows")
     s.add_argument("--stats", type=Path, help="write the statistics record (Parquet, one row)")
     s.add_argument("--chunk-size", type=_positive_int, default=100_000,
                    help="samples drawn and written per chunk (bounds memory)")
@@ -233,11 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "and ode samplers; the others run on the CPU)")
 
     e = sub.add_parser("evaluate", help="print a JSON object of metrics of a model on data")
-    e.add_argument("--model", required=True, type=Path)
-    e.add_argument("--data", required=True)
-    e.add_argument("--ais-chains", type=_positive_int, default=200)
-    e.add_argument("--ais-betas", type=_positive_int, default=2000)
-    e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--model", required=True, type=Path, help="model file (rbmdiff train --out)")
+    e.add_argument("--data", required=True, help="built-in name or file; its held-out rows")
+    e.add_argument("--ais-chains", type=_positive_int, default=200,
+                   help="AIS chains, where log Z is not exact (default %(default)s)")
+    e.add_argument("--ais-betas", type=_positive_int, default=2000,
+                   help="AIS inverse temperatures (default %(default)s)")
+    e.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     e.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     return parser
 
@@ -332,6 +365,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
     params = _device_object(dict(args.params)) if args.sampler == "qpu" else dict(args.params)
     if args.sampler in ("sde", "ode"):
         params.setdefault("device", str(device))
+    if args.sampler == "gibbs" and params.get("init") == "data":  # chains start at data rows
+        if not args.data:
+            raise RbmdiffError("--set init='\"data\"' starts the chains at training rows: "
+                               "name the data with --data")
+        from rbmdiff.data import load_dataset
+
+        params["init_data"] = load_dataset(args.data).train
     sampler = samplers.get(args.sampler, **params)
     for path in (args.out, args.stats):
         if path is not None:
@@ -437,6 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rbmdiff {args.command}: interrupted; earlier outputs are intact", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, read-only folder, …: outputs are written atomically
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"rbmdiff {args.command}: error: cannot write{where}: {exc.strerror or exc}; "
+              "earlier outputs are intact", file=sys.stderr)
+        return 2
     return 0
 
 

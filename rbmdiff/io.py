@@ -80,8 +80,8 @@ def sample_to_parquet(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     writer, info = None, {}
-    bar = tqdm(total=num_samples, desc=f"sample {sampler.name}", disable=not progress,
-               leave=False, unit="sample")
+    bar = tqdm(total=num_samples, desc=f"sample {sampler.name}", leave=False, unit="sample",
+               disable=None if progress else True)  # None: a bar only on a terminal
     try:
         for index, start in enumerate(range(0, num_samples, chunk_size)):
             size = min(chunk_size, num_samples - start)

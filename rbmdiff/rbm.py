@@ -238,8 +238,19 @@ class RBM:
                 f"model file {path} has format version {payload.get('version')}, "
                 f"this rbmdiff reads version {FORMAT_VERSION}"
             )
-        W, b, c = payload["W"], payload["b"], payload["c"]
-        if tuple(W.shape) != (payload["n_visible"], payload["n_hidden"]):
+        W, b, c = payload.get("W"), payload.get("b"), payload.get("c")
+        for name, p in (("W", W), ("b", b), ("c", c)):
+            if not isinstance(p, torch.Tensor) or not p.is_floating_point():
+                kind = p.dtype if isinstance(p, torch.Tensor) else type(p).__name__
+                raise RbmdiffError(f"model file {path} is corrupt: {name} is {kind}, "
+                                   "not a floating-point tensor")
+        if not W.dtype == b.dtype == c.dtype:
+            raise RbmdiffError(f"model file {path} is corrupt: W, b, c have different dtypes "
+                               f"({W.dtype}, {b.dtype}, {c.dtype})")
+        if not isinstance(payload.get("meta", {}), dict):
+            raise RbmdiffError(f"model file {path} is corrupt: its meta is "
+                               f"{type(payload['meta']).__name__}, not a mapping")
+        if tuple(W.shape) != (payload.get("n_visible"), payload.get("n_hidden")):
             raise RbmdiffError(f"model file {path} is corrupt: W shape disagrees with its header")
         mask = payload.get("mask")
         if mask is not None and (mask.dtype != torch.bool or mask.shape != W.shape):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -19,6 +21,9 @@ for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_P
 _HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")
 os.environ["XDG_DATA_HOME"] = os.path.join(_HOME, "data")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
+# removed when the test process exits (after Prefect's own atexit stops its server: LIFO)
+for _folder in (os.environ["PREFECT_HOME"], _HOME):
+    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
 torch.set_num_threads(1)
 
 from rbmdiff import RBM  # noqa: E402

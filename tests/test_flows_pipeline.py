@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("prefect")
 pytest.importorskip("dvc")
 
+from flows.artefacts import VOLATILE_INFO
 from flows.config import load_params
 from flows.headline import headline
 from flows.layout import Layout
@@ -113,6 +114,8 @@ def test_run_files_hold_the_draws_and_the_sampler_info(project) -> None:
         assert len(draws) == 300 and set(pd.unique(v.to_numpy().ravel())) <= {0, 1}
         info = read_info(path)
         assert info["sampler"] == route and info["num_samples"] == 300
+        assert not set(VOLATILE_INFO) & set(info)  # tracked: a function of the inputs
+        assert not any(isinstance(v, str) and v.startswith("/") for v in info.values())
     x = pd.read_parquet(layout.run("sde") / "samples.parquet")[[f"x{i}" for i in range(9)]]
     assert x.to_numpy().min() >= 0 and x.to_numpy().max() <= 1  # denoised means
 
@@ -121,7 +124,8 @@ def test_training_history_and_metrics_json(project) -> None:
     root, _ = project
     layout = Layout(root)
     history = pd.read_parquet(layout.training)
-    assert {"step", "epoch", "loss", "wall_s", "log_z", "train_ll", "test_ll"} <= set(history)
+    assert {"step", "epoch", "loss", "log_z", "train_ll", "test_ll"} <= set(history)
+    assert "wall_s" not in history  # a timing: in the log, not in a tracked output
     assert history["step"].is_monotonic_increasing and history["step"].iloc[-1] == 60
     assert history["loss"].map(math.isfinite).all()
     metrics = json.loads(layout.metrics.read_text())

@@ -75,11 +75,13 @@ def untimed(obj):
 
 
 def assert_same_run(folder: Path, reference: Path) -> None:
-    """A route's folder is whole, from one writer, and equal to the reference (timing aside)."""
+    """A route's folder is whole and equal to the reference (timing aside).  The samples file
+    is a function of the run's inputs (no wall time in its metadata), so two writers' files
+    are equal and either may win."""
     assert sorted(os.listdir(folder)) == ["record.json", "samples.parquet"]
     record = json.loads((folder / "record.json").read_text())
     info = read_info(folder / "samples.parquet")
-    assert record["wall_s"] == info["wall_s"], "record.json and samples.parquet of two runs"
+    assert not TIMING & set(info)
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "samples.parquet"),
                                   pd.read_parquet(reference / "samples.parquet"))
     assert untimed(record) == untimed(json.loads((reference / "record.json").read_text()))

@@ -34,6 +34,11 @@ def run_stage(name: str, route: str | None, params_path: Path, *, progress: bool
         if route not in params.sample:
             raise ParamsError(f"{params_path}: sample.{route}: no such route; routes are "
                               f"{', '.join(params.sample)}")
+        from flows.artefacts import read_json
+        from flows.preflight import check_route_size
+
+        n_visible = int(read_json(layout.dataset_info)["n_visible"])
+        check_route_size(route, params.sample[route].num_samples, n_visible, params_path)
         return function(route, params.sample[route], layout)
     from flows.headline import write_headline  # the report stage's code only
 

@@ -7,12 +7,15 @@ stage's QPU route reads the embedding, and which solver it was made for, from he
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 from flows.artefacts import read_json, staged_dir, write_json, wrote
 from flows.config import EmbedParams
 from flows.layout import Layout
 from rbmdiff.samplers.qpu import QPUSampler
+
+log = logging.getLogger("flows")
 
 
 def embed(p: EmbedParams, n_hidden: int, layout: Layout) -> dict:
@@ -35,12 +38,15 @@ def embed(p: EmbedParams, n_hidden: int, layout: Layout) -> dict:
         info = {
             "topology": solver.topology, "shape": list(solver.shape), "mock": solver.mock,
             "mock_reason": solver.mock_reason, "solver": facts["solver"], "n_visible": n,
-            "n_hidden": n_hidden, "embedding_file": solver.path.name, "method": solver.method,
+            "n_hidden": n_hidden, "embedding_file": solver.path.name,
             **{k: facts[k] for k in ("num_qubits", "chain_length_max", "chain_length_mean")},
         }
         for stale in staging.iterdir():
             if stale != solver.path:
                 stale.unlink()
         write_json(staging / layout.solver_info.name, info)
+    # how it was got (searched, or reused from the previous output) varies between runs of
+    # the same inputs: logged, not in the tracked solver.json
+    log.info("embed: K_{%d,%d} embedding by %s", n, n_hidden, solver.method)
     wrote("embed", out / solver.path.name, layout.solver_info)
     return info

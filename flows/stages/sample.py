@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
-from flows.artefacts import read_json, read_prepared, staged_dir, write_json, wrote
+from flows.artefacts import (
+    read_json,
+    read_prepared,
+    staged_dir,
+    tracked_info,
+    write_json,
+    wrote,
+)
 from flows.config import RouteParams
 from flows.layout import Layout
 from rbmdiff import samplers
@@ -15,6 +23,8 @@ from rbmdiff.io import samples_frame, write_parquet
 from rbmdiff.metrics import sample_record
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples
+
+log = logging.getLogger("flows")
 
 
 def sampler_kwargs(route: str, p: RouteParams, layout: Layout, train: Any) -> dict:
@@ -74,9 +84,12 @@ def sample(route: str, p: RouteParams, layout: Layout) -> dict:
     """
     with staged_dir(layout.run(route)) as staging:
         result, record = draw(route, p, layout)
+        info, volatile = tracked_info(result.info, layout.root)  # tracked: inputs' function
         write_parquet(samples_frame(result), staging / "samples.parquet",
-                      metadata={"rbmdiff_info": result.info})
+                      metadata={"rbmdiff_info": info})
         write_json(staging / "record.json", record)
     out = layout.run(route)
+    log.info("sample@%s: %s (timings and ids of this run, not in its outputs)", route,
+             json.dumps(volatile, default=str))
     wrote(f"sample@{route}", out / "samples.parquet", out / "record.json")
     return record

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import TYPE_CHECKING
+import numbers
+from typing import TYPE_CHECKING, Any
+
+from numpy import bool_ as np_bool
 
 from rbmdiff.errors import RbmdiffError
 
@@ -38,7 +41,39 @@ def get(name: str, **params) -> Sampler:
         raise RbmdiffError(
             f"sampler {name!r} has no parameter {', '.join(unknown)}; it takes {', '.join(known)}"
         )
+    annotations = {k: p.annotation for k, p in inspect.signature(cls).parameters.items()}
+    for key, value in params.items():
+        problem = _type_problem(annotations.get(key), value)
+        if problem:
+            raise RbmdiffError(f"sampler {name!r} parameter {key}: {problem}, got {value!r}")
     return cls(**params)
+
+
+# The plain types a sampler's keyword may be annotated with, as written in its signature
+# (annotations are strings: `from __future__ import annotations`), and a check of each.
+# numbers.Integral / Real: NumPy's scalars (read back from a table) count as numbers too.
+_CHECKS = {
+    "int": ("a whole number", lambda v: isinstance(v, numbers.Integral)
+            and not isinstance(v, bool | np_bool)),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real)  # its range: the sampler's
+              and not isinstance(v, bool | np_bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool | np_bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "None": ("null", lambda v: v is None),
+}
+
+
+def _type_problem(annotation: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit an annotation made of plain types (``int``, ``float | None``,
+    ``str | bool`` …); None when it fits or the annotation is anything else (not checked)."""
+    if not isinstance(annotation, str):
+        return None
+    kinds = [k.strip() for k in annotation.split("|")]
+    if not kinds or any(k not in _CHECKS for k in kinds):
+        return None
+    if any(_CHECKS[k][1](value) for k in kinds):
+        return None
+    return "must be " + " or ".join(_CHECKS[k][0] for k in kinds)
 
 
 def _inherited(cls: type) -> list[str]:
