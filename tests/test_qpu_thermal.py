@@ -102,8 +102,9 @@ def test_thermal_mock_on_trained_bas_model_is_as_good_as_gibbs(tmp_path):
     assert info["chain_length_max"] == 2 and info["clipped"] is False
     assert 0.9 <= info["beta_model"] <= 1.1 and info["chain_break_fraction"] < 0.01
     # the verdict sees the chain-block Gibbs's residual mixing error between bars and stripes
-    # (TV 0.075 against a floor of 0.067 at seed 3, p = 0.001): it must name a statistic
-    assert info["fidelity_ok"] or info["fidelity_worst"]
+    # (TV 0.075 against a floor of 0.067 at seed 3, p = 0.001): a "no" must stand on a
+    # histogram above its perfect-sample floor
+    assert info["fidelity_ok"] or info["fidelity_tv_v"] > info["fidelity_tv_v_floor"]
     _, p = visible_law(rbm)
     gibbs = get("gibbs", num_sweeps=1000).sample(rbm.to(torch.float32), n, seed=3)
     tv_gibbs = total_variation(empirical_law(gibbs.v), p)
