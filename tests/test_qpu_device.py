@@ -180,3 +180,13 @@ def test_too_hot_first_guess_is_climbed_out_of(rbm, tmp_path, beta_dev):
     assert ps[1] == pytest.approx(10 * ps[0])
     assert s.info["target_reached"] and s.info["prefactor"] == pytest.approx(1 / beta_dev,
                                                                                 rel=0.1)
+
+
+def test_native_model_records_the_topology_it_ran_on(tmp_path):
+    from rbmdiff.topology import native_layout
+
+    mask, layout = native_layout(6, 4, "zephyr")
+    dense = RBM.random(6, 4, scale=1.0, seed=3, dtype=torch.float64)
+    rbm = RBM(dense.W * mask, dense.b, dense.c, mask=mask, meta={"layout": layout})
+    s = quiet(get("qpu", mock="thermal", embedding_dir=tmp_path), rbm, 200)
+    assert s.info["topology"] == "zephyr" and s.info["params"]["topology"] == "zephyr"

@@ -339,6 +339,8 @@ class QPUSampler:
             qpu_access_time=qpu_access, qpu_calls=run.calls, reused_calls=run.reused_calls,
             timing=dict(run.timing), problem_ids=run.problem_ids, sampler_seeds=run.seeds,
         )
+        if solver.topology is not None:  # a native model runs on its layout's topology
+            info["params"] = {**info["params"], "topology": solver.topology}
         return Samples(v=v.to(torch.float32), info=info,
                        raw_v=final["v"].to(torch.float32) if self.postprocess_sweeps else None)
 
