@@ -32,7 +32,11 @@ def task_runner(dask: str | None) -> Any:
         raise RbmdiffError(f"--dask {dask}: needs prefect-dask (pip install prefect-dask)") \
             from None
 
-    if dask == "local":
+    if dask == "local":  # no dashboard is served, so none is linked (prefect-dask logs the
+        # client's dashboard_link, which distributed builds from this template regardless)
+        import dask as dask_config
+
+        dask_config.config.set({"distributed.dashboard.link": ""})
         return DaskTaskRunner(cluster_kwargs={"dashboard_address": None})
     return DaskTaskRunner(address=dask)
 

@@ -94,3 +94,20 @@ def test_the_cli_refuses_a_remote_scheduler_before_any_work(capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("rbmdiff-pipeline run: error: --dask tcp://10.9.8.7:8786: ")
     assert "\n" not in err and "PREFECT_API_URL" in err
+
+
+def test_a_local_cluster_links_no_dashboard() -> None:
+    # `--dask local` serves no dashboard, so the run must not print a link to one
+    import dask
+
+    from flows.scaleout import task_runner
+
+    before = dask.config.get("distributed.dashboard.link")
+    try:
+        task_runner("local")
+        with distributed.LocalCluster(n_workers=1, processes=False,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            assert not client.dashboard_link
+    finally:
+        dask.config.set({"distributed.dashboard.link": before})
