@@ -93,26 +93,26 @@ class Run:
         self.replan()
         return True
 
-    def kwargs(self, num_reads: int) -> dict[str, Any]:
-        """The parameters of one call, those the device declares."""
+    def kwargs(self, num_reads: int, seed: int) -> dict[str, Any]:
+        """The parameters of one call, those the device declares (the mocks declare no seed:
+        their substitute sampler is seeded in :meth:`_call`)."""
         want: dict[str, Any] = {"num_reads": num_reads, "auto_scale": False,
-                                "answer_mode": "raw"}
+                                "answer_mode": "raw", "seed": seed}
         if self.sampler.annealing_time is not None:
             want["annealing_time"] = self.sampler.annealing_time
-        if not hasattr(self.device.sampler, "substitute_kwargs"):  # a mock is seeded below
-            want["seed"] = sampler_seed(self.seed, self.key)
         return {k: v for k, v in want.items() if self.device.accepts(k)}
 
     def _call(self, h: dict, J: dict, num_reads: int, chain_strength: float) -> dimod.SampleSet:
         """One device call, answered from the read store when this exact call (problem,
         parameters, device, run seed, call index) was paid for before; transient cloud faults
         are retried with exponential backoff, a permanent one is a one-line error."""
-        kwargs = self.kwargs(num_reads)
-        if hasattr(self.device.sampler, "substitute_kwargs"):  # the mocks: seeded substitutes
-            self.seeds.append(sampler_seed(self.seed, self.key))
-            self.device.sampler.substitute_kwargs["seed"] = self.seeds[-1]
-        elif "seed" in kwargs:
-            self.seeds.append(kwargs["seed"])
+        seed = sampler_seed(self.seed, self.key)
+        kwargs = self.kwargs(num_reads, seed)
+        substitute = getattr(self.device.sampler, "substitute_kwargs", None)
+        if substitute is not None:  # the mocks: seeded substitutes
+            substitute["seed"] = seed
+        if substitute is not None or "seed" in kwargs:
+            self.seeds.append(seed)
         key = store.call_key(h, J, {**kwargs, "device": self.device.name},
                              chain_strength=chain_strength, embedding=self.solver.embedding or {},
                              seed=self.seed, call=self.key)
