@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -99,11 +100,38 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 # A sampler's info fields that differ between two runs with the same inputs: timings on this
-# machine, the solver's random problem ids, and what this run found already done (the
-# embedding searched or read from the cache, a calibration or solver calls reused).  Tracked
+# machine, the solver's random problem ids, and what this run found already done or paid
+# (the embedding searched or read from the cache, a calibration or solver calls reused, the
+# calls and reads it made).  The result's own cost (``qpu_access_time``, ``cost_units``:
+# calibration and final reads, whoever paid them) and the calibration's history are kept.  Tracked
 # outputs leave them out; the stage logs them.
 VOLATILE_INFO = ("wall_s", "samples_per_s", "timing", "problem_ids", "embedding_method",
-                 "calibration_reused", "reused_calls")
+                 "calibration_reused", "reused_calls", "calibration_reads", "qpu_calls",
+                 "sampler_seeds")
+
+
+TIMINGS = ("wall_s", "samples_per_s")  # a §7 record's timings on this machine
+
+
+def write_timings(layout: Layout, route: str, record: Path, timings: dict) -> None:
+    """Keep a route's timings on this machine in reports/timings/<route>.json, an untracked
+    log, keyed by the tracked record they belong to (the SHA-256 of its bytes)."""
+    digest = hashlib.sha256(record.read_bytes()).hexdigest()
+    write_json(layout.timings(route), {"record_sha256": digest, **timings})
+
+
+def read_timings(layout: Layout, route: str) -> dict:
+    """The timings of the run that wrote the route's current record.json; {} when this
+    machine has none for it (the record was fetched with ``dvc pull``, or made elsewhere)."""
+    path, record = layout.timings(route), layout.run(route) / "record.json"
+    try:
+        log_ = json.loads(path.read_text())
+        digest = hashlib.sha256(record.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(log_, dict) or log_.get("record_sha256") != digest:
+        return {}
+    return {k: log_[k] for k in TIMINGS if k in log_}
 
 
 def tracked_info(info: dict, root: Path) -> tuple[dict, dict]:

@@ -57,9 +57,24 @@ def up_to_date(root: Path) -> dict | None:
     plan = Ledger(str(root.resolve())).plan()
     if plan.stale:
         return None
+    refresh_samples_table(root)
     print(f"rbmdiff-pipeline run: every stage is up to date ({', '.join(plan.fresh)}); "
           "Prefect not started", file=sys.stderr)
     return {"ran": [], "skipped": plan.fresh, "failed": {}}
+
+
+def refresh_samples_table(root: Path) -> None:
+    """Write reports/samples.parquet where it is missing (outputs fetched with ``dvc pull``):
+    it is not a DVC output, since its timings are this machine's."""
+    from flows.layout import Layout
+
+    layout = Layout(root.resolve())
+    if layout.samples_table.is_file():
+        return
+    from flows.config import load_params
+    from flows.stages.report import write_samples_table
+
+    write_samples_table(list(load_params(root / "params.yaml").sample), layout)
 
 
 def check_dask(dask: str | None) -> None:

@@ -54,8 +54,13 @@ class Layout:
         """sample@route's output folder: samples.parquet (the draws) and record.json (§7)."""
         return self.runs / route
 
+    def timings(self, route: str) -> Path:
+        """sample@route's timings on this machine: a log, not a DVC output (not tracked)."""
+        return self.root / "reports" / "timings" / f"{route}.json"
+
     @property
     def samples_table(self) -> Path:
+        """The §7 table, records joined with this machine's timings: not a DVC output."""
         return self.root / "reports" / "samples.parquet"
 
     @property

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from flows import figures
-from flows.artefacts import read_json, read_prepared, write_json, wrote
+from flows.artefacts import TIMINGS, read_json, read_prepared, read_timings, write_json, wrote
 from flows.config import ReportParams
 from flows.layout import Layout
 from flows.yardstick import yardstick
@@ -26,7 +26,6 @@ from rbmdiff.samplers.base import Samples
 
 HEADLINE = ("mmd", "corr_rmse", "mean_abs_err", "test_log_likelihood", "tv_exact",
             "mean_free_energy", "cost_units", "num_samples")
-TIMINGS = ("wall_s", "samples_per_s")  # this machine's: statistics.json says so
 
 
 FLOAT_COLUMNS = ("wall_s", "samples_per_s", "cost_units", "multiply_adds", "mean_abs_err",
@@ -101,12 +100,16 @@ def reference_record(rbm: RBM, train: torch.Tensor, test: torch.Tensor) -> dict:
 
 
 def samples_table(routes: list[str], layout: Layout) -> pd.DataFrame:
-    """One row per sampler run (docs/math.md §7), in the order of params.yaml's sample routes."""
+    """One row per sampler run (docs/math.md §7), in the order of params.yaml's sample routes;
+    ``wall_s`` and ``samples_per_s`` from this machine's timing logs (NaN for a run it did not
+    make, e.g. one fetched with ``dvc pull``)."""
     missing = [r for r in routes if not (layout.run(r) / "record.json").is_file()]
     if missing:
         raise RbmdiffError(f"no sampler run for {', '.join(missing)} under {layout.runs}; "
                            "run their sample stages first (dvc repro)")
-    table = pd.DataFrame.from_records([read_json(layout.run(r) / "record.json") for r in routes])
+    table = pd.DataFrame.from_records([{**read_json(layout.run(r) / "record.json"),
+                                         **dict.fromkeys(TIMINGS, math.nan),
+                                         **read_timings(layout, r)} for r in routes])
     for column in table.columns:  # JSON null -> NaN in numeric columns, <NA> in flags
         if column in FLAG_COLUMNS:
             table[column] = table[column].astype("boolean")
@@ -114,6 +117,14 @@ def samples_table(routes: list[str], layout: Layout) -> pd.DataFrame:
             table[column] = pd.to_numeric(table[column]).astype("Int64")
         elif column in FLOAT_COLUMNS or column.startswith("beta_eff"):
             table[column] = pd.to_numeric(table[column]).astype("float64")
+    return table
+
+
+def write_samples_table(routes: list[str], layout: Layout) -> pd.DataFrame:
+    """Write reports/samples.parquet (not a DVC output: its timings are this machine's);
+    -> the table."""
+    table = samples_table(routes, layout)
+    write_parquet(table, layout.samples_table)
     return table
 
 
@@ -171,13 +182,12 @@ def provenance_note(route: str, prov: dict) -> str:
 
 
 def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
-    """Write reports/samples.parquet, reports/statistics.json, reports/report.md and
-    reports/figures/*.png; -> the metrics.  statistics.json holds only the statistics defined
+    """Write reports/statistics.json, reports/report.md, reports/figures/*.png (tracked: a
+    function of the inputs) and reports/samples.parquet (with timings); -> the metrics.  statistics.json holds only the statistics defined
     for this model and data (``undefined`` says why the others are missing), each route's
     distance to the model beside its distance to the data, and the floor of a perfect
     sample of the same size (flows.yardstick)."""
-    table = samples_table(routes, layout)
-    write_parquet(table, layout.samples_table)
+    table = write_samples_table(routes, layout)
     history = pd.read_parquet(layout.training)
     train, test, info = read_prepared(layout)
     rbm = RBM.load(layout.model)
@@ -208,10 +218,6 @@ def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
         "yardstick": {"reference": yard["reference"], "floor": yard["floor"],
                       "excess_sd": {r: v["excess_sd"] for r, v in yard["routes"].items()}},
         "undefined": undefined,
-        "timings": {"note": "wall time on the machine that ran each stage: not a function "
-                            "of the inputs, so never compared across runs",
-                    **{row["route"]: {k: row[k] for k in TIMINGS} for _, row in
-                       table.iterrows()}},
     }
     write_json(layout.metrics, metrics)
     summary = layout.metrics.with_name("report.md")

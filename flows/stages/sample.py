@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from flows.artefacts import (
+    TIMINGS,
+    VOLATILE_INFO,
     read_json,
     read_prepared,
     staged_dir,
     tracked_info,
     write_json,
+    write_timings,
     wrote,
 )
 from flows.config import RouteParams
@@ -77,18 +80,23 @@ def draw(route: str, p: RouteParams, layout: Layout) -> tuple[Samples, dict]:
 
 def sample(route: str, p: RouteParams, layout: Layout) -> dict:
     """Write reports/runs/<route>/samples.parquet (v0…, x0… columns; the sampler's info in the
-    schema metadata) and record.json (the §7 statistics); -> the record.
+    schema metadata) and record.json (the §7 statistics); -> the record, timings included.
 
     Both are written in a private folder that replaces the route's folder whole, so
     concurrent runs of one route, or a run killed part-way, never leave a mix of two runs.
+    Both are a function of the run's inputs: the timings, solver ids and what this run found
+    already done go to the log and to reports/timings/<route>.json (not a tracked output).
     """
     with staged_dir(layout.run(route)) as staging:
         result, record = draw(route, p, layout)
         info, volatile = tracked_info(result.info, layout.root)  # tracked: inputs' function
         write_parquet(samples_frame(result), staging / "samples.parquet",
                       metadata={"rbmdiff_info": info})
-        write_json(staging / "record.json", record)
+        tracked = {k: v for k, v in record.items() if k not in (*TIMINGS, *VOLATILE_INFO)}
+        write_json(staging / "record.json", tracked)
     out = layout.run(route)
+    timings = {k: record[k] for k in TIMINGS if k in record}
+    write_timings(layout, route, out / "record.json", {**timings, **volatile})
     log.info("sample@%s: %s (timings and ids of this run, not in its outputs)", route,
              json.dumps(volatile, default=str))
     wrote(f"sample@{route}", out / "samples.parquet", out / "record.json")

@@ -30,7 +30,7 @@ import numpy as np
 from rbmdiff.files import atomic_write_bytes
 
 MAX_STEP = 10.0  # a step before the bracket changes p by at most this factor
-CACHE_VERSION = 1  # records of another version are calibrated again
+CACHE_VERSION = 2  # records of another version are calibrated again
 
 
 @dataclass

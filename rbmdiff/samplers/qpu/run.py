@@ -122,6 +122,7 @@ class Run:
         self.key += 1
         if stored is not None:
             self.reused_calls += 1
+            self._add_timing(stored)  # the reads' cost, paid by the run that stored them
             return stored
 
         def attempt() -> dimod.SampleSet:
@@ -139,13 +140,17 @@ class Run:
         ss = store.with_retries(attempt, retries=self.sampler.retries,
                                 backoff=self.sampler.retry_backoff, store=folder)
         store.save_reads(folder, key, ss)
-        for name, val in ss.info.get("timing", {}).items():  # µs; totals add up over calls
-            if isinstance(val, int | float):
-                total = not name.endswith("_per_sample")
-                self.timing[name] = self.timing.get(name, 0.0) * total + float(val)
+        self._add_timing(ss)
         if "problem_id" in ss.info:
             self.problem_ids.append(ss.info["problem_id"])
         return ss
+
+    def _add_timing(self, ss: dimod.SampleSet) -> None:
+        """Add a call's solver timing (µs) to the run's: totals add up over calls."""
+        for name, val in ss.info.get("timing", {}).items():
+            if isinstance(val, int | float):
+                total = not name.endswith("_per_sample")
+                self.timing[name] = self.timing.get(name, 0.0) * total + float(val)
 
     def start_final(self) -> None:
         """Key the following calls as the final reads' (``FINAL_KEY`` onwards)."""

@@ -295,8 +295,12 @@ class QPUSampler:
                   if self.reuse_calibration and self.calibration_rounds > 0 else None)
         calibrating = cached is None and self.calibration_rounds > 0
         ref = check.reference(rbm, seed=seed) if self.verdict or calibrating else None
-        calib: list[dict] = []
+        calib: list[dict] = list(cached.get("history", [])) if cached else []
         p, search = self._calibrate(run, cached, reads, ref, calib)
+        # what the calibration in use cost (its reads' QPU access), paid now or by the run
+        # that cached it: the result's cost is the same either way
+        calib_access = (float(cached.get("qpu_access_time", 0.0)) if cached
+                        else run.timing.get("qpu_access_time", 0.0))
         run.start_final()
         final = run.sample_and_estimate(p, num_samples)
         while final["chain_break_fraction"] > BROKEN_WARN and run.climb():
@@ -308,7 +312,8 @@ class QPUSampler:
         if calibrating and (reached or search.out_of_reach):  # a conclusive search: keep it
             calibration.save(self.calibration_dir, key, {
                 "prefactor": p, "rung": run.rung, "beta_model": final["beta_model"],
-                "out_of_reach": search.out_of_reach, "reads": run.reads - num_samples})
+                "out_of_reach": search.out_of_reach, "reads": run.reads - num_samples,
+                "history": calib, "qpu_access_time": calib_access})
         v, h = final["v"], final["h"]
         if self.postprocess_sweeps:
             v, h = _postprocess(rbm, final["v"], self.postprocess_sweeps, seed)
@@ -318,7 +323,9 @@ class QPUSampler:
             verdict = (check.fidelity(rbm, v, h, ref, seed=seed, alpha=self.alpha)
                        if self.postprocess_sweeps else raw)
         _warn(run, search, final, reached, tol, verdict, self.postprocess_sweeps)
-        qpu_access = run.timing.get("qpu_access_time", 0.0)
+        # the result's QPU access: its calibration's and its final reads' (from the read
+        # store or paid now); what this run paid is the campaign ledger's business
+        qpu_access = run.timing.get("qpu_access_time", 0.0) + (calib_access if cached else 0.0)
         info = make_info(
             self, seed=seed, num_samples=num_samples, wall_s=timer.elapsed,
             cost_units=qpu_access, cost_unit="qpu_access_us", **solver.info(),
