@@ -8,7 +8,8 @@ DIR/bas4x4_{dense,dense_ml1000,zephyr}.pt — TV of the visible law (2^16 states
 DIR/digits16_{dense,zephyr}.pt — TV of the hidden marginal (2^16 states): the law of the 16
 hidden units, p(h) ∝ exp(c·h + Σ_i softplus(b_i + (W h)_i)), against the reads' estimate
 mean_r p(h | v_r) (Rao–Blackwellised, so every sampler is judged from its visible reads alone).
-Prints a markdown table (the BENCHMARKS.md "QPU route" section) and writes
+Prints a markdown table (docs/notes/2026-12-07-qpu-route.md; BENCHMARKS.md "QPU route" shows
+its TV and verdict columns) and writes
 benchmarks/results/qpu_route.json. --quick: 2,000 reads instead of 10,000 (1,000 for digits).
 """
 

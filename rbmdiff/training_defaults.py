@@ -1,4 +1,4 @@
-"""The defaults of ``rbmdiff train``: one rule, from the measurements in BENCHMARKS.md §1.
+"""The defaults of ``rbmdiff train``: one rule, from the measurements in BENCHMARKS.md.
 
 The rule (the same for every data set; it looks only at sizes and cost):
 
@@ -8,7 +8,7 @@ The rule (the same for every data set; it looks only at sizes and cost):
    2^n visible states when the score would enumerate v, of the 2^m hidden states per row and
    noise draw otherwise), and exact m is used when the estimate is ≤ ``EXACT_TIME_BOUND_S``
    and ≤ half the device's memory.  Otherwise m is approximated with ``APPROX_M_METHOD``.
-3. Each m regime then takes the settings measured best for it (BENCHMARKS.md §1):
+3. Each m regime then takes the settings measured best for it (BENCHMARKS.md "Training defaults"):
    exact m: 16 noise draws per row, log-SNR window [−2, 2], peak lr 0.1, 1,000 steps
    (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
    4 draws, window [−4, 4], lr 0.04, 6,000 steps (BENCHMARKS.md "Digits gap",
@@ -47,7 +47,7 @@ SECONDS_PER_HIDDEN_TERM = 40e-9  # per noised row, hidden state and visible unit
 SECONDS_PER_HIDDEN_TERM_GPU = 0.42e-9
 # Approximate (TAP / mean-field) m: per noised row, visible × hidden unit and sweep, forward
 # and backward; 0.39 s per step at 784 × 500, 256 rows, 10 sweeps on one thread of the loaded
-# 2-core machine (BENCHMARKS.md "MNIST").  On an accelerator it is scaled by the hidden
+# 2-core machine (docs/notes/2026-12-07-mnist.md).  On an accelerator it is scaled by the hidden
 # enumeration's measured GPU/CPU ratio (an assumption, not a measurement of TAP on a GPU).
 SECONDS_PER_MEAN_FIELD_TERM = 0.39 / (256 * 784 * 500 * 10)
 

@@ -109,7 +109,8 @@ def test_default_dsm_on_digits_beats_sklearn(tmp_path, capsys):
     """`rbmdiff train --data digits-binary --n-hidden 16 --out M` (TAP m, lr 0.04, 6,000 steps)
     against scikit-learn's BernoulliRBM with 16 components on the same split, tuned here: the
     best by test LL of its default rate 0.1 at 10, 30 and 100 epochs and of rate 0.005 at 400
-    epochs (BENCHMARKS.md); both by exact test log-likelihood (the 2^16 hidden states)."""
+    epochs (docs/notes/2026-12-07-training-defaults.md); both by exact test log-likelihood
+    (the 2^16 hidden states)."""
     from sklearn.neural_network import BernoulliRBM
 
     data = load_dataset("digits-binary")

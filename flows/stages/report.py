@@ -140,7 +140,7 @@ def route_draws(routes: list[str], layout: Layout, n_visible: int) -> dict[str, 
 def cost_per_sample(row: pd.Series) -> tuple[float, str]:
     """A run's cost per sample in units that do not depend on the machine: multiply-adds for
     the classical routes (the sampler's own count; annealing: n·m per sweep, ≈ the couplings,
-    as BENCHMARKS.md §2 counts it), QPU access µs for the QPU."""
+    as docs/notes/2026-12-07-sampling-quality.md counts it), QPU access µs for the QPU."""
     if row["cost_unit"] == "qpu_access_us":
         return float(row["cost_units"]) / row["num_samples"], "QPU µs"
     macs = row.get("multiply_adds", math.nan)
