@@ -59,19 +59,24 @@ def mmd_hamming(
     k(x, y) = exp(-d_H(x, y) / h), h = n/4 by default.  x: (B, n), y: (B', n) binary."""
     g = torch.Generator().manual_seed(seed)
     x, y = (_subsample(z.double().round(), MMD_MAX_ROWS, g) for z in (x, y))
-    h = bandwidth or x.shape[1] / 4
-
-    def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        d = a @ (1 - b).T + (1 - a) @ b.T  # Hamming distances
-        return torch.exp(-d / h)
-
-    kxx, kyy, kxy = gram(x, x), gram(y, y), gram(x, y)
     bx, by = x.shape[0], y.shape[0]
     if bx < 2 or by < 2:
         return float("nan")
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (bx * (bx - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (by * (by - 1))
-    return float(sxx + syy - 2 * kxy.mean())
+    n = x.shape[1]
+    weights = torch.exp(-torch.arange(n + 1, dtype=torch.float64) / (bandwidth or n / 4))
+
+    def kernel_sum(a: torch.Tensor, b: torch.Tensor, off_diagonal: bool = False) -> float:
+        """Σ k(a_i, b_j) from the exact counts of each Hamming distance (integers, so the
+        sum does not depend on the order of a matrix product's additions)."""
+        d = (a @ (1 - b).T + (1 - a) @ b.T).round().long()
+        counts = torch.bincount(d.flatten(), minlength=n + 1)
+        if off_diagonal:  # a is b: drop the pairs (i, i), at distance 0
+            counts[0] -= a.shape[0]
+        return math.fsum((counts.double() * weights).tolist())
+
+    sxx = kernel_sum(x, x, off_diagonal=True) / (bx * (bx - 1))
+    syy = kernel_sum(y, y, off_diagonal=True) / (by * (by - 1))
+    return sxx + syy - 2 * kernel_sum(x, y) / (bx * by)
 
 
 def _subsample(z: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
