@@ -25,7 +25,7 @@ import torch
 from rbmdiff.ais import log_partition_ais
 from rbmdiff.data import load_dataset
 from rbmdiff.rbm import RBM
-from rbmdiff.train import train
+from rbmdiff.train import TrainConfig, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from digits_gap import METHODS, STEPS
@@ -63,8 +63,8 @@ def run_one(name: str, n_hidden: int, *, seed: int, steps: int, ais: tuple[int, 
         rbm = sklearn_rbm(data.train, n_hidden=n_hidden, steps=run_steps, batch_size=BATCH,
                           lr=kw["lr"], seed=seed)
     else:
-        rbm = train(data.train, n_hidden=n_hidden, steps=run_steps, batch_size=BATCH,
-                    seed=seed, **kw).rbm
+        rbm = fit(data.train, TrainConfig(n_hidden=n_hidden, steps=run_steps,  # as written
+                                          batch_size=BATCH, seed=seed, **kw)).rbm
     wall = time.perf_counter() - start
     ll, se = ais_test_ll(rbm, data.test, data.train, chains=ais[0], betas=ais[1], seed=seed)
     return {"n_hidden": n_hidden, "method": name, "seed": seed, "steps": run_steps,

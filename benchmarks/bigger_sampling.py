@@ -29,7 +29,7 @@ from rbmdiff.data import load_dataset
 from rbmdiff.metrics import mmd_hamming, sample_record
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers import Samples
-from rbmdiff.train import train
+from rbmdiff.train import TrainConfig, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bigger_models import BATCH, RUNS
@@ -49,7 +49,8 @@ def trained(n_hidden: int, *, steps: int, folder: Path) -> RBM:
     path = folder / f"digits-{n_hidden}-{key}.pt"
     if path.is_file():
         return RBM.load(path)
-    rbm = train(load_dataset("digits-binary").train, max_records=1, **kw).rbm
+    # every setting as written (train() would fill unset ones by the CLI's rule)
+    rbm = fit(load_dataset("digits-binary").train, TrainConfig(max_records=1, **kw)).rbm
     folder.mkdir(parents=True, exist_ok=True)
     rbm.save(path)
     return rbm

@@ -27,13 +27,13 @@ from rbmdiff.exact import log_partition
 from rbmdiff.rbm import RBM
 from rbmdiff.score import PosteriorScore
 from rbmdiff.sde import VPSDE
-from rbmdiff.train import RECOMMENDED_DSM, dsm_loss, init_rbm, train
+from rbmdiff.train import RECOMMENDED_DSM, TrainConfig, dsm_loss, fit, init_rbm
 
 RESULTS = Path(__file__).parent / "results"
 N_HIDDEN, BATCH, STEPS = 16, 64, 2000
 VR = {"method": "dsm", "score": "posterior", **RECOMMENDED_DSM, "lr": 0.04}
 
-# name -> keyword arguments of rbmdiff.train.train (``steps`` defaults to STEPS).
+# name -> TrainConfig fields, every setting as written (``steps`` defaults to STEPS).
 METHODS: dict[str, dict] = {
     "ml": {"method": "ml", "lr": 0.01},
     "cd1": {"method": "cd", "lr": 0.01},
@@ -60,7 +60,8 @@ def run_one(name: str, *, seed: int, quick: bool) -> dict:
     steps = 15 if quick else kw.pop("steps", STEPS)
     kw.pop("steps", None)
     start = time.perf_counter()
-    result = train(data.train, n_hidden=N_HIDDEN, steps=steps, batch_size=BATCH, seed=seed, **kw)
+    result = fit(data.train, TrainConfig(n_hidden=N_HIDDEN, steps=steps, batch_size=BATCH,
+                                         seed=seed, **kw))
     wall = time.perf_counter() - start
     return {"method": name, "seed": seed, "steps": steps, "wall_s": wall,
             "s_per_step": wall / steps, "test_ll": test_log_likelihood(result.rbm, data.test),

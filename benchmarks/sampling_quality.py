@@ -62,7 +62,7 @@ from rbmdiff.metrics import corr_rmse, mmd_hamming
 from rbmdiff.rbm import RBM
 from rbmdiff.reference import exact_draws, long_gibbs
 from rbmdiff.score import VISIBLE_ENUM_BITS
-from rbmdiff.train import RECOMMENDED_DSM, train
+from rbmdiff.train import RECOMMENDED_DSM, TrainConfig, fit
 
 RESULTS = Path(__file__).parent / "results"
 MODEL_DIR = "sampling_quality_models"
@@ -113,7 +113,7 @@ def trained_model(model: Model, *, quick: bool, folder: Path) -> RBM:
     if path.is_file():
         return RBM.load(path)
     x = load_dataset(model.data).train
-    rbm = train(x, max_records=1, **kw).rbm
+    rbm = fit(x, TrainConfig(max_records=1, **kw)).rbm  # every setting as written
     rbm.meta["benchmark_train_kw"] = {k: list(v) if isinstance(v, tuple) else v
                                       for k, v in kw.items()}
     folder.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ import torch
 from rbmdiff.data import load_dataset
 from rbmdiff.exact import kl_data_model, log_partition
 from rbmdiff.rbm import RBM
-from rbmdiff.train import RECOMMENDED_DSM, train
+from rbmdiff.train import RECOMMENDED_DSM, TrainConfig, fit
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -171,8 +171,9 @@ def run_one(task: Task, name: str, kw: dict, *, seed: int, quick: bool) -> dict:
         rbm = sklearn_rbm(x, n_hidden=task.n_hidden, steps=steps, batch_size=task.batch_size,
                           lr=kw["lr"], seed=seed)
     else:
-        rbm = train(x, n_hidden=task.n_hidden, steps=steps, batch_size=task.batch_size,
-                    seed=seed, max_records=1, **train_kw).rbm
+        rbm = fit(x, TrainConfig(n_hidden=task.n_hidden, steps=steps,  # as written
+                                 batch_size=task.batch_size, seed=seed, max_records=1,
+                                 **train_kw)).rbm
     wall = time.perf_counter() - start
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
     return {"data": task.data, "n_hidden": task.n_hidden, "method": name, "seed": seed,

@@ -68,7 +68,7 @@ def check_writable(root: Path) -> None:
 def check_data(params: Params, path: Path) -> int:
     """The data set loads (as the prepare stage loads it) and holds a training batch.
     -> its number of visible units."""
-    from rbmdiff.data import load_dataset
+    from rbmdiff.data import check_batch_size, load_dataset
 
     try:
         dataset = load_dataset(params.data.name)
@@ -77,9 +77,8 @@ def check_data(params: Params, path: Path) -> int:
     rows = dataset.train.shape[0]
     if params.data.max_train_rows is not None:
         rows = min(rows, params.data.max_train_rows)
-    if params.train.batch_size > rows:
-        raise ParamsError(f"{path}: train.batch_size: {params.train.batch_size} exceeds the "
-                          f"{rows} training rows of {params.data.name}; lower it")
+    check_batch_size(params.train.batch_size, rows, name=f"{path}: train.batch_size",
+                     data=params.data.name, error=ParamsError)
     return dataset.n_visible
 
 

@@ -278,23 +278,27 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from rbmdiff.data import load_dataset
+    from rbmdiff.data import check_batch_size, load_dataset
     from rbmdiff.device import resolve
-    from rbmdiff.train import train
-    from rbmdiff.training_defaults import choose, summary
+    from rbmdiff.train import TrainConfig, fit
+    from rbmdiff.training_defaults import options_for, summary
 
-    device = resolve(args.device)  # a device that is not there: refuse before any work
+    resolve(args.device)  # a device that is not there: refuse before any work
     torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.data, min_rows=args.batch_size or 1)
+    dataset = load_dataset(args.data)
+    if args.batch_size is not None:
+        check_batch_size(args.batch_size, len(dataset.train), name="--batch-size",
+                         data=args.data)
     for path in (args.out, args.history, args.checkpoint):
         if path is not None:
             _check_writable(path)
     recommended = args.recipe == "recommended" and args.method == "dsm"
-    kw = choose(n_visible=dataset.n_visible, n_hidden=args.n_hidden, rows=len(dataset.train),
-                method=args.method, score=args.score, recommended=recommended,
-                given={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-                       "m_method": args.m_method, "n_noise": args.n_noise,
-                       "sweeps": args.sweeps}, device=device)
+    options = dict(n_hidden=args.n_hidden, method=args.method, score=args.score,
+                   seed=args.seed, beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps,
+                   t_eps=args.t_eps, cd_k=args.cd_k, device=args.device, steps=args.steps,
+                   batch_size=args.batch_size, lr=args.lr, m_method=args.m_method,
+                   n_noise=args.n_noise, sweeps=args.sweeps)
+    kw = options_for(dataset.train, recipe=args.recipe, **options)  # the library's rule
     kw.update(_negative_options(args))
     if args.topology:
         from rbmdiff.topology import native_layout
@@ -302,12 +306,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         kw["mask"], kw["layout"] = native_layout(dataset.n_visible, args.n_hidden, args.topology)
     if not args.quiet:
         print(f"rbmdiff train: {summary(kw)}", file=sys.stderr)
-    result = train(
-        dataset.train, n_hidden=args.n_hidden, method=args.method, score=args.score,
-        seed=args.seed, beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps,
-        t_eps=args.t_eps, cd_k=args.cd_k, eval_data=dataset.test, progress=not args.quiet,
-        checkpoint=args.checkpoint, device=args.device, **kw,
-    )
+    result = fit(dataset.train, TrainConfig(**kw), eval_data=dataset.test,
+                 progress=not args.quiet, checkpoint=args.checkpoint)
     meta = result.rbm.meta
     meta["training"]["recipe"] = "recommended" if recommended and args.score == "posterior" \
         else "plain"

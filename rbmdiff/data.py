@@ -92,16 +92,14 @@ def _mnist(binary: bool) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-def load_dataset(source: str | Path, *, min_rows: int = 1) -> Dataset:
+def load_dataset(source: str | Path) -> Dataset:
     """A built-in name or a file path.  Built-ins carry their train/test split; a file is used
     whole for both (train on it, or evaluate on it)."""
-    train, test, shape = load_arrays(source, min_rows=min_rows)
+    train, test, shape = load_arrays(source)
     return Dataset(str(source), torch.from_numpy(train), torch.from_numpy(test), shape)
 
 
-def load_arrays(
-    source: str | Path, *, min_rows: int = 1
-) -> tuple[np.ndarray, np.ndarray, tuple[int, ...] | None]:
+def load_arrays(source: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[int, ...] | None]:
     """:func:`load_dataset` as NumPy: -> (train, test, image shape), checked float32."""
     source = str(source)
     if source in ("digits", "digits-binary"):
@@ -124,12 +122,20 @@ def load_arrays(
         train = test = read_array(path)
         shape = None
     x_train, x_test = check_array(train, source), check_array(test, source)
-    if x_train.shape[0] < min_rows:
-        raise RbmdiffError(
-            f"data {source}: {x_train.shape[0]} rows, fewer than the batch of {min_rows}; "
-            "use a smaller --batch-size or more data"
-        )
     return x_train, x_test, shape
+
+
+def check_batch_size(batch_size: int, rows: int, *, name: str = "batch_size",
+                     data: str | Path | None = None,
+                     error: type[RbmdiffError] = RbmdiffError) -> None:
+    """The one check that a training batch fits the training rows (every step draws
+    ``batch_size`` distinct rows): used by :func:`rbmdiff.train.fit`, ``rbmdiff train`` and the
+    pipeline's preflight and train stage, each naming its own setting (``name``: batch_size,
+    --batch-size, train.batch_size) and data.  One line, e.g. ``--batch-size: 100 exceeds the
+    14 training rows of bas-3x3; lower it``."""
+    if batch_size > rows:
+        of = f" of {data}" if data is not None else ""
+        raise error(f"{name}: {batch_size} exceeds the {rows} training rows{of}; lower it")
 
 
 def read_array(path: Path) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rbmdiff.data import is_binary
+from rbmdiff.data import check_batch_size, is_binary
 from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import (
@@ -163,9 +163,11 @@ MAX_PARAMETER = 1e4  # |θ| beyond this is a diverged run: e^{-E} over- or under
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (the keywords of :func:`train`), validated
-    once on construction.  ``mask``: bool (n, n_hidden) connectivity, W stays 0 where False;
-    ``layout``: its placement on a solver graph (:func:`rbmdiff.topology.native_layout`), kept
-    in the model's meta, where the QPU sampler finds it (also during training).
+    once on construction.  Its defaults are the plain values a field falls back to; what
+    :func:`train` fills in is the rule's (:func:`configure`).  ``mask``: bool (n, n_hidden)
+    connectivity, W stays 0 where False; ``layout``: its placement on a solver graph
+    (:func:`rbmdiff.topology.native_layout`), kept in the model's meta, where the QPU sampler
+    finds it (also during training).
     ``negative``: PCD's negative phase from this registered sampler (``samplers.get(negative,
     **negative_params)``, fresh reads each step) instead of persistent Gibbs chains;
     ``qpu_budget_us`` caps the QPU access time those reads may spend: each call is estimated
@@ -242,9 +244,7 @@ class TrainConfig:
             raise RbmdiffError(
                 f"exact ML enumerates 2^{min(n, self.n_hidden)} states; it needs the smaller "
                 f"layer ≤ {EXACT_EVAL_BITS} units (got {n}×{self.n_hidden}): use --method pcd")
-        if self.batch_size > x.shape[0]:
-            raise RbmdiffError(
-                f"batch_size {self.batch_size} exceeds the {x.shape[0]} training rows")
+        check_batch_size(self.batch_size, x.shape[0])
         if self.mask is not None and tuple(self.mask.shape) != (n, self.n_hidden):
             raise RbmdiffError(f"mask has shape {tuple(self.mask.shape)}; the model needs "
                                f"({n}, {self.n_hidden})")
@@ -408,10 +408,17 @@ def train(
     callback: Callable[[dict], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
+    recipe: str = "recommended",
     **options,
 ) -> TrainResult:
     """Fit an RBM to x: (N, n) in [0, 1] with Adam; ``options`` are :class:`TrainConfig`'s
-    fields (``n_hidden`` required).
+    fields (``n_hidden`` required).  What is not given is chosen by the measured-best rule of
+    :mod:`rbmdiff.training_defaults` (:func:`configure`), exactly as ``rbmdiff train`` and the
+    pipeline choose it: ``train(x, n_hidden=16)`` gets the method, m_θ, learning rate, steps,
+    noise draws and batch (≤ the rows) that ``rbmdiff train --n-hidden 16`` gets on the same
+    data.  ``recipe="plain"``: DSM with the posterior score as docs/math.md §5 writes it
+    (``--recipe plain``).  For a run with every setting as written, :func:`fit` with a
+    :class:`TrainConfig`.
 
     Grey-level x trains on v ~ Bernoulli(x), redrawn each epoch.  The history holds one record
     per epoch (strided to at most ``max_records``): mean loss, wall time, and the exact
@@ -425,8 +432,17 @@ def train(
     exactly the parameters of an uninterrupted run with the same arguments; a checkpoint
     from other arguments or data is refused.
     """
-    return fit(x, TrainConfig(**options), eval_data=eval_data, progress=progress, callback=callback,
-               checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+    return fit(x, configure(x, recipe=recipe, **options), eval_data=eval_data,
+               progress=progress, callback=callback, checkpoint=checkpoint,
+               checkpoint_every=checkpoint_every)
+
+
+def configure(x: torch.Tensor, *, recipe: str = "recommended", **options) -> TrainConfig:
+    """The :class:`TrainConfig` :func:`train` runs for rows x (N, n) and these options: the
+    given ones, the rest by the rule (:func:`rbmdiff.training_defaults.options_for`)."""
+    from rbmdiff.training_defaults import options_for
+
+    return TrainConfig(**options_for(x, recipe=recipe, **options))
 
 
 def fit(

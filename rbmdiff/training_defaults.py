@@ -1,4 +1,8 @@
-"""The defaults of ``rbmdiff train``: one rule, from the measurements in BENCHMARKS.md.
+"""The defaults of training: one rule, from the measurements in BENCHMARKS.md ("Training defaults").
+
+:func:`options_for` applies it, for :func:`rbmdiff.train.train` called from Python, for
+``rbmdiff train`` and for the pipeline's train stage alike: what the caller sets wins, the
+rule fills in the rest.
 
 The rule (the same for every data set; it looks only at sizes and cost):
 
@@ -16,7 +20,8 @@ The rule (the same for every data set; it looks only at sizes and cost):
    Approximate m's steps are capped so that the run's estimated time
    (:func:`approx_m_seconds_per_step`) is ≤ ``EXACT_TIME_BOUND_S`` as well: at 784 × 500
    (MNIST) that is ~1,500 of the 6,000 steps on one CPU thread (BENCHMARKS.md "MNIST").
-4. The batch is min(64, the training data's rows).
+4. The batch is min(64, the training data's rows); a given batch larger than the rows is
+   refused (:func:`rbmdiff.data.check_batch_size`, the one check).
 
 Anything the user passes explicitly wins over the rule; forcing exact m whose estimate is over
 the bounds is refused with the estimate (:func:`check_exact_affordable`).
@@ -35,6 +40,7 @@ APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
 EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
 MEMORY_FRACTION = 0.5  # ... and its peak memory in this fraction of the machine's
 MAX_BATCH = 64
+RECIPES = ("recommended", "plain")  # DSM, posterior score: RECOMMENDED_DSM, or §5 as written
 
 # Seconds per unit of work of one training step (forward and backward, one torch thread,
 # float32 model) on a loaded machine, from BENCHMARKS.md "Training defaults: cost model":
@@ -156,6 +162,36 @@ def choose(
         per_step = approx_m_seconds_per_step(n_visible, n_hidden, batch * kw.get("n_noise", 1),
                                              kw.get("sweeps", 10), device)
         kw["steps"] = max(1, min(kw["steps"], int(EXACT_TIME_BOUND_S / per_step)))
+    return kw
+
+
+def options_for(x: torch.Tensor, *, recipe: str = "recommended", **options) -> dict:
+    """The keyword arguments of :class:`rbmdiff.train.TrainConfig` for training rows x (N, n):
+    ``options`` as given, the rest by the rule (:func:`choose`, on x's size and the device the
+    run will use).  An option passed as None counts as not given, except where None is a
+    setting of its own (``log_snr_range=None``: no window; ``mask``, ``negative``, …).
+    ``recipe``: "recommended" (the measured best, as ``rbmdiff train``) or "plain" (DSM with
+    the posterior score as docs/math.md §5 writes it; ``rbmdiff train --recipe plain``)."""
+    from dataclasses import fields
+
+    from rbmdiff.device import resolve
+    from rbmdiff.train import TrainConfig
+
+    if recipe not in RECIPES:
+        raise RbmdiffError(f"unknown recipe {recipe!r}; choose one of {RECIPES}")
+    if x.ndim != 2:
+        raise RbmdiffError(f"training data must be 2-D (rows × units), got shape "
+                           f"{tuple(x.shape)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    if "n_hidden" not in given:
+        raise RbmdiffError("n_hidden (the number of hidden units) is required")
+    method, score = given.get("method", "dsm"), given.get("score", "posterior")
+    device = resolve(given.get("device", TrainConfig.device))
+    kw = choose(n_visible=x.shape[1], n_hidden=given["n_hidden"], rows=x.shape[0],
+                method=method, score=score, recommended=recipe == "recommended", given=given,
+                device=device)
+    unset = {f.name for f in fields(TrainConfig) if f.default is None}
+    kw.update({k: None for k, v in options.items() if v is None and k in unset})
     return kw
 
 

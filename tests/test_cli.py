@@ -105,7 +105,7 @@ def test_train_bad_data_is_one_line_and_keeps_old_output(tmp_path, capsys, kind,
     (["--eps", "0.7"], "ε must lie in (0, ½)"),
     (["--eps", "nan"], "finite"),
     (["--beta-min", "30"], "β_min"),
-    (["--batch-size", "100"], "fewer than the batch"),
+    (["--batch-size", "100"], "--batch-size: 100 exceeds the 14 training rows of bas-3x3"),
     (["--method", "ml", "--n-hidden", "40", "--data", "digits-binary"], "exact ML"),
     (["--data", "cifar10"], "neither a built-in"),
 ])

@@ -120,7 +120,12 @@ def test_truncated_files(tmp_path):
 
 
 def test_unknown_names_and_too_few_rows(tmp_path):
+    from rbmdiff.data import check_batch_size
+
     with pytest.raises(RbmdiffError, match="neither a built-in"):
         load_dataset("cifar10")
-    with pytest.raises(RbmdiffError, match="fewer than the batch"):
-        load_dataset("bas-3x3", min_rows=64)
+    rows = len(load_dataset("bas-3x3").train)
+    check_batch_size(rows, rows)  # a batch of every row fits
+    with pytest.raises(RbmdiffError, match=r"^--batch-size: 64 exceeds the 14 training rows "
+                       r"of bas-3x3; lower it$"):
+        check_batch_size(64, rows, name="--batch-size", data="bas-3x3")

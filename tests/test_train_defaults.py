@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,98 @@ def test_on_a_gpu_the_same_rule_with_the_gpus_measured_cost(monkeypatch):
     assert exact_m_cost(64, 16, 64, 16, 1000)["seconds"] > 50 * gpu["seconds"]
     with pytest.raises(RbmdiffError, match=r"exact m would take ~30 min and .* on cuda"):
         choose(n_visible=64, n_hidden=16, rows=1437, device="cuda", given={"m_method": "exact"})
+
+
+class _Resolved(Exception):
+    """Raised by a stand-in for rbmdiff.train.fit once it has the config (no training)."""
+
+
+def _config_of_cli(argv, tmp_path, monkeypatch):
+    """The TrainConfig ``rbmdiff train ARGV`` would train with (device aside)."""
+    import dataclasses
+
+    from rbmdiff import train as train_module
+
+    seen = {}
+
+    def resolved(x, cfg, **kw):
+        seen["cfg"] = cfg
+        raise _Resolved
+
+    monkeypatch.setattr(train_module, "fit", resolved)
+    with pytest.raises(_Resolved):
+        main(["train", *map(str, argv), "--out", str(tmp_path / "m.pt"), "--quiet",
+              "--device", "cpu"])
+    return dataclasses.replace(seen["cfg"], device="cpu")
+
+
+@pytest.mark.parametrize("argv, options", [
+    (["--data", "bas-4x4", "--n-hidden", 16], {}),
+    (["--data", "bas-3x3", "--n-hidden", 9, "--seed", 4], {"seed": 4}),
+    (["--data", "digits", "--n-hidden", 16], {}),
+    (["--data", "bas-4x4", "--n-hidden", 16, "--method", "cd"], {"method": "cd"}),
+    (["--data", "bas-3x3", "--n-hidden", 9, "--recipe", "plain"], {"recipe": "plain"}),
+    (["--data", "bas-3x3", "--n-hidden", 9, "--lr", 0.3, "--batch-size", 7, "--m-method",
+      "meanfield"], {"lr": 0.3, "batch_size": 7, "m_method": "meanfield"}),
+])
+def test_the_library_trains_with_what_the_cli_chooses(argv, options, tmp_path, monkeypatch):
+    """train(x, n_hidden=H, …) from Python resolves the same TrainConfig as
+    ``rbmdiff train --data D --n-hidden H …``: one rule, in the library (issue 25)."""
+    from rbmdiff.train import configure
+
+    data = argv[argv.index("--data") + 1]
+    n_hidden = argv[argv.index("--n-hidden") + 1]
+    cli = _config_of_cli(argv, tmp_path, monkeypatch)
+    ours = configure(load_dataset(data).train, n_hidden=n_hidden, device="cpu", **options)
+    assert ours == cli
+    assert ours.batch_size <= len(load_dataset(data).train)
+
+
+def test_given_settings_win_and_none_means_not_given():
+    from rbmdiff.train import configure, train
+
+    x = load_dataset("bas-4x4").train
+    default = configure(x, n_hidden=16)
+    assert (default.m_method, default.lr, default.steps, default.batch_size, default.n_noise,
+            default.log_snr_range, default.ema) == ("exact", 0.1, 1000, 30, 16, (-2.0, 2.0), 0.99)
+    mine = configure(x, n_hidden=16, lr=0.02, n_noise=2, steps=None, log_snr_range=None,
+                     weighting="sigma2")
+    assert (mine.lr, mine.n_noise, mine.steps, mine.log_snr_range, mine.weighting) == \
+        (0.02, 2, 1000, None, "sigma2")
+    plain = configure(x, n_hidden=16, recipe="plain")
+    assert (plain.weighting, plain.ema, plain.n_noise, plain.lr) == ("sigma2", 0.0, 1, 0.01)
+    with pytest.raises(RbmdiffError, match=r"^batch_size: 64 exceeds the 30 training rows; "
+                       r"lower it$"):
+        train(x, n_hidden=16, batch_size=64)
+    with pytest.raises(RbmdiffError, match="unknown recipe"):
+        configure(x, n_hidden=16, recipe="best")
+
+
+def test_the_pipeline_resolves_its_params_by_the_same_rule(tmp_path, monkeypatch):
+    """The train stage passes every params.yaml key; the rule adds only the recommended
+    recipe's draws and window.  On the committed params.yaml that is exactly
+    RECOMMENDED_DSM over the section (the default model is unchanged by issue 25)."""
+    from flows.config import load_params
+    from flows.layout import Layout
+    from flows.stages import train as stage
+    from rbmdiff.train import RECOMMENDED_DSM, TrainConfig
+
+    root = tmp_path / "project"
+    (root / "data" / "prepared").mkdir(parents=True)
+    (root / "models").mkdir()
+    data = load_dataset("digits")
+    np.save(root / "data" / "prepared" / "train.npy", data.train.numpy())
+    np.save(root / "data" / "prepared" / "test.npy", data.test.numpy())
+    (root / "data" / "prepared" / "dataset.json").write_text(json.dumps({"name": "digits"}))
+    seen = {}
+
+    def resolved(x, cfg, **kw):
+        seen["cfg"] = cfg
+        raise _Resolved
+
+    monkeypatch.setattr(stage, "fit", resolved)
+    p = load_params(Path(__file__).resolve().parents[1] / "params.yaml").train
+    with pytest.raises(_Resolved):
+        stage.train(p, Layout(root), progress=False)
+    before = TrainConfig(**{**p.model_dump(exclude={"threads", "recipe"}), **RECOMMENDED_DSM})
+    assert seen["cfg"] == before

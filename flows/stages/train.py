@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from flows.artefacts import read_prepared, wrote
-from flows.config import TrainParams
+from flows.config import ParamsError, TrainParams
 from flows.layout import Layout
+from rbmdiff.data import check_batch_size
 from rbmdiff.io import write_parquet
 from rbmdiff.samplers.base import torch_threads
-from rbmdiff.train import RECOMMENDED_DSM
-from rbmdiff.train import train as fit
+from rbmdiff.train import TrainConfig, fit
+from rbmdiff.training_defaults import options_for
 
 log = logging.getLogger("flows")
 
@@ -30,18 +31,16 @@ def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
     ends with exactly the parameters of an uninterrupted one; a finished run removes it, and a
     checkpoint of other arguments or data is deleted, not resumed."""
     x, test, info = read_prepared(layout)
-    if p.batch_size > x.shape[0]:  # say which key to change, not only what failed
-        from flows.config import ParamsError
-
-        raise ParamsError(f"train.batch_size: {p.batch_size} exceeds the {x.shape[0]} "
-                          "prepared training rows; lower it")
-    kwargs = p.model_dump(exclude={"threads", "recipe"})
+    check_batch_size(p.batch_size, x.shape[0], name="train.batch_size", data=info["name"],
+                     error=ParamsError)  # say which key to change, not only what failed
+    # every key is set in params.yaml; the library's rule fills in only what it does not
+    # hold (the recommended recipe's noise draws and log-SNR window), as for rbmdiff train
+    kwargs = options_for(x, recipe=p.recipe, **p.model_dump(exclude={"threads", "recipe"}))
     recommended = p.recipe == "recommended" and p.method == "dsm" and p.score == "posterior"
-    if recommended:
-        kwargs.update(RECOMMENDED_DSM)
     checkpoint = _checkpoint(layout, kwargs, x)
     with torch_threads(p.threads):
-        result = fit(x, **kwargs, eval_data=test, progress=progress, checkpoint=checkpoint,
+        result = fit(x, TrainConfig(**kwargs), eval_data=test, progress=progress,
+                     checkpoint=checkpoint,
                      checkpoint_every=math.ceil(100 / math.ceil(x.shape[0] / p.batch_size)))
     rbm = result.rbm
     rbm.meta["training"]["data"] = info["name"]
