@@ -13,6 +13,7 @@ strict JSON on stdout, and leave the files it names as outputs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -141,6 +142,9 @@ def test_readme_python_runs_and_trains_the_clis_model(library_example, tmp_path)
     ns = library_example
     rbm, data = ns["rbm"], ns["data"]
     assert tuple(ns["s"].v.shape) == (2000, 16)
+    # the QPU block's simulated annealer is not a Boltzmann sampler: as the README says,
+    # its reads are colder than any prefactor reaches and the verdict fails
+    assert ns["s"].info["fidelity_ok"] is False and ns["s"].info["beta_model"] == math.inf
     ll = float(log_likelihood(rbm, data.test).mean())
     print(f"README library example: test LL {ll:.4f} in {ns['readme_wall_s']:.0f} s")
     assert ll >= README_TEST_LL_AT_LEAST
