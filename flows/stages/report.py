@@ -184,9 +184,10 @@ def provenance_note(route: str, prov: dict) -> str:
 def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
     """Write reports/statistics.json, reports/report.md, reports/figures/*.png (tracked: a
     function of the inputs) and reports/samples.parquet (with timings); -> the metrics.
-    statistics.json holds only the statistics defined for this model and data (``undefined`` says why the others are missing), each route's
-    distance to the model beside its distance to the data, and the floor of a perfect
-    sample of the same size (flows.yardstick)."""
+    statistics.json holds only the statistics defined for this model and data
+    (``undefined`` says why the others are missing), each route's distance to the model
+    beside its distance to the data, and the floor of a perfect sample of the same size
+    (flows.yardstick)."""
     table = write_samples_table(routes, layout)
     history = pd.read_parquet(layout.training)
     train, test, info = read_prepared(layout)
