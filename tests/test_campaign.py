@@ -566,7 +566,7 @@ def test_bad_campaign_input_is_one_line_before_prefect(tmp_path) -> None:
 
 def test_the_qpu_stage_keeps_paid_reads_per_device(tmp_path, rbm, monkeypatch) -> None:
     """sample@qpu's sampler gets a read store under reports/qpu-reads/, one folder per device:
-    a second run of the same calls buys nothing (every call read back, 0 µs), and the thermal
+    a second run of the same calls buys nothing (every call read back), and the thermal
     mock never reads the annealer mock's reads."""
     from flows.artefacts import write_json
     from flows.config import RouteParams
@@ -587,7 +587,8 @@ def test_the_qpu_stage_keeps_paid_reads_per_device(tmp_path, rbm, monkeypatch) -
     again = qpu.QPUSampler(**kinds["annealer"]).sample(rbm, 60, seed=0)
     assert len(script.bought) == first.info["qpu_calls"] == 1
     assert again.info["reused_calls"] == again.info["qpu_calls"] == 1
-    assert again.info["qpu_access_time"] == 0 and torch.equal(first.v, again.v)
+    assert torch.equal(first.v, again.v)  # bought once; the result's cost is the same
+    assert again.info["qpu_access_time"] == first.info["qpu_access_time"] > 0
     qpu.QPUSampler(**kinds["thermal"]).sample(rbm, 60, seed=0)
     assert len(script.bought) == 2  # its own store: bought, not read from the annealer's
 
