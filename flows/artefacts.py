@@ -138,6 +138,7 @@ def tracked_info(info: dict, root: Path) -> tuple[dict, dict]:
     """A sampler's ``info`` split into (what a tracked output may hold: a function of the
     run's inputs, paths relative to ``root``; the volatile rest, for the log)."""
     root = Path(root).resolve()
+    info = settled(info)
     kept, volatile = {}, {}
     for key, value in info.items():
         if key in VOLATILE_INFO:
@@ -151,9 +152,26 @@ def tracked_info(info: dict, root: Path) -> tuple[dict, dict]:
     return kept, volatile
 
 
+# Significant digits of a float in a tracked output.  The last bits of a float reduction
+# depend on how many threads shared it, which is not an input; 10 digits are far beyond any
+# statistic's precision and keep those bits out of dvc.lock.
+DIGITS = 10
+
+
+def settled(obj: Any) -> Any:
+    """:func:`plain` (obj) with every float rounded to :data:`DIGITS` significant digits."""
+    obj = plain(obj)
+    if isinstance(obj, dict):
+        return {k: settled(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [settled(v) for v in obj]
+    return float(f"{obj:.{DIGITS}g}") if isinstance(obj, float) else obj
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented, strict JSON (NaN as null), keys in their order, atomically."""
-    text = json.dumps(plain(obj), indent=2, allow_nan=False, default=str)
+    """Write ``obj`` as indented, strict JSON (NaN as null; floats :func:`settled`), keys in
+    their order, atomically."""
+    text = json.dumps(settled(obj), indent=2, allow_nan=False, default=str)
     atomic_write_bytes(path, (text + "\n").encode())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,13 +48,15 @@ def check_request(rbm: RBM, num_samples: int, seed: int) -> None:
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run with ``n`` torch threads (None: leave as is), restoring the previous count after.
 
-    On a small shared machine one thread per process is often fastest for small RBMs.
+    On a small shared machine one thread per process is often fastest for small RBMs.  The
+    count is the process's: off the main thread (samplers run concurrently, e.g. a
+    pipeline's routes) it is left as is, since changing it would change the others' runs.
     """
-    if n is None:
+    if n is not None and n < 1:
+        raise RbmdiffError(f"threads must be ≥ 1, got {n}")
+    if n is None or threading.current_thread() is not threading.main_thread():
         yield
         return
-    if n < 1:
-        raise RbmdiffError(f"threads must be ≥ 1, got {n}")
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
