@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -348,7 +347,6 @@ def test_concurrent_appends_lose_no_row(tmp_path) -> None:
 # -- the campaign flow -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def harness():
-    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
     pytest.importorskip("prefect")
     pytest.importorskip("dvc")
     from prefect.testing.utilities import prefect_test_harness
