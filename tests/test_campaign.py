@@ -364,7 +364,7 @@ def test_campaign_never_overruns_and_resumes_with_exact_totals(harness, tmp_path
     campaign's total is the sum of the two estimates, ≤ the budget, in ledger and table."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
     Script(exact_times).install(monkeypatch)
@@ -418,7 +418,7 @@ def test_a_slower_solver_than_estimated_overruns_by_at_most_the_bound(harness, t
     the second setting is estimated with the learnt ratio and not started."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
     script = Script(lambda call, reads, qubits, at: ratio * model_us(reads, qubits, at))
@@ -444,7 +444,7 @@ def test_two_concurrent_resumes_cannot_both_spend(harness, tmp_path, monkeypatch
     and the campaign's spend is within the budget, in the ledger and the rows."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
     cost20, cost50 = tiny_cost(tmp_path, 20.0), tiny_cost(tmp_path, 50.0)
@@ -495,7 +495,7 @@ def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monke
     bought once, and the spend is the reported calls plus the failed call's estimate."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import TINY, make_project, merge
+    from tests.project import TINY, make_project, merge
 
     overrides = merge(TINY, {"campaign": {"sweep": {"num_reads": [25], "annealing_time": [20]}}})
     root = make_project(tmp_path / "rbmdiff", overrides=overrides)
@@ -538,7 +538,7 @@ def test_bad_campaign_input_is_one_line_before_prefect(tmp_path) -> None:
     import subprocess
     import sys
 
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
     code = ("import sys; from flows.cli import main; rc = main(sys.argv[1:]); "
@@ -607,7 +607,7 @@ def test_calibration_is_paid_once_per_key_and_reused_by_a_later_campaign(harness
     estimated without it (estimate = charge, exactly), and spends < 80 % of the first."""
     from flows.campaign import campaign
     from flows.layout import Layout
-    from flows.testing import TINY, make_project, merge, write_params
+    from tests.project import TINY, make_project, merge, write_params
 
     overrides = merge(TINY, {"campaign": {
         "num_samples": 100, "fixed": {"calibration_reads": 200, "mock_sweeps": 50},

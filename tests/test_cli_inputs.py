@@ -59,7 +59,7 @@ def test_sampler_parameters_of_the_wrong_type_are_one_line(tmp_path, capsys, mod
 
 def test_params_yaml_with_a_fractional_sweep_count_fails_at_preflight(tmp_path) -> None:
     from flows.config import ParamsError, check_samplers, load_params
-    from flows.testing import make_project, write_params
+    from tests.project import make_project, write_params
 
     root = make_project(tmp_path / "p", routes=["gibbs"])
     write_params(root, {"sample": {"gibbs": {"num_sweeps": 2.5}}})
@@ -162,7 +162,7 @@ def test_pipeline_refuses_a_huge_num_samples_and_a_read_only_project(tmp_path, m
     import tempfile
 
     from flows.cli import main as pipeline_main
-    from flows.testing import make_project, write_params
+    from tests.project import make_project, write_params
 
     root = make_project(tmp_path / "p", routes=["gibbs"])
     write_params(root, {"sample": {"gibbs": {"num_samples": 10**13}}})
@@ -195,7 +195,7 @@ def test_the_sample_stage_command_refuses_a_huge_num_samples_in_one_line(tmp_pat
                                                                          capsys) -> None:
     """What `dvc repro` runs (python -m flows.stages sample ROUTE), without the preflight."""
     from flows.stages.__main__ import main as stage_main
-    from flows.testing import make_project, write_params
+    from tests.project import make_project, write_params
 
     root = make_project(tmp_path / "p", routes=["gibbs"])
     assert stage_main(["prepare", "--params", str(root / "params.yaml")]) == 0

@@ -23,8 +23,8 @@ from flows.config import load_params
 from flows.headline import headline
 from flows.layout import Layout
 from flows.ledger import Ledger
-from flows.testing import make_project, write_params
 from rbmdiff.io import read_info
+from tests.project import make_project, write_params
 
 pytestmark = pytest.mark.slow  # end-to-end: whole pipeline runs
 
@@ -278,7 +278,7 @@ def test_cli_errors_are_one_line(harness, tmp_path: Path, capsys) -> None:
     import yaml
 
     from flows.cli import main
-    from flows.testing import SOURCE
+    from tests.project import SOURCE
 
     params = yaml.safe_load((SOURCE / "params.yaml").read_text())
     params["sample"]["gibbs"]["sweep"] = 3  # a misspelt sampler parameter
