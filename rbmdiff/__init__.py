@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rbmdiff.errors import RbmdiffError
+from rbmdiff.errors import RbmdiffError, TransientError
 from rbmdiff.rbm import RBM
 from rbmdiff.sde import VPSDE
 
-__all__ = ["RBM", "VPSDE", "RbmdiffError"]
+__all__ = ["RBM", "VPSDE", "RbmdiffError", "TransientError"]
 __version__ = "0.1.0"

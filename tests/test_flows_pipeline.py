@@ -229,34 +229,6 @@ def test_campaign_appends_each_result_and_stops_at_the_budget(project, monkeypat
     assert runs and all(TOKEN not in json.dumps(r.parameters, default=str) for r in runs)
 
 
-def test_qpu_tasks_retry_transient_failures_only(harness) -> None:
-    from prefect import flow, task
-
-    from flows.tasks import qpu_task_options
-    from rbmdiff.errors import RbmdiffError
-
-    calls: list[str] = []
-    options = {**qpu_task_options, "retry_delay_seconds": 0, "tags": []}
-
-    @task(**options)
-    def flaky(error: type[Exception]) -> str:
-        calls.append(error.__name__)
-        if len(calls) == 1:
-            raise error("QPU busy")
-        return "ok"
-
-    @flow
-    def run(error: type[Exception]) -> str:
-        return flaky(error)
-
-    assert run(ConnectionError) == "ok" and calls == ["ConnectionError"] * 2
-    calls.clear()
-    with pytest.raises(RbmdiffError):  # a bad request would fail again: no retry
-        run(RbmdiffError)
-    assert calls == ["RbmdiffError"]
-    assert qpu_task_options["retries"] >= 2 and qpu_task_options["tags"] == ["qpu"]
-
-
 def test_deploy_registers_a_cron_schedule(project) -> None:
     from prefect import get_client
 
