@@ -532,34 +532,48 @@ def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monke
     assert png.startswith(b"\x89PNG")
 
 
+# Runs ``flows.cli.main`` on each (root, args) of argv[1] (JSON) in one interpreter; prints
+# each case's exit status, stderr and whether Prefect had been imported by then.
+CAMPAIGN_CASES = """
+import contextlib, io, json, sys
+from flows.cli import main
+out = []
+for root, args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["--root", root, "campaign", *args])
+    out.append({"rc": rc, "err": err.getvalue(), "prefect": "prefect" in sys.modules})
+print(json.dumps(out))
+"""
+
+
 def test_bad_campaign_input_is_one_line_before_prefect(tmp_path) -> None:
     """Bad YAML, a negative budget, an unknown campaign: exit 2, one line on stderr, no
     traceback, and Prefect never imported."""
+    import shutil
     import subprocess
     import sys
 
     from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
-    code = ("import sys; from flows.cli import main; rc = main(sys.argv[1:]); "
-            "print('prefect' in sys.modules); sys.exit(rc)")
-    cases = [(["--budget-us", "-5"], "budget must be a positive number"),
-             (["--resume", "nope"], "no campaign 'nope'"),
-             (["--budget-us", "nan"], "budget must be a positive number")]
-    for args, message in cases:
-        proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "campaign",
-                               *args], capture_output=True, text=True, timeout=120,
-                              cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
-        assert proc.stdout.strip() == "False"  # Prefect was not even imported
-    (root / "params.yaml").write_text("campaign: [unclosed\n")
-    proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "campaign"],
-                          capture_output=True, text=True, timeout=120, cwd=root,
+    bad_yaml = tmp_path / "bad-yaml"
+    shutil.copytree(root, bad_yaml)
+    (bad_yaml / "params.yaml").write_text("campaign: [unclosed\n")
+    cases = [(root, ["--budget-us", "-5"], "budget must be a positive number"),
+             (root, ["--resume", "nope"], "no campaign 'nope'"),
+             (root, ["--budget-us", "nan"], "budget must be a positive number"),
+             (bad_yaml, [], "not valid YAML")]
+    argv = json.dumps([(str(r), args) for r, args, _ in cases])
+    proc = subprocess.run([sys.executable, "-c", CAMPAIGN_CASES, argv], capture_output=True,
+                          text=True, timeout=120, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root)})
-    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout.strip() == "False"
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for (_, _, message), got in zip(cases, results, strict=True):
+        lines = got["err"].strip().splitlines()
+        assert got["rc"] == 2 and len(lines) == 1 and message in lines[0], got
+        assert got["prefect"] is False  # Prefect was not even imported
 
 
 def test_the_qpu_stage_keeps_paid_reads_per_device(tmp_path, rbm, monkeypatch) -> None:
