@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         from flows.stages.__main__ import main as stage_main
 
         return stage_main([*args.stage_args, "--params", str(args.root / "params.yaml")])
-    from rbmdiff.errors import RbmdiffError
+    from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, TransientError
 
     try:
         if args.command == "run":
@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             out = {"deployment": deploy.register(args.cron, **kw), "cron": args.cron,
                    "next": "start a runner: rbmdiff-pipeline deploy --cron ... --serve"}
-    except RbmdiffError as exc:
+    except ONE_LINE_ERRORS as exc:
         print(f"rbmdiff-pipeline {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EX_TEMPFAIL if isinstance(exc, TransientError) else 2
     except KeyboardInterrupt:
         print(f"rbmdiff-pipeline {args.command}: interrupted; committed stages are intact",
               file=sys.stderr)

@@ -27,12 +27,15 @@ DEFAULTS = {
     # Dask's own INFO lines (cluster and worker start-up) stay out of the run's output
     "DASK_LOGGING__DISTRIBUTED": "warning",
 }
+# Prefect's own default home, which flows does not change (.dvcignore and .gitignore only
+# guard against a PREFECT_HOME set inside the project)
+PREFECT_DEFAULT_HOME = "~/.prefect"
 
 
 def profile_settings() -> dict:
     """The settings of the active Prefect profile, read from Prefect's profiles file
     (``PREFECT_PROFILES_PATH``, else ``$PREFECT_HOME/profiles.toml``); {} without one."""
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    home = Path(os.environ.get("PREFECT_HOME", PREFECT_DEFAULT_HOME)).expanduser()
     path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
     try:
         profiles = tomllib.loads(path.read_text())

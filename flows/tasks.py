@@ -1,9 +1,10 @@
 """Prefect tasks: thin wrappers over the stage functions of :mod:`flows.stages`.
 
 Prefect caching and result persistence are off: DVC owns freshness and the artefacts.
-QPU work carries the ``qpu`` tag (a concurrency limit: the QPU is one shared resource) and
-retries transient failures with exponential backoff; a RbmdiffError (a bad request) is not
-retried, since it would fail again.
+QPU work carries the ``qpu`` tag (a concurrency limit: the QPU is one shared resource).
+Tasks are not retried: the library retries a transient cloud fault at the call that failed
+(``rbmdiff.samplers.qpu.store.with_retries``) and raises a TransientError once it outlasts
+those retries, so a task's failure is final.
 """
 
 from __future__ import annotations
@@ -17,16 +18,12 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from flows.config import DataParams, EmbedParams, ReportParams, RouteParams, TrainParams
 from flows.layout import Layout
-from rbmdiff.errors import RbmdiffError
 
 QPU_TAG = "qpu"
 QPU_CONCURRENCY = 1  # QPU tasks at once, unless the server already sets a limit on the tag
-QPU_RETRIES = 3
-QPU_BACKOFF_S = 10.0  # first retry after ~10 s, then ~20 s, ~40 s (± jitter)
 
 
 def timed(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -38,24 +35,7 @@ def timed(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return out
 
 
-def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a failed QPU task unless it failed on a RbmdiffError (invalid request)."""
-    try:
-        state.result()
-    except RbmdiffError:
-        return False
-    except Exception:
-        return True
-    return False
-
-
-retry_options: dict[str, Any] = {
-    "retries": QPU_RETRIES,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=QPU_BACKOFF_S),
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_transient,
-}
-qpu_task_options: dict[str, Any] = {**retry_options, "tags": [QPU_TAG], "cache_policy": NO_CACHE}
+qpu_task_options: dict[str, Any] = {"tags": [QPU_TAG], "cache_policy": NO_CACHE}
 
 
 @task(name="prepare", cache_policy=NO_CACHE)
@@ -72,10 +52,10 @@ def train_task(p: TrainParams, root: str, progress: bool = True) -> dict:
     return timed("train", train, p, Layout(Path(root)), progress=progress)
 
 
-@task(name="embed", cache_policy=NO_CACHE, **retry_options)
+@task(name="embed", cache_policy=NO_CACHE)
 def embed_task(p: EmbedParams, n_hidden: int, root: str) -> dict:
-    """Fetches the solver's graph (a QPU API call with a token): retried, but not tagged,
-    since it uses no QPU time."""
+    """Fetches the solver's graph (a QPU API call with a token): not tagged, since it uses no
+    QPU time."""
     from flows.stages.embed import embed
 
     return timed("embed", embed, p, n_hidden, Layout(Path(root)))

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rbmdiff.errors import RbmdiffError
+from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, RbmdiffError, TransientError
 
 DEVICES = ("auto", "cpu", "cuda")  # rbmdiff.device.DEVICES (kept here: --help imports no torch)
 DEVICE_HELP = "where tensors live: auto (a CUDA GPU when one is available, else the CPU), cpu, cuda"
@@ -471,9 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except RbmdiffError as exc:
+    except ONE_LINE_ERRORS as exc:
         print(f"rbmdiff {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EX_TEMPFAIL if isinstance(exc, TransientError) else 2
     except KeyboardInterrupt:
         print(f"rbmdiff {args.command}: interrupted; earlier outputs are intact", file=sys.stderr)
         return 130

@@ -5,25 +5,59 @@ import math
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# Prefect in tests: a throw-away home (its profiles and the ephemeral API's database) and no
-# API of the user's, so tests reach no network and leave the user's Prefect alone.
-os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rbmdiff-prefect-home-")
 for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
     os.environ.pop(_key, None)
-# Caches kept under the home folder (our embeddings) go to a throw-away folder, for this
-# process and the subprocesses it starts.
-_HOME = tempfile.mkdtemp(prefix="rbmdiff-test-home-")
-os.environ["XDG_DATA_HOME"] = os.path.join(_HOME, "data")
-os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
-# removed when the test process exits (after Prefect's own atexit stops its server: LIFO)
-for _folder in (os.environ["PREFECT_HOME"], _HOME):
-    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
+
+# Every pytest process keeps its throw-away folders in TEST_TMP/<its pid>
+TEST_TMP = Path(tempfile.gettempdir()) / "rbmdiff-tests"
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_dead_runs(parent: Path) -> list[Path]:
+    """Remove the folders in ``parent`` whose pytest process is gone (one killed before its
+    exit handlers ran); -> the folders removed."""
+    gone = [d for d in parent.glob("*") if d.name.isdigit() and not alive(int(d.name))]
+    for folder in gone:
+        shutil.rmtree(folder, ignore_errors=True)
+    return gone
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module imports Prefect: a throw-away Prefect home (its profiles and the
+    ephemeral API's database) and no API of the user's, so tests reach no network and leave
+    the user's Prefect alone; caches kept under the home folder (our embeddings) go to a
+    throw-away folder too, for this process and the subprocesses it starts."""
+    TEST_TMP.mkdir(exist_ok=True)
+    remove_dead_runs(TEST_TMP)
+    mine = TEST_TMP / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)  # a reused pid's stale folder
+    for name in ("prefect", "data", "cache"):
+        (mine / name).mkdir(parents=True)
+    os.environ["PREFECT_HOME"] = str(mine / "prefect")
+    os.environ["XDG_DATA_HOME"] = str(mine / "data")
+    os.environ["XDG_CACHE_HOME"] = str(mine / "cache")
+    # removed when the test process exits, after Prefect's own exit handler has stopped its
+    # temporary server (exit handlers run last registered first)
+    atexit.register(shutil.rmtree, mine, ignore_errors=True)
+
+
 torch.set_num_threads(1)
 
 from rbmdiff import RBM  # noqa: E402

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,7 @@ def import_script(name: str):
         sys.path.pop(0)
 
 
+@pytest.mark.slow  # a benchmark script's --quick run (10-30 s)
 def test_train_quality_quick_writes_one_row_per_task_and_method(tmp_path):
     train_quality = import_script("train_quality")
     proc = run_script("train_quality.py", tmp_path)
@@ -51,6 +53,7 @@ def test_train_quality_quick_writes_one_row_per_task_and_method(tmp_path):
     assert "metric_mean" in proc.stdout
 
 
+@pytest.mark.slow  # a benchmark script's --quick run (10-30 s)
 def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
     proc = run_script("throughput.py", tmp_path)
     df = pd.read_parquet(tmp_path / "throughput.parquet")
@@ -70,6 +73,7 @@ def test_throughput_quick_writes_rates_ratios_and_memory(tmp_path):
     assert "vs_anneal" in proc.stdout
 
 
+@pytest.mark.slow  # a benchmark script's --quick run (10-30 s)
 def test_sampling_quality_quick_writes_one_row_per_model_sampler_and_setting(tmp_path):
     sampling_quality = import_script("sampling_quality")
     proc = run_script("sampling_quality.py", tmp_path)
@@ -92,6 +96,7 @@ def test_sampling_quality_quick_writes_one_row_per_model_sampler_and_setting(tmp
     assert "gibbs reaches" in proc.stdout or "gibbs does not reach" in proc.stdout
 
 
+@pytest.mark.slow  # a benchmark script's --quick run (10-30 s)
 def test_gibbs_calls_quick_writes_every_check_both_ways(tmp_path):
     proc = run_script("gibbs_calls.py", tmp_path)
     df = pd.read_parquet(tmp_path / "gibbs_calls.parquet")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -348,7 +347,6 @@ def test_concurrent_appends_lose_no_row(tmp_path) -> None:
 # -- the campaign flow -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def harness():
-    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rbmdiff-prefect-home-"))
     pytest.importorskip("prefect")
     pytest.importorskip("dvc")
     from prefect.testing.utilities import prefect_test_harness
@@ -366,7 +364,7 @@ def test_campaign_never_overruns_and_resumes_with_exact_totals(harness, tmp_path
     campaign's total is the sum of the two estimates, ≤ the budget, in ledger and table."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
     Script(exact_times).install(monkeypatch)
@@ -420,7 +418,7 @@ def test_a_slower_solver_than_estimated_overruns_by_at_most_the_bound(harness, t
     the second setting is estimated with the learnt ratio and not started."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
     script = Script(lambda call, reads, qubits, at: ratio * model_us(reads, qubits, at))
@@ -446,7 +444,7 @@ def test_two_concurrent_resumes_cannot_both_spend(harness, tmp_path, monkeypatch
     and the campaign's spend is within the budget, in the ledger and the rows."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
     cost20, cost50 = tiny_cost(tmp_path, 20.0), tiny_cost(tmp_path, 50.0)
@@ -497,7 +495,7 @@ def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monke
     bought once, and the spend is the reported calls plus the failed call's estimate."""
     from flows.campaign import campaign, spend_ledger
     from flows.layout import Layout
-    from flows.testing import TINY, make_project, merge
+    from tests.project import TINY, make_project, merge
 
     overrides = merge(TINY, {"campaign": {"sweep": {"num_reads": [25], "annealing_time": [20]}}})
     root = make_project(tmp_path / "rbmdiff", overrides=overrides)
@@ -534,34 +532,48 @@ def test_a_fault_mid_run_then_resume_buys_no_read_twice(harness, tmp_path, monke
     assert png.startswith(b"\x89PNG")
 
 
+# Runs ``flows.cli.main`` on each (root, args) of argv[1] (JSON) in one interpreter; prints
+# each case's exit status, stderr and whether Prefect had been imported by then.
+CAMPAIGN_CASES = """
+import contextlib, io, json, sys
+from flows.cli import main
+out = []
+for root, args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["--root", root, "campaign", *args])
+    out.append({"rc": rc, "err": err.getvalue(), "prefect": "prefect" in sys.modules})
+print(json.dumps(out))
+"""
+
+
 def test_bad_campaign_input_is_one_line_before_prefect(tmp_path) -> None:
     """Bad YAML, a negative budget, an unknown campaign: exit 2, one line on stderr, no
     traceback, and Prefect never imported."""
+    import shutil
     import subprocess
     import sys
 
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "rbmdiff")
-    code = ("import sys; from flows.cli import main; rc = main(sys.argv[1:]); "
-            "print('prefect' in sys.modules); sys.exit(rc)")
-    cases = [(["--budget-us", "-5"], "budget must be a positive number"),
-             (["--resume", "nope"], "no campaign 'nope'"),
-             (["--budget-us", "nan"], "budget must be a positive number")]
-    for args, message in cases:
-        proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "campaign",
-                               *args], capture_output=True, text=True, timeout=120,
-                              cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
-        assert proc.stdout.strip() == "False"  # Prefect was not even imported
-    (root / "params.yaml").write_text("campaign: [unclosed\n")
-    proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "campaign"],
-                          capture_output=True, text=True, timeout=120, cwd=root,
+    bad_yaml = tmp_path / "bad-yaml"
+    shutil.copytree(root, bad_yaml)
+    (bad_yaml / "params.yaml").write_text("campaign: [unclosed\n")
+    cases = [(root, ["--budget-us", "-5"], "budget must be a positive number"),
+             (root, ["--resume", "nope"], "no campaign 'nope'"),
+             (root, ["--budget-us", "nan"], "budget must be a positive number"),
+             (bad_yaml, [], "not valid YAML")]
+    argv = json.dumps([(str(r), args) for r, args, _ in cases])
+    proc = subprocess.run([sys.executable, "-c", CAMPAIGN_CASES, argv], capture_output=True,
+                          text=True, timeout=120, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root)})
-    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout.strip() == "False"
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for (_, _, message), got in zip(cases, results, strict=True):
+        lines = got["err"].strip().splitlines()
+        assert got["rc"] == 2 and len(lines) == 1 and message in lines[0], got
+        assert got["prefect"] is False  # Prefect was not even imported
 
 
 def test_the_qpu_stage_keeps_paid_reads_per_device(tmp_path, rbm, monkeypatch) -> None:
@@ -610,7 +622,7 @@ def test_calibration_is_paid_once_per_key_and_reused_by_a_later_campaign(harness
     estimated without it (estimate = charge, exactly), and spends < 80 % of the first."""
     from flows.campaign import campaign
     from flows.layout import Layout
-    from flows.testing import TINY, make_project, merge, write_params
+    from tests.project import TINY, make_project, merge, write_params
 
     overrides = merge(TINY, {"campaign": {
         "num_samples": 100, "fixed": {"calibration_reads": 200, "mock_sweeps": 50},

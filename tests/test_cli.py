@@ -34,11 +34,24 @@ def run(argv, capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_console_script_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "rbmdiff.cli", "--help"], capture_output=True,
+HELP_THEN_MODULES = """
+import sys
+from rbmdiff.cli import main
+try:
+    main(["--help"])
+except SystemExit as exc:
+    assert exc.code == 0
+print("torch" in sys.modules, "torch loaded")
+"""
+
+
+def test_console_script_lists_commands_without_importing_torch():
+    # a fresh interpreter: `rbmdiff --help` lists the commands and never loads torch
+    out = subprocess.run([sys.executable, "-c", HELP_THEN_MODULES], capture_output=True,
                          text=True, check=True).stdout
     for command in ("train", "sample", "evaluate"):
         assert command in out
+    assert out.strip().splitlines()[-1] == "False torch loaded"
 
 
 def test_train_then_evaluate_then_sample(tmp_path, capsys):

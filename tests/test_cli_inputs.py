@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def test_sampler_parameters_of_the_wrong_type_are_one_line(tmp_path, capsys, mod
 
 def test_params_yaml_with_a_fractional_sweep_count_fails_at_preflight(tmp_path) -> None:
     from flows.config import ParamsError, check_samplers, load_params
-    from flows.testing import make_project, write_params
+    from tests.project import make_project, write_params
 
     root = make_project(tmp_path / "p", routes=["gibbs"])
     write_params(root, {"sample": {"gibbs": {"num_sweeps": 2.5}}})
@@ -128,16 +127,17 @@ def test_outputs_get_the_umasks_mode(tmp_path) -> None:
     assert stat.S_IMODE((tmp_path / "private.bin").stat().st_mode) == 0o600
 
 
-def test_no_progress_bars_when_stderr_is_a_file(tmp_path) -> None:
+def test_no_progress_bars_when_stderr_is_a_file(tmp_path, monkeypatch) -> None:
     """tqdm draws ~100 redraws per bar; a log file gets none."""
-    done = subprocess.run(
-        [sys.executable, "-m", "rbmdiff.cli", "train", "--data", "bas-3x3", "--n-hidden", "4",
-         "--steps", "100", "--out", str(tmp_path / "m.pt")],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "it/s" not in done.stderr and "\r" not in done.stderr
-    assert len(done.stderr.splitlines()) == 1  # the run's one summary line
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:
+        monkeypatch.setattr(sys, "stderr", stderr)  # a file, not a terminal
+        code = main(["train", "--data", "bas-3x3", "--n-hidden", "4", "--steps", "100",
+                     "--out", str(tmp_path / "m.pt")])
+    text = log.read_text()
+    assert code == 0, text[-2000:]
+    assert "it/s" not in text and "\r" not in text
+    assert len(text.splitlines()) == 1  # the run's one summary line
 
 
 def test_the_help_example_init_data_works_with_data_and_says_what_it_needs_without(
@@ -162,7 +162,7 @@ def test_pipeline_refuses_a_huge_num_samples_and_a_read_only_project(tmp_path, m
     import tempfile
 
     from flows.cli import main as pipeline_main
-    from flows.testing import make_project, write_params
+    from tests.project import make_project, write_params
 
     root = make_project(tmp_path / "p", routes=["gibbs"])
     write_params(root, {"sample": {"gibbs": {"num_samples": 10**13}}})
@@ -195,7 +195,7 @@ def test_the_sample_stage_command_refuses_a_huge_num_samples_in_one_line(tmp_pat
                                                                          capsys) -> None:
     """What `dvc repro` runs (python -m flows.stages sample ROUTE), without the preflight."""
     from flows.stages.__main__ import main as stage_main
-    from flows.testing import make_project, write_params
+    from tests.project import make_project, write_params
 
     root = make_project(tmp_path / "p", routes=["gibbs"])
     assert stage_main(["prepare", "--params", str(root / "params.yaml")]) == 0

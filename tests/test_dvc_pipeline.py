@@ -13,8 +13,7 @@ import pytest
 
 pytest.importorskip("dvc")
 
-from flows.testing import git, make_project, write_params
-from flows.timing import dvc_env
+from tests.project import dvc_env, git, make_project, write_params
 
 pytestmark = pytest.mark.slow  # end-to-end: whole pipeline runs
 
@@ -69,9 +68,9 @@ def test_repro_runs_then_skips_then_reruns_only_what_changed(clone: Path) -> Non
 
 
 def test_timing_floor_reruns_every_stage_with_copies_only(clone: Path) -> None:
-    """``python -m flows.timing --floor``: DVC alone on the same stages.  Every stage reruns
+    """``python benchmarks/timing.py --floor``: DVC alone on the same stages.  Every stage reruns
     and puts back exactly what it wrote; the project is left as it was, up to date."""
-    from flows.timing import time_floor
+    from benchmarks.timing import time_floor
 
     repro(clone)  # up to date (whatever ran before)
     outs = [clone / "reports" / "samples.parquet", clone / "models" / "rbm.pt",

@@ -23,8 +23,8 @@ from flows.config import load_params
 from flows.headline import headline
 from flows.layout import Layout
 from flows.ledger import Ledger
-from flows.testing import make_project, write_params
 from rbmdiff.io import read_info
+from tests.project import make_project, write_params
 
 pytestmark = pytest.mark.slow  # end-to-end: whole pipeline runs
 
@@ -229,34 +229,6 @@ def test_campaign_appends_each_result_and_stops_at_the_budget(project, monkeypat
     assert runs and all(TOKEN not in json.dumps(r.parameters, default=str) for r in runs)
 
 
-def test_qpu_tasks_retry_transient_failures_only(harness) -> None:
-    from prefect import flow, task
-
-    from flows.tasks import qpu_task_options
-    from rbmdiff.errors import RbmdiffError
-
-    calls: list[str] = []
-    options = {**qpu_task_options, "retry_delay_seconds": 0, "tags": []}
-
-    @task(**options)
-    def flaky(error: type[Exception]) -> str:
-        calls.append(error.__name__)
-        if len(calls) == 1:
-            raise error("QPU busy")
-        return "ok"
-
-    @flow
-    def run(error: type[Exception]) -> str:
-        return flaky(error)
-
-    assert run(ConnectionError) == "ok" and calls == ["ConnectionError"] * 2
-    calls.clear()
-    with pytest.raises(RbmdiffError):  # a bad request would fail again: no retry
-        run(RbmdiffError)
-    assert calls == ["RbmdiffError"]
-    assert qpu_task_options["retries"] >= 2 and qpu_task_options["tags"] == ["qpu"]
-
-
 def test_deploy_registers_a_cron_schedule(project) -> None:
     from prefect import get_client
 
@@ -278,7 +250,7 @@ def test_cli_errors_are_one_line(harness, tmp_path: Path, capsys) -> None:
     import yaml
 
     from flows.cli import main
-    from flows.testing import SOURCE
+    from tests.project import SOURCE
 
     params = yaml.safe_load((SOURCE / "params.yaml").read_text())
     params["sample"]["gibbs"]["sweep"] = 3  # a misspelt sampler parameter

@@ -10,7 +10,7 @@ import yaml
 
 from flows.config import ParamsError, check_samplers, load_params
 from flows.layout import Layout
-from flows.testing import SOURCE, TINY, merge
+from tests.project import SOURCE, TINY, merge
 
 PARAMS = yaml.safe_load((SOURCE / "params.yaml").read_text())
 DVC = yaml.safe_load((SOURCE / "dvc.yaml").read_text())

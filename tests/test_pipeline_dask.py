@@ -16,7 +16,7 @@ pytest.importorskip("prefect_dask")
 distributed = pytest.importorskip("distributed")
 
 from flows.layout import Layout  # noqa: E402
-from flows.testing import make_project  # noqa: E402
+from tests.project import make_project  # noqa: E402
 
 ROUTES = ["gibbs", "anneal"]
 TIMING = {"wall_s", "samples_per_s", "timing"}
@@ -88,7 +88,7 @@ def test_a_remote_scheduler_needs_a_reachable_api() -> None:
 
 def test_the_cli_refuses_a_remote_scheduler_before_any_work(capsys) -> None:
     from flows.cli import main
-    from flows.testing import SOURCE
+    from tests.project import SOURCE
 
     assert main(["--root", str(SOURCE), "run", "--dask", "tcp://10.9.8.7:8786"]) == 2
     err = capsys.readouterr().err.strip()

@@ -61,3 +61,18 @@ def test_import_flows_keeps_prefects_home_and_the_profiles_api(tmp_path, profile
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got == {"home": str(home / ".prefect"), "api": url if profile else None}
     assert not (work / ".prefect").exists()
+
+
+def test_a_killed_test_runs_folders_are_removed_by_the_next(tmp_path) -> None:
+    """Each pytest process keeps its Prefect home under TEST_TMP/<pid>, removed at exit; the
+    folders of a process killed before its exit handlers ran go at the next start."""
+    from tests.conftest import TEST_TMP, remove_dead_runs
+
+    assert Path(os.environ["PREFECT_HOME"]) == TEST_TMP / str(os.getpid()) / "prefect"
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead, live = tmp_path / done.stdout.strip(), tmp_path / str(os.getpid())
+    for folder in (dead, live, tmp_path / "other"):
+        (folder / "prefect").mkdir(parents=True)
+    assert remove_dead_runs(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and (tmp_path / "other").exists()

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from flows.headline import headline
-from flows.testing import git, make_project
-from flows.timing import dvc_env
+from tests.project import dvc_env, git, make_project
 
 ENV = dvc_env()
 

@@ -31,10 +31,9 @@ pytest.importorskip("dvc")
 from flows.artefacts import staged_dir
 from flows.config import load_params
 from flows.layout import Layout
-from flows.testing import make_project, write_params
-from flows.timing import dvc_env
 from rbmdiff import RBM
 from rbmdiff.io import read_info
+from tests.project import dvc_env, make_project, write_params
 
 ROUTES = ["gibbs", "anneal"]
 STAGES = ["prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"]

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.testing import SOURCE, make_project
-from flows.timing import dvc_env
+from tests.project import SOURCE, dvc_env, make_project
 
 # the modules that load the compiled Gibbs sweep, and the folder of its C source
 KERNEL_MODULES = ("rbmdiff.native", "rbmdiff.gibbs_kernels")

@@ -11,7 +11,7 @@ pytest.importorskip("prefect")
 pytest.importorskip("dvc")
 
 from flows.ledger import Ledger, Snapshot
-from flows.testing import make_project, write_params
+from tests.project import make_project, write_params
 
 pytestmark = pytest.mark.slow
 

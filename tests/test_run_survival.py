@@ -121,7 +121,7 @@ def test_sigkill_of_the_pipeline_during_the_qpu_stage_then_a_new_run_completes(t
     """The real pipeline flow (flows.pipeline) on a tiny project, SIGKILLed while its
     sample@qpu task runs; the next run on the same Prefect home reruns the qpu route and the
     report instead of waiting forever for the slot."""
-    from flows.testing import make_project
+    from tests.project import make_project
 
     root = make_project(tmp_path / "p", routes=["gibbs", "qpu"])
     env = _env(tmp_path / "prefect-home")

@@ -16,7 +16,7 @@ from pathlib import Path
 from flows.config import ParamsError, load_params
 from flows.layout import Layout
 from flows.stages import STAGES
-from rbmdiff.errors import RbmdiffError
+from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, TransientError
 
 
 def run_stage(name: str, route: str | None, params_path: Path, *, progress: bool) -> dict:
@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     try:
         run_stage(args.stage, args.route, args.params, progress=not args.quiet)
-    except RbmdiffError as exc:
+    except ONE_LINE_ERRORS as exc:
         print(f"stage {label}: error: {exc}", file=sys.stderr)
-        return 2
+        return EX_TEMPFAIL if isinstance(exc, TransientError) else 2
     logging.getLogger("flows").info("stage %s: %.2f s in the stage", label,
                                     time.perf_counter() - began)
     return 0

@@ -105,7 +105,8 @@ class Run:
     def _call(self, h: dict, J: dict, num_reads: int, chain_strength: float) -> dimod.SampleSet:
         """One device call, answered from the read store when this exact call (problem,
         parameters, device, run seed, call index) was paid for before; transient cloud faults
-        are retried with exponential backoff, a permanent one is a one-line error."""
+        are retried with exponential backoff (then a TransientError), a permanent one is a
+        one-line RbmdiffError."""
         seed = sampler_seed(self.seed, self.key)
         kwargs = self.kwargs(num_reads, seed)
         substitute = getattr(self.device.sampler, "substitute_kwargs", None)
@@ -137,8 +138,9 @@ class Run:
             ss.resolve()
             return ss
 
+        kept = f"; reads already returned are kept in {folder}" if folder else ""
         ss = store.with_retries(attempt, retries=self.sampler.retries,
-                                backoff=self.sampler.retry_backoff, store=folder)
+                                backoff=self.sampler.retry_backoff, hint=kept)
         store.save_reads(folder, key, ss)
         self._add_timing(ss)
         if "problem_id" in ss.info:

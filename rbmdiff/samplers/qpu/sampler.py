@@ -86,9 +86,11 @@ class QPUSampler:
     device's reads (0: the reads as they are). verdict: test the reads against the model
     (False only where something else judges them, e.g. a training run's negative phase);
     alpha: the verdict's false-alarm rate.
-    read_store: a folder keeping every paid call's reads; retries / retry_backoff: transient
-    faults. budget: None, or an object whose ``wrap(child)`` returns the sampler every call
-    goes through (``flows.budget.RunBudget`` estimates each call and refuses an overrun).
+    read_store: a folder keeping every paid call's reads; retries / retry_backoff: a transient
+    cloud fault of a device call (or of opening the QPU) is retried up to ``retries`` times,
+    after retry_backoff·2^k s, then raised as a TransientError.
+    budget: None, or an object whose ``wrap(child)`` returns the sampler every call goes
+    through (``flows.budget.RunBudget`` estimates each call and refuses an overrun).
     """
 
     name = "qpu"
@@ -221,7 +223,8 @@ class QPUSampler:
             return Device(self.sampler, describe(self.sampler), None, "sampler= given")
         kind, reason = self.mock_kind()
         if kind is None:
-            child = solvers.open_qpu(self.topology, self.solver)
+            child = solvers.open_qpu(self.topology, self.solver, retries=self.retries,
+                                     backoff=self.retry_backoff)
             return Device(child, describe(child), None, reason)
         topology, shape = self.topology, self.mock_shape
         if layout is not None:

@@ -30,6 +30,7 @@ import dimod
 
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.samplers.qpu import timing
+from rbmdiff.samplers.qpu.store import with_retries
 from rbmdiff.samplers.qpu.thermal import ThermalSampler
 
 MOCK_KINDS = ("thermal", "annealer")
@@ -116,16 +117,14 @@ def check_mocked(kind: str, kwargs: dict) -> None:
                if "annealing_time" in ignored else "leave it unset on a mock"))
 
 
-def open_qpu(topology: str, solver: str | None) -> Any:
-    """DWaveSampler for ``solver`` (a name) or any solver of ``topology``; a one-line error
-    when none opens."""
+def open_qpu(topology: str, solver: str | None, *, retries: int = 3,
+             backoff: float = 2.0) -> Any:
+    """DWaveSampler for ``solver`` (a name) or any solver of ``topology``; transient cloud
+    faults retried (then a TransientError), any other failure a one-line RbmdiffError."""
     from dwave.system import DWaveSampler
 
-    try:
-        return DWaveSampler(solver=solver or {"topology__type": topology})
-    except Exception as exc:  # dwave-cloud-client raises many kinds (auth, network, none)
-        raise RbmdiffError(
-            f"no D-Wave solver for topology {topology!r}"
-            f"{f' named {solver!r}' if solver else ''} could be opened "
-            f"({type(exc).__name__}: {exc}); pass mock='annealer' to sample offline"
-        ) from None
+    named = f" named {solver!r}" if solver else ""
+    return with_retries(lambda: DWaveSampler(solver=solver or {"topology__type": topology}),
+                        retries=retries, backoff=backoff,
+                        what=f"opening a D-Wave solver for topology {topology!r}{named}",
+                        hint="; pass mock='annealer' to sample offline")

@@ -14,19 +14,22 @@ from typing import Any
 
 import dimod
 
-from rbmdiff.errors import RbmdiffError
+from rbmdiff.errors import RbmdiffError, TransientError
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.jsonsafe import dumps
 
 
 def transient(exc: BaseException) -> bool:
-    """Cloud faults worth retrying: timeouts, an offline solver, a failed upload, rate limits
-    (HTTP 429) and server errors (5xx).  Anything else (a rejected problem, a solver failure,
-    bad credentials) is permanent."""
+    """Cloud faults worth retrying: timeouts, a lost connection, an offline solver, a failed
+    upload, rate limits (HTTP 429) and server errors (5xx).  Anything else (a rejected problem,
+    a solver failure, bad credentials) is permanent."""
+    import requests
     from dwave.cloud import exceptions as cloud
 
     if isinstance(exc, cloud.RequestTimeout | cloud.PollingTimeout | cloud.Timeout
-                  | cloud.SolverOfflineError | cloud.ProblemUploadError):
+                  | cloud.SolverOfflineError | cloud.ProblemUploadError
+                  | requests.ConnectionError | requests.Timeout
+                  | ConnectionError | TimeoutError):
         return True
     code = getattr(exc, "error_code", None)
     return isinstance(exc, cloud.SAPIError) and code is not None and (code == 429 or code >= 500)
@@ -36,22 +39,22 @@ def sleep(seconds: float) -> None:  # a seam for tests
     time.sleep(seconds)
 
 
-def with_retries(call, *, retries: int, backoff: float, store: Path | None):
-    """call() with up to ``retries`` retries of transient faults, sleeping backoff·2^k s."""
+def with_retries(call, *, retries: int, backoff: float, what: str = "QPU call",
+                 hint: str = ""):
+    """call() with up to ``retries`` retries of transient faults, sleeping backoff·2^k s
+    before retry k+1.  A transient fault that outlasts them is a TransientError; any other
+    fault fails at once as a RbmdiffError.  Both messages are one line ending in ``hint``.
+    This is the only retry layer: the pipeline's tasks do not retry."""
     for k in range(retries + 1):
         try:
             return call()
         except Exception as exc:
+            fault = f"{type(exc).__name__}: {exc}".replace("\n", " ")
             if not transient(exc):
-                saved = f"; reads already returned are kept in {store}" if store else ""
-                raise RbmdiffError(
-                    f"QPU call failed ({type(exc).__name__}: {exc}){saved}"
-                ) from None
+                raise RbmdiffError(f"{what} failed ({fault}){hint}") from None
             if k == retries:
-                raise RbmdiffError(
-                    f"QPU call still failing after {retries} retries "
-                    f"({type(exc).__name__}: {exc}); try again later"
-                ) from None
+                raise TransientError(f"{what} still failing after {retries} retries ({fault}); "
+                                     f"try again later{hint}") from None
             sleep(backoff * 2**k)
     raise AssertionError("unreachable")
 

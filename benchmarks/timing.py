@@ -1,8 +1,8 @@
 """Time ``dvc repro`` of the default pipeline from a fresh clone, split by stage.
 
-    python -m flows.timing [--tiny] [--keep DIR] [--prefect] [--floor]
+    python benchmarks/timing.py [--tiny] [--keep DIR] [--prefect] [--floor]
 
-Makes a fresh clone (:func:`flows.testing.make_project`, default params unless ``--tiny``),
+Makes a fresh clone (``make_project`` of tests/project.py, default params unless ``--tiny``),
 runs ``dvc repro`` with its output streamed and time-stamped, and splits the wall time into
 each stage's own work (what the stage function reports) and the rest: each stage's process
 start (interpreter and imports) and DVC's bookkeeping (hashing, dvc.lock, the cache), which
@@ -26,16 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.testing import make_project
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: tests/
+from tests.project import dvc_env, make_project
 
 STAGE_LINE = re.compile(r"stage (\S+): ([\d.]+) s in the stage")
-
-
-def dvc_env() -> dict:
-    """The environment for ``dvc repro``: no analytics, this interpreter first on PATH (the
-    stages' ``python``)."""
-    return {**os.environ, "DVC_NO_ANALYTICS": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def time_repro(root: Path) -> dict:
@@ -124,7 +118,7 @@ def time_prefect(root: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.timing", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python benchmarks/timing.py", description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny configuration")
     parser.add_argument("--keep", type=Path, help="make the clone here and keep it")
     parser.add_argument("--prefect", action="store_true",

@@ -1,8 +1,9 @@
-"""A tiny, self-contained copy of the project for tests and demos (bars-and-stripes 3×3).
+"""A tiny, self-contained copy of the project for tests and benchmarks (bars-and-stripes 3×3).
 
 ``make_project(dest)`` copies what the pipeline needs (dvc.yaml, params.yaml, .dvc/, flows/,
 rbmdiff/) from this checkout into ``dest``, shrinks params.yaml by :data:`TINY`, and makes it
-a git repository with one commit, as a fresh clone would be.
+a git repository with one commit, as a fresh clone would be.  :func:`dvc_env` is the
+environment to run ``dvc`` in it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,13 @@ def git(root: Path, *args: str) -> str:
            "GIT_COMMITTER_NAME": "rbmdiff", "GIT_COMMITTER_EMAIL": "rbmdiff@localhost"}
     return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True,
                           text=True).stdout
+
+
+def dvc_env() -> dict:
+    """The environment for ``dvc repro``: no analytics, this interpreter first on PATH (the
+    stages' ``python``)."""
+    return {**os.environ, "DVC_NO_ANALYTICS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def write_params(root: Path, overrides: dict) -> None:
