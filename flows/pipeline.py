@@ -23,18 +23,10 @@ from flows.ledger import Ledger, Plan, Snapshot
 from flows.lifeline import guard_temporary_server
 from flows.preflight import preflight
 from flows.scaleout import shared_api, task_runner
-from flows.tasks import (
-    embed_task,
-    ensure_qpu_limit,
-    prepare_task,
-    report_task,
-    sample_qpu_task,
-    sample_task,
-    train_task,
-)
+from flows.stages import STAGES
+from flows.tasks import ensure_qpu_limit, stage_qpu_task, stage_task
 from rbmdiff.errors import RbmdiffError
 
-STEPS = ("prepare", "train", "embed", "sample", "report")
 
 
 class PipelineError(RbmdiffError):
@@ -44,38 +36,29 @@ class PipelineError(RbmdiffError):
 def step_of(stage: str) -> str:
     """'sample@sde' -> 'sample'; refuses stages this pipeline does not know."""
     step = stage.split("@")[0]
-    if step not in STEPS:
-        raise RbmdiffError(f"dvc.yaml stage {stage!r} is not one of the pipeline's {STEPS}")
+    if step not in STAGES:
+        raise RbmdiffError(f"dvc.yaml stage {stage!r} is not one of the pipeline's {STAGES}")
     return step
 
 
-@flow(name="prepare")
-def prepare_flow(params: Params, root: str) -> dict:
-    return prepare_task(params.data, root)
-
-
-@flow(name="train")
-def train_flow(params: Params, root: str, progress: bool = True) -> dict:
-    return train_task(params.train, root, progress)
-
-
-@flow(name="embed")
-def embed_flow(params: Params, root: str) -> dict:
-    return embed_task(params.embed, params.train.n_hidden, root)
+@flow
+def step_flow(step: str, params: Params, root: str, progress: bool = True) -> dict:
+    """One step of the pipeline other than sampling, as a subflow named after it."""
+    return stage_task.with_options(task_run_name=step)(step, params, root, progress=progress)
 
 
 @flow(name="sample")
 def sample_flow(routes: list[str], params: Params, root: str,
                 progress: bool = True) -> dict[str, Any]:
-    """All routes at once, as concurrent tasks (the QPU route tagged, retried).
+    """All routes at once, as concurrent tasks (the QPU route's tagged ``qpu``).
     -> route: its §7 record, or the exception it failed with."""
     from tqdm.auto import tqdm
 
     futures = {}
     for route in routes:
-        task = sample_qpu_task if route == "qpu" else sample_task
+        task = stage_qpu_task if route == "qpu" else stage_task
         future = task.with_options(task_run_name=f"sample@{route}").submit(
-            route, params.sample[route], root)
+            "sample", params, root, route=route)
         futures[future] = route
     out: dict[str, Any] = {}
     with tqdm(total=len(routes), desc="sampling routes",
@@ -86,11 +69,6 @@ def sample_flow(routes: list[str], params: Params, root: str,
             bar.set_postfix_str(f"{route} {'failed' if _failed(out[route]) else 'done'}")
             bar.update(1)
     return out
-
-
-@flow(name="report")
-def report_flow(params: Params, root: str) -> dict:
-    return report_task(params.report, list(params.sample), root)
 
 
 def _failed(result: Any) -> bool:
@@ -108,7 +86,7 @@ def run_plan(plan: Plan, params: Params, root: str, *, dask: str | None = None,
     for stage in plan.order:
         step_of(stage)
     ran, failed, results = [], {}, {}
-    for step in STEPS:
+    for step in STAGES:
         stages = [s for s in plan.stale if step_of(s) == step]
         if not stages:
             continue
@@ -126,11 +104,8 @@ def run_plan(plan: Plan, params: Params, root: str, *, dask: str | None = None,
             failed.update({f"sample@{r}": repr(v) for r, v in outcome.items() if _failed(v)})
             results.update({f"sample@{r}": v for r, v in outcome.items() if not _failed(v)})
         else:
-            run = {"prepare": lambda: prepare_flow(params, root),
-                   "train": lambda: train_flow(params, root, progress),
-                   "embed": lambda: embed_flow(params, root),
-                   "report": lambda: report_flow(params, root)}[step]
-            results[step], done = run(), stages
+            flow_run = step_flow.with_options(name=step, flow_run_name=step)
+            results[step], done = flow_run(step, params, root, progress), stages
         changed = snapshot.changed() if snapshot is not None else []
         if changed:
             why = (f"{', '.join(changed[:3])}{' …' if len(changed) > 3 else ''} changed during "

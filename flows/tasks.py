@@ -19,7 +19,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.config import DataParams, EmbedParams, ReportParams, RouteParams, TrainParams
+from flows.config import Params
 from flows.layout import Layout
 
 QPU_TAG = "qpu"
@@ -38,35 +38,16 @@ def timed(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 qpu_task_options: dict[str, Any] = {"tags": [QPU_TAG], "cache_policy": NO_CACHE}
 
 
-@task(name="prepare", cache_policy=NO_CACHE)
-def prepare_task(p: DataParams, root: str) -> dict:
-    from flows.stages.prepare import prepare
+def _stage(name: str, params: Params, root: str, route: str | None = None,
+           progress: bool = True) -> dict:
+    """Run a stage of :mod:`flows.stages` -> its summary; a sample stage's record also says
+    where it ran (``ran_on``, :func:`where`)."""
+    from flows import stages
 
-    return timed("prepare", prepare, p, Layout(Path(root)))
-
-
-@task(name="train", cache_policy=NO_CACHE)
-def train_task(p: TrainParams, root: str, progress: bool = True) -> dict:
-    from flows.stages.train import train
-
-    return timed("train", train, p, Layout(Path(root)), progress=progress)
-
-
-@task(name="embed", cache_policy=NO_CACHE)
-def embed_task(p: EmbedParams, n_hidden: int, root: str) -> dict:
-    """Fetches the solver's graph (a QPU API call with a token): not tagged, since it uses no
-    QPU time."""
-    from flows.stages.embed import embed
-
-    return timed("embed", embed, p, n_hidden, Layout(Path(root)))
-
-
-def _sample(route: str, p: RouteParams, root: str) -> dict:
-    """-> the route's §7 record, and ``ran_on``: where the task ran (:func:`where`)."""
-    from flows.stages.sample import sample
-
-    record = timed(f"sample@{route}", sample, route, p, Layout(Path(root)))
-    return {**record, "ran_on": where()}
+    label = name + (f"@{route}" if route else "")
+    out = timed(label, stages.run, name, params, Layout(Path(root)), route=route,
+                progress=progress)
+    return {**out, "ran_on": where()} if route else out
 
 
 def where() -> str:
@@ -79,19 +60,10 @@ def where() -> str:
         return f"pid {os.getpid()}"
 
 
-sample_task = task(_sample, name="sample", cache_policy=NO_CACHE)
-sample_qpu_task = task(_sample, name="sample-qpu", **qpu_task_options)
-
-
-@task(name="report", cache_policy=NO_CACHE)
-def report_task(p: ReportParams, routes: list[str], root: str) -> dict:
-    from flows.headline import write_headline
-    from flows.stages.report import report
-
-    layout = Layout(Path(root))
-    out = timed("report", report, p, routes, layout)
-    write_headline(layout)  # the report stage's metrics for `dvc exp show`
-    return out
+stage_task = task(_stage, name="stage", cache_policy=NO_CACHE)
+# the QPU route's: tagged (the QPU is one shared resource); the embed stage fetches the
+# solver's graph but uses no QPU time, so it is not
+stage_qpu_task = task(_stage, name="stage-qpu", **qpu_task_options)
 
 
 def ensure_qpu_limit(limit: int = QPU_CONCURRENCY) -> None:

@@ -200,7 +200,8 @@ def test_pipeline_tasks_do_not_retry() -> None:
     fails (a TransientError included) is not run again."""
     pytest.importorskip("prefect")
     from flows.campaign import campaign_run
-    from flows.tasks import embed_task, qpu_task_options, sample_qpu_task
+    from flows.tasks import qpu_task_options, stage_qpu_task, stage_task
 
     assert "retries" not in qpu_task_options and qpu_task_options["tags"] == ["qpu"]
-    assert [t.retries for t in (embed_task, sample_qpu_task, campaign_run)] == [0, 0, 0]
+    assert [t.retries for t in (stage_task, stage_qpu_task, campaign_run)] == [0, 0, 0]
+    assert stage_qpu_task.tags == {"qpu"} and not stage_task.tags

@@ -7,44 +7,22 @@ outputs went and how long the stage took.  A bad input is one line on stderr and
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import time
 from pathlib import Path
 
-from flows.config import ParamsError, load_params
+from flows import stages
+from flows.config import load_params
 from flows.layout import Layout
 from flows.stages import STAGES
 from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, TransientError
 
 
 def run_stage(name: str, route: str | None, params_path: Path, *, progress: bool) -> dict:
-    """Call the stage's function with the params.yaml sections it reads."""
-    params = load_params(params_path)
-    layout = Layout(params_path.parent)
-    function = getattr(importlib.import_module(f"flows.stages.{name}"), name)
-    if name == "prepare":
-        return function(params.data, layout)
-    if name == "train":
-        return function(params.train, layout, progress=progress)
-    if name == "embed":
-        return function(params.embed, params.train.n_hidden, layout)
-    if name == "sample":
-        if route not in params.sample:
-            raise ParamsError(f"{params_path}: sample.{route}: no such route; routes are "
-                              f"{', '.join(params.sample)}")
-        from flows.artefacts import read_json
-        from flows.preflight import check_route_size
-
-        n_visible = int(read_json(layout.dataset_info)["n_visible"])
-        check_route_size(route, params.sample[route].num_samples, n_visible, params_path)
-        return function(route, params.sample[route], layout)
-    from flows.headline import write_headline  # the report stage's code only
-
-    out = function(params.report, list(params.sample), layout)
-    write_headline(layout)  # the report stage's metrics for `dvc exp show`
-    return out
+    """Run the stage on params.yaml at ``params_path`` (validated), in its folder."""
+    return stages.run(name, load_params(params_path), Layout(params_path.parent), route=route,
+                      progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:
