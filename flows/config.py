@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from rbmdiff.choices import M_METHODS, METHODS, QPU_MOCKS, RECIPES, SCORES, TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
 
 
@@ -51,10 +52,10 @@ class TrainParams(Section):
     """train: rbmdiff.train.train's keyword arguments (docs/math.md §5)."""
 
     n_hidden: PositiveInt
-    method: Literal["dsm", "cd", "pcd", "ml"]
-    score: Literal["posterior", "free_energy"]
-    m_method: Literal["exact", "meanfield", "tap", "gibbs", "gibbs_cov"]  # rbmdiff.score
-    recipe: Literal["recommended", "plain"] = Field(
+    method: Literal[METHODS]
+    score: Literal[SCORES]
+    m_method: Literal[M_METHODS]
+    recipe: Literal[RECIPES] = Field(
         description="DSM with the posterior score: 'recommended' adds rbmdiff.train."
         "RECOMMENDED_DSM (the measured best variant); 'plain' is docs/math.md §5 as written")
     sweeps: PositiveInt
@@ -83,7 +84,7 @@ class EmbedParams(Section):
     """embed: the solver graph K_{n,m} is embedded on (the mock's, without a D-Wave token)."""
 
     mock: bool | None = Field(description="None: the mock unless a D-Wave token is configured")
-    topology: Literal["pegasus", "zephyr"]
+    topology: Literal[TOPOLOGIES]
     mock_shape: list[PositiveInt] = Field(min_length=1, max_length=2)
     timeout: PositiveFloat
     seed: NonNegativeInt
@@ -116,7 +117,7 @@ class CampaignSweep(Section):
     chain_strength: list[PositiveFloat | Literal["relative", "utc"] | None] = Field(
         min_length=1, description="None or 'relative': f · prefactor · max|J|; 'utc'; µ units")
     calibration_rounds: list[NonNegativeInt] = Field(min_length=1)
-    mock: list[Literal["thermal", "annealer"] | bool | None] = Field(
+    mock: list[Literal[QPU_MOCKS] | bool | None] = Field(
         default=[None], min_length=1, description="None: the QPU with a token, else the mock")
 
     def settings(self) -> list[dict[str, Any]]:

@@ -28,7 +28,6 @@ from flows.tasks import ensure_qpu_limit, stage_qpu_task, stage_task
 from rbmdiff.errors import RbmdiffError
 
 
-
 class PipelineError(RbmdiffError):
     """Some stages failed; the others were run and recorded."""
 

@@ -9,9 +9,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rbmdiff.choices import (
+    DEVICES,
+    M_METHODS,
+    METHODS,
+    NEGATIVES,
+    RECIPES,
+    SAMPLERS,
+    SCORES,
+    TOPOLOGIES,
+)
 from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, RbmdiffError, TransientError
 
-DEVICES = ("auto", "cpu", "cuda")  # rbmdiff.device.DEVICES (kept here: --help imports no torch)
 DEVICE_HELP = "where tensors live: auto (a CUDA GPU when one is available, else the CPU), cpu, cuda"
 
 
@@ -100,29 +109,6 @@ def _device_object(params: dict) -> dict:
     return {**params, "sampler": obj}
 
 
-class _LazyChoices:
-    """argparse choices read from a library module's constant when first needed (so that
-    ``rbmdiff --help`` does not import torch); give the argument a metavar, which argparse
-    would otherwise build from the choices at once."""
-
-    def __init__(self, module: str, attr: str, exclude: tuple[str, ...] = ()) -> None:
-        self.module, self.attr, self.exclude = module, attr, exclude
-
-    def _values(self) -> list[str]:
-        import importlib
-
-        value = importlib.import_module(self.module)
-        for part in self.attr.split("."):
-            value = getattr(value, part)
-        return [v for v in value if v not in self.exclude]
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._values()
-
-    def __iter__(self):
-        return iter(self._values())
-
-
 class _SamplerHelp(argparse.Action):
     """-h/--help of ``rbmdiff sample``: the usual help, then each sampler's parameters."""
 
@@ -188,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "mnist, mnist-binary, bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of "
                    "values in [0, 1]")
     t.add_argument("--n-hidden", type=_positive_int, required=True, help="hidden units m")
-    t.add_argument("--score", choices=("free_energy", "posterior"), default="posterior",
+    t.add_argument("--score", choices=SCORES, default="posterior",
                    help="DSM score model (docs/math.md §4; default %(default)s)")
-    t.add_argument("--method", choices=("dsm", "pcd", "cd", "ml"), default="dsm",
+    t.add_argument("--method", choices=METHODS, default="dsm",
                    help="denoising score matching, or a baseline: persistent / plain "
                    "contrastive divergence, exact maximum likelihood (default %(default)s)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
@@ -206,24 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="VP-SDE β(1) (default %(default)s)")
     t.add_argument("--t-eps", type=_finite_float, default=1e-3,
                    help="smallest diffusion time trained on (default %(default)s)")
-    t.add_argument("--m-method", choices=_LazyChoices("rbmdiff.score", "PosteriorScore.M_METHODS",
-                                                      exclude=("gibbs",)),
+    t.add_argument("--m-method", choices=[m for m in M_METHODS if m != "gibbs"],
                    metavar="M_METHOD", help="how the posterior score computes m_θ: "
                    "%(choices)s (default: exact where the estimated run is ≤ 10 min and ≤ "
                    "half the memory, else an approximation)")
     t.add_argument("--n-noise", type=_positive_int,
                    help="DSM noise draws per row and step (default: see below)")
-    t.add_argument("--recipe", choices=("recommended", "plain"), default="recommended",
+    t.add_argument("--recipe", choices=RECIPES, default="recommended",
                    help="DSM with the posterior score: 'recommended' is the measured best "
                    "variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, see "
                    "BENCHMARKS.md); 'plain' is docs/math.md §5 as written (λ = σ², t ~ U[t_ε, 1])")
     t.add_argument("--sweeps", type=_positive_int, help="mean-field / TAP sweeps (default 10)")
     t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
-    t.add_argument("--topology", choices=_LazyChoices("rbmdiff.topology", "TOPOLOGIES"),
+    t.add_argument("--topology", choices=TOPOLOGIES,
                    metavar="TOPOLOGY", help="%(choices)s: train a hardware-native RBM: W "
                    "only on couplers of this D-Wave "
                    "graph (rbmdiff.topology.native_layout; the layout is saved in the model)")
-    t.add_argument("--negative", choices=("gibbs", "anneal", "qpu"), default="gibbs",
+    t.add_argument("--negative", choices=NEGATIVES, default="gibbs",
                    help="--method pcd: where the negative phase comes from: persistent Gibbs "
                    "chains (gibbs), or fresh reads of the anneal or qpu sampler each step")
     t.add_argument("--negative-set", dest="negative_params", type=_key_value, action="append",
@@ -243,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     s.add_argument("-h", "--help", action=_SamplerHelp)
     s.add_argument("--model", required=True, type=Path, help="model file (rbmdiff train --out)")
-    s.add_argument("--sampler", required=True, choices=("sde", "ode", "gibbs", "anneal", "qpu"),
+    s.add_argument("--sampler", required=True, choices=SAMPLERS,
                    help="docs/math.md §6")
     s.add_argument("--num-samples", type=_positive_int, required=True, help="samples to draw")
     s.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")

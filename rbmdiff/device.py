@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from rbmdiff.choices import DEVICES
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve(name: str = "auto") -> torch.device:

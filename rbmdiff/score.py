@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from rbmdiff.choices import M_METHODS
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import MAX_ENUM_BITS, binary_states
 from rbmdiff.rbm import RBM
@@ -15,7 +16,7 @@ from rbmdiff.sde import VPSDE
 DEFAULT_EPS = 1e-3
 VISIBLE_ENUM_BITS = 12  # exact m enumerates v (not h) when n ≤ max(m, this)
 # How m_θ(a, t) is computed for the ``posterior`` score; the CLI offers these names.
-M_METHODS = ("exact", "meanfield", "tap", "gibbs", "gibbs_cov")
+
 CHUNK_ELEMENTS = 1 << 21  # hidden enumeration: B × states × n floats per chunk (8 MiB float32)
 # Exact m is the samplers' default where it is affordable per row and step: visible
 # enumeration up to 2^16 states (F of every state is shared by the batch), hidden enumeration

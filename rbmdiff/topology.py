@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
+from rbmdiff.choices import TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
 
-TOPOLOGIES = ("pegasus", "zephyr")
 DEFAULT_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # the mock solvers' graphs
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from rbmdiff.choices import METHODS
 from rbmdiff.data import check_batch_size, is_binary
 from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
@@ -29,7 +30,6 @@ from rbmdiff.rbm import RBM
 from rbmdiff.score import DEFAULT_EPS, logit_bound, make_score, to_logit
 from rbmdiff.sde import VPSDE, uniform01
 
-METHODS = ("dsm", "cd", "pcd", "ml")
 WEIGHTINGS = ("sigma2", "likelihood")
 LR_SCHEDULES = ("constant", "cosine")
 

@@ -33,6 +33,7 @@ import os
 
 import torch
 
+from rbmdiff.choices import RECIPES
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.score import CHUNK_ELEMENTS, VISIBLE_ENUM_BITS
 
@@ -40,7 +41,6 @@ APPROX_M_METHOD = "tap"  # the m used where exact m is too costly
 EXACT_TIME_BOUND_S = 600.0  # exact m by default only when the whole run fits in this
 MEMORY_FRACTION = 0.5  # ... and its peak memory in this fraction of the machine's
 MAX_BATCH = 64
-RECIPES = ("recommended", "plain")  # DSM, posterior score: RECOMMENDED_DSM, or §5 as written
 
 # Seconds per unit of work of one training step (forward and backward, one torch thread,
 # float32 model) on a loaded machine, from BENCHMARKS.md "Training defaults: cost model":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from numpy import bool_ as np_bool
 
+from rbmdiff.choices import SAMPLERS
 from rbmdiff.errors import RbmdiffError
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "anneal": "rbmdiff.samplers.anneal:AnnealSampler",
     "qpu": "rbmdiff.samplers.qpu:QPUSampler",
 }
+assert tuple(REGISTRY) == SAMPLERS  # the names the CLI and params.yaml accept
 
 
 def get(name: str, **params) -> Sampler:

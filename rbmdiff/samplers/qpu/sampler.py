@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rbmdiff.choices import TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.anneal import sampler_seed
@@ -48,7 +49,6 @@ from rbmdiff.samplers.qpu import calibration, check, embedding, scaling, solvers
 from rbmdiff.samplers.qpu.device import Device, check_sampler, describe
 from rbmdiff.samplers.qpu.run import Run
 
-TOPOLOGIES = ("pegasus", "zephyr")
 MOCK_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # K_{76,76} and K_{72,72}: digits (64) fit
 CALIBRATION_READS = 1000  # at least this many reads per calibration round
 BROKEN_WARN = 0.01  # warn above 1 % broken chains
