@@ -416,7 +416,8 @@ def test_sigkill_of_dvc_repro_leaves_whole_outputs_and_the_rerun_completes(proje
     changed = {p for p in before if after.get(p) != before[p]}
     assert changed <= {"dvc.lock", "models/rbm.pt", "reports/training.parquet",
                        *(f"reports/runs/{r}/{f}" for r in (finished, killed)
-                         for f in ("record.json", "samples.parquet"))}, changed
+                         for f in ("record.json", "samples.parquet")),
+                       *(f"reports/timings/{r}.json" for r in (finished, killed))}, changed
     for name in ("record.json", "samples.parquet"):  # DVC removed it, or it is as it was
         assert f"reports/runs/{killed}/{name}" not in after or f"reports/runs/{killed}/{name}" \
             not in changed

@@ -13,6 +13,7 @@ from flows.artefacts import (
     VOLATILE_INFO,
     read_json,
     read_prepared,
+    settled,
     staged_dir,
     tracked_info,
     write_json,
@@ -100,4 +101,4 @@ def sample(route: str, p: RouteParams, layout: Layout) -> dict:
     log.info("sample@%s: %s (timings and ids of this run, not in its outputs)", route,
              json.dumps(volatile, default=str))
     wrote(f"sample@{route}", out / "samples.parquet", out / "record.json")
-    return record
+    return settled(record)  # its numbers as the record.json just written holds them
