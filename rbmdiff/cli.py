@@ -168,17 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="defaults (rbmdiff.training_defaults): DSM with the posterior score uses exact "
         "m where its estimated\ncost is small (then 16 noise draws, log-SNR [-2, 2], lr 0.1, "
         "1,000 steps), else second-order TAP m\n(10 sweeps, 4 draws, log-SNR [-4, 4], lr 0.04, "
-        "6,000 steps,\nfewer where its estimated cost passes 10 min, e.g. ~1,500 at 784 × 500); "
+        "6,000 steps,\nfewer where its estimated cost passes 10 min); without --method, "
+        "TAP m only up to 64 visible\nunits and CD-10 beyond (e.g. MNIST, 784 visible); "
         "other methods lr 0.01, 2,000 steps;\nbatch min(64, rows).")
     t.add_argument("--data", required=True, help="built-in name (digits, digits-binary, "
                    "mnist, mnist-binary, bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of "
                    "values in [0, 1]")
     t.add_argument("--n-hidden", type=_positive_int, required=True, help="hidden units m")
-    t.add_argument("--score", choices=SCORES, default="posterior",
-                   help="DSM score model (docs/math.md §4; default %(default)s)")
-    t.add_argument("--method", choices=METHODS, default="dsm",
+    t.add_argument("--score", choices=SCORES,
+                   help="DSM score model (docs/math.md §4; default posterior)")
+    t.add_argument("--method", choices=METHODS,
                    help="denoising score matching, or a baseline: persistent / plain "
-                   "contrastive divergence, exact maximum likelihood (default %(default)s)")
+                   "contrastive divergence, exact maximum likelihood (default: dsm, or cd "
+                   "with --cd-k 10 where DSM's m would be approximate on more than 64 "
+                   "visible units; see below)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     t.add_argument("--out", required=True, type=Path, help="model file to write")
     t.add_argument("--steps", type=_positive_int, help="optimiser steps (default: see below)")
@@ -203,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, see "
                    "BENCHMARKS.md); 'plain' is docs/math.md §5 as written (λ = σ², t ~ U[t_ε, 1])")
     t.add_argument("--sweeps", type=_positive_int, help="mean-field / TAP sweeps (default 10)")
-    t.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs sweeps per CD/PCD step")
+    t.add_argument("--cd-k", type=_positive_int, help="Gibbs sweeps per CD/PCD step "
+                   "(default 1; 10 where the rule picks CD)")
     t.add_argument("--topology", choices=TOPOLOGIES,
                    metavar="TOPOLOGY", help="%(choices)s: train a hardware-native RBM: W "
                    "only on couplers of this D-Wave "
@@ -266,7 +270,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from rbmdiff.data import check_batch_size, load_dataset
     from rbmdiff.device import resolve
     from rbmdiff.train import TrainConfig, fit
-    from rbmdiff.training_defaults import options_for, summary
+    from rbmdiff.training_defaults import options_for, reason, summary
 
     resolve(args.device)  # a device that is not there: refuse before any work
     torch.set_num_threads(args.threads)
@@ -277,25 +281,26 @@ def cmd_train(args: argparse.Namespace) -> None:
     for path in (args.out, args.history, args.checkpoint):
         if path is not None:
             _check_writable(path)
-    recommended = args.recipe == "recommended" and args.method == "dsm"
     options = dict(n_hidden=args.n_hidden, method=args.method, score=args.score,
                    seed=args.seed, beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps,
                    t_eps=args.t_eps, cd_k=args.cd_k, device=args.device, steps=args.steps,
                    batch_size=args.batch_size, lr=args.lr, m_method=args.m_method,
                    n_noise=args.n_noise, sweeps=args.sweeps)
     kw = options_for(dataset.train, recipe=args.recipe, **options)  # the library's rule
+    recommended = (args.recipe == "recommended" and kw.get("method", "dsm") == "dsm"
+                   and kw.get("score", "posterior") == "posterior")
     kw.update(_negative_options(args))
     if args.topology:
         from rbmdiff.topology import native_layout
 
         kw["mask"], kw["layout"] = native_layout(dataset.n_visible, args.n_hidden, args.topology)
     if not args.quiet:
-        print(f"rbmdiff train: {summary(kw)}", file=sys.stderr)
+        why = reason(kw, n_visible=dataset.n_visible, given=options, recipe=args.recipe)
+        print(f"rbmdiff train: {summary(kw, why)}", file=sys.stderr)
     result = fit(dataset.train, TrainConfig(**kw), eval_data=dataset.test,
                  progress=not args.quiet, checkpoint=args.checkpoint)
     meta = result.rbm.meta
-    meta["training"]["recipe"] = "recommended" if recommended and args.score == "posterior" \
-        else "plain"
+    meta["training"]["recipe"] = "recommended" if recommended else "plain"
     meta["training"]["data"] = args.data
     if dataset.shape:
         meta["image_shape"] = list(dataset.shape)

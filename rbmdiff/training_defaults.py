@@ -6,6 +6,14 @@ rule fills in the rest.
 
 The rule (the same for every data set; it looks only at sizes and cost):
 
+0. The method, where none is given: DSM with the posterior score, unless its m would be
+   approximate (2.) on more than ``APPROX_M_MAX_VISIBLE`` = 64 visible units, the largest size
+   where approximate (TAP) m was measured competitive (digits, 64 visible: −18.68 against
+   CD-1's −18.90); beyond it, **CD-10**, the method measured best at 784 visible units at both
+   sizes measured (BENCHMARKS.md "MNIST": 784 × 20, exact test LL −161.0 for CD-10 against
+   −1,779.8 for DSM with TAP m; 784 × 500, AIS −130 against −250).  Between 65 and 783 visible
+   units CD-10 is the rule's extrapolation, not a measurement.  A DSM-only option (``score``,
+   ``m_method``, ``n_noise``, ``sweeps``) or ``recipe="plain"`` implies DSM.
 1. DSM with the posterior score uses the variance-reduced recipe ``RECOMMENDED_DSM``.
 2. m_θ is computed **exactly where that is cheap**: the whole run's time and memory for exact
    m are estimated on the device it will run on (:func:`exact_m_cost`: enumeration of the
@@ -16,10 +24,12 @@ The rule (the same for every data set; it looks only at sizes and cost):
    exact m: 16 noise draws per row, log-SNR window [−2, 2], peak lr 0.1, 1,000 steps
    (``dsm-exact-vr16w2``); approximate m: second-order TAP mean-field, 10 damped sweeps,
    4 draws, window [−4, 4], lr 0.04, 6,000 steps (BENCHMARKS.md "Digits gap",
-   ``dsm-tap10-x3``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps.
+   ``dsm-tap10-x3``).  CD, PCD, ML and the plain DSM recipe: lr 0.01, 2,000 steps (CD-1
+   when the method is given without ``cd_k``; CD-10 when the rule picks CD: the
+   configuration of BENCHMARKS.md "MNIST"'s CD-10 rows).
    Approximate m's steps are capped so that the run's estimated time
    (:func:`approx_m_seconds_per_step`) is ≤ ``EXACT_TIME_BOUND_S`` as well: at 784 × 500
-   (MNIST) that is ~1,500 of the 6,000 steps on one CPU thread (BENCHMARKS.md "MNIST").
+   (MNIST, ``method="dsm"`` given) that is ~1,500 of the 6,000 steps on one CPU thread.
 4. The batch is min(64, the training data's rows); a given batch larger than the rows is
    refused (:func:`rbmdiff.data.check_batch_size`, the one check).
 
@@ -61,6 +71,10 @@ EXACT_SETTINGS = {"n_noise": 16, "log_snr_range": (-2.0, 2.0), "lr": 0.1, "steps
 APPROX_SETTINGS = {"n_noise": 4, "log_snr_range": (-4.0, 4.0), "lr": 0.04, "steps": 6000,
                    "sweeps": 10}
 BASELINE_SETTINGS = {"lr": 0.01, "steps": 2000}
+# Beyond this many visible units approximate m is not the default: the method is CD_SETTINGS.
+APPROX_M_MAX_VISIBLE = 64  # digits, where TAP m was measured competitive (BENCHMARKS.md)
+CD_SETTINGS = {"method": "cd", "cd_k": 10}  # measured best at 784 visible (BENCHMARKS.md "MNIST")
+DSM_ONLY_OPTIONS = ("score", "m_method", "n_noise", "sweeps")  # given: the method is DSM
 
 
 def machine_memory_bytes(device: str | torch.device = "cpu") -> int:
@@ -130,17 +144,64 @@ def check_exact_affordable(cost: dict) -> None:
 
 
 def choose(
-    *, n_visible: int, n_hidden: int, rows: int, method: str = "dsm", score: str = "posterior",
-    recommended: bool = True, given: dict | None = None, device: str | torch.device = "cpu",
+    *, n_visible: int, n_hidden: int, rows: int, method: str | None = None,
+    score: str = "posterior", recommended: bool = True, given: dict | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Keyword arguments of :func:`rbmdiff.train.train` by the rule above.
 
-    ``given``: the values the user set explicitly (None values are ignored); they are kept,
-    and the rest filled in.  A forced ``m_method="exact"`` is refused when unaffordable.
+    ``method``: the one given, or None: the rule picks it (0.) and the result holds it as
+    ``"method"`` (with ``cd_k`` when it is CD).  ``given``: the values the user set
+    explicitly (None values are ignored); they are kept, and the rest filled in.  A forced
+    ``m_method="exact"`` is refused when unaffordable.
     """
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    method = method or given.get("method")
+    if method is not None:
+        return _choose(n_visible=n_visible, n_hidden=n_hidden, rows=rows, method=method,
+                       score=score, recommended=recommended, given=given, device=device)
+    dsm = _choose(n_visible=n_visible, n_hidden=n_hidden, rows=rows, method="dsm",
+                  score=score, recommended=recommended, given=given, device=device)
+    if (dsm.get("m_method") == "exact" or n_visible <= APPROX_M_MAX_VISIBLE or not recommended
+            or score != "posterior" or any(k in given for k in DSM_ONLY_OPTIONS)):
+        return {"method": "dsm", **dsm}
+    return {"method": "cd", **_choose(n_visible=n_visible, n_hidden=n_hidden, rows=rows,
+                                      method="cd", score=score, recommended=recommended,
+                                      given={**CD_SETTINGS, **given}, device=device)}
+
+
+def reason(kw: dict, *, n_visible: int, given: dict | None = None,
+           recipe: str = "recommended") -> str:
+    """Why the rule chose the settings ``kw`` (:func:`options_for`'s) for ``n_visible`` units
+    and the options ``given`` (None values count as not given), in one clause."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    method = kw.get("method", "dsm")
+    if "method" in given:
+        why = f"--method {method} given"
+    elif method == "cd":
+        return (f"approximate m was measured competitive up to {APPROX_M_MAX_VISIBLE} visible "
+                f"units; at {n_visible} the rule takes CD-{kw.get('cd_k')}, measured best at "
+                f"784 visible (BENCHMARKS.md MNIST)")
+    else:
+        why = "DSM"
+    if method != "dsm" or kw.get("score", "posterior") != "posterior" or "m_method" not in kw:
+        return why
+    if "m_method" in given:
+        return f"{why}; m {kw['m_method']} given"
+    if kw["m_method"] == "exact":
+        return (f"{why}; exact m: its estimated run fits {EXACT_TIME_BOUND_S:.0f} s and half "
+                f"the memory")
+    capped = (recipe == "recommended" and "steps" not in given
+              and kw["steps"] < APPROX_SETTINGS["steps"])
+    return (f"{why}; {kw['m_method']} m: exact m's estimated run is over "
+            f"{EXACT_TIME_BOUND_S:.0f} s or half the memory"
+            + (f"; steps capped to an estimated {EXACT_TIME_BOUND_S:.0f} s" if capped else ""))
+
+
+def _choose(*, n_visible: int, n_hidden: int, rows: int, method: str, score: str,
+            recommended: bool, given: dict, device: str | torch.device) -> dict:
     from rbmdiff.train import RECOMMENDED_DSM
 
-    given = {k: v for k, v in (given or {}).items() if v is not None}
     batch = given.get("batch_size", min(MAX_BATCH, rows))
     if not (method == "dsm" and score == "posterior"):
         return {**BASELINE_SETTINGS, "batch_size": batch, **given}
@@ -185,7 +246,9 @@ def options_for(x: torch.Tensor, *, recipe: str = "recommended", **options) -> d
     given = {k: v for k, v in options.items() if v is not None}
     if "n_hidden" not in given:
         raise RbmdiffError("n_hidden (the number of hidden units) is required")
-    method, score = given.get("method", "dsm"), given.get("score", "posterior")
+    method, score = given.get("method"), given.get("score", "posterior")
+    if method is None and recipe == "plain":
+        method = "dsm"  # the plain recipe is DSM's
     device = resolve(given.get("device", TrainConfig.device))
     kw = choose(n_visible=x.shape[1], n_hidden=given["n_hidden"], rows=x.shape[0],
                 method=method, score=score, recommended=recipe == "recommended", given=given,
@@ -195,7 +258,11 @@ def options_for(x: torch.Tensor, *, recipe: str = "recommended", **options) -> d
     return kw
 
 
-def summary(kw: dict) -> str:
-    """One line naming the chosen settings (for the CLI's stderr)."""
-    keys = ("m_method", "lr", "steps", "batch_size", "n_noise", "log_snr_range")
-    return ", ".join(f"{k}={kw[k]}" for k in keys if k in kw)
+def summary(kw: dict, why: str | None = None) -> str:
+    """One line naming the chosen settings and the rule's reason ``why`` (the CLI's stderr)."""
+    keys = ("method", "cd_k", "m_method", "lr", "steps", "batch_size", "n_noise",
+            "log_snr_range")
+    cd = kw.get("method") in ("cd", "pcd")
+    line = ", ".join(f"{k}={kw[k]}" for k in keys
+                     if k in kw and (cd or k != "cd_k") and not (cd and k == "m_method"))
+    return f"{line} (why: {why})" if why else line

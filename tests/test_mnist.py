@@ -107,19 +107,51 @@ def test_ais_agrees_with_exact_log_z_on_an_mnist_sized_visible_layer(mnist):
     assert abs(est - truth) <= 3 * se + 0.05, (est, truth, se)
 
 
-def test_default_rule_bounds_a_784_by_500_run_and_keeps_digits_settings():
-    """784 × 500 (approximate m): the steps are cut so the estimated run is ≤ the time bound;
-    64 × 16 digits keep the measured 6,000 steps."""
+def test_default_rule_bounds_a_784_by_500_dsm_run_and_keeps_digits_settings():
+    """784 × 500 with DSM asked for (approximate m): the steps are cut so the estimated run is
+    ≤ the time bound; 64 × 16 digits keep the measured 6,000 steps.  Without a method the
+    rule takes CD-10 there (tests/test_train_defaults.py)."""
     from rbmdiff import training_defaults as td
 
-    kw = td.choose(n_visible=784, n_hidden=500, rows=4000)
+    kw = td.choose(n_visible=784, n_hidden=500, rows=4000, method="dsm")
     per_step = td.approx_m_seconds_per_step(784, 500, 64 * kw["n_noise"], kw["sweeps"])
     assert kw["m_method"] == td.APPROX_M_METHOD and kw["steps"] < td.APPROX_SETTINGS["steps"]
     assert kw["steps"] * per_step <= td.EXACT_TIME_BOUND_S
     assert (kw["steps"] + 1) * per_step > td.EXACT_TIME_BOUND_S
     small = td.choose(n_visible=64, n_hidden=16, rows=1437)
     assert small["steps"] in (td.APPROX_SETTINGS["steps"], td.EXACT_SETTINGS["steps"])
-    assert td.choose(n_visible=784, n_hidden=500, rows=4000, given={"steps": 7})["steps"] == 7
+    assert td.choose(n_visible=784, n_hidden=500, rows=4000, method="dsm",
+                     given={"steps": 7})["steps"] == 7
+    assert td.choose(n_visible=784, n_hidden=500, rows=4000)["method"] == "cd"
+
+
+def test_mnist_default_is_the_benchmarks_cd10_configuration(tmp_path, monkeypatch):
+    """``rbmdiff train --data mnist --n-hidden 500`` resolves to benchmarks/mnist.py's CD-10
+    row: CD, k = 10, lr 0.01, 2,000 steps of 64 rows."""
+    import dataclasses
+
+    from rbmdiff import train as train_module
+    from rbmdiff.cli import main
+    from rbmdiff.train import configure
+
+    class Resolved(Exception):
+        pass
+
+    seen = {}
+
+    def resolved(x, cfg, **kw):
+        seen["cfg"] = cfg
+        raise Resolved
+
+    monkeypatch.setattr(train_module, "fit", resolved)
+    with pytest.raises(Resolved):
+        main(["train", "--data", "mnist", "--n-hidden", "500", "--out", str(tmp_path / "m.pt"),
+              "--quiet", "--device", "cpu"])
+    cfg = dataclasses.replace(seen["cfg"], device="cpu")
+    bench = configure(load_dataset("mnist").train, n_hidden=500, device="cpu", method="cd",
+                      cd_k=10)
+    assert cfg == bench
+    assert (cfg.method, cfg.cd_k, cfg.lr, cfg.steps, cfg.batch_size) == ("cd", 10, 0.01, 2000, 64)
 
 
 def test_large_enumerations_are_evaluated_every_tenth_record_and_at_the_end(monkeypatch):

@@ -50,6 +50,65 @@ def test_batch_never_exceeds_the_rows_and_given_values_win():
     assert kw["n_noise"] == 4  # None means "not given": the approximate regime's value
 
 
+@pytest.mark.parametrize("n_hidden", [20, 500])
+def test_cd10_beyond_64_visible_units_where_m_would_be_approximate(n_hidden):
+    """784 visible (MNIST's size) with 20 or 500 hidden: CD-10 at the baselines' lr 0.01 and
+    2,000 steps, the method BENCHMARKS.md "MNIST" measured best at both sizes (DSM with TAP m
+    the worst).  The same through the library on any 784-column data."""
+    from rbmdiff.train import configure
+
+    kw = choose(n_visible=784, n_hidden=n_hidden, rows=4000)
+    assert kw == {"method": "cd", "cd_k": 10, "lr": 0.01, "steps": 2000, "batch_size": 64}
+    x = torch.bernoulli(torch.full((100, 784), 0.2), generator=torch.Generator().manual_seed(0))
+    cfg = configure(x, n_hidden=n_hidden, device="cpu")
+    assert (cfg.method, cfg.cd_k, cfg.lr, cfg.steps, cfg.batch_size) == ("cd", 10, 0.01, 2000, 64)
+
+
+def test_the_method_rule_keeps_dsm_up_to_64_visible_and_where_m_is_exact():
+    """≤ 64 visible units: DSM as before (bas-3x3, bas-4x4, digits with any hidden size; the
+    settings are unchanged apart from naming the method); 65: CD-10; beyond 64 with exact m
+    affordable (784 × 4): DSM.  Given a method, or a DSM-only option, the rule keeps DSM;
+    a method given without cd_k gets CD-1 as before."""
+    for n, m, rows in ((9, 9, 14), (16, 16, 30), (64, 16, 1437), (64, 64, 1437),
+                       (64, 500, 1437)):
+        kw = choose(n_visible=n, n_hidden=m, rows=rows)
+        assert kw.pop("method") == "dsm"
+        assert kw == choose(n_visible=n, n_hidden=m, rows=rows, method="dsm")
+    assert choose(n_visible=65, n_hidden=16, rows=1000)["method"] == "cd"
+    assert choose(n_visible=784, n_hidden=4, rows=4000)["m_method"] == "exact"
+    assert choose(n_visible=784, n_hidden=4, rows=4000)["method"] == "dsm"
+    for given in ({"m_method": "meanfield"}, {"n_noise": 2}, {"sweeps": 5},
+                  {"score": "posterior"}):
+        assert choose(n_visible=784, n_hidden=500, rows=4000, given=given)["method"] == "dsm"
+    assert choose(n_visible=784, n_hidden=500, rows=4000, recommended=False)["method"] == "dsm"
+    assert "cd_k" not in choose(n_visible=784, n_hidden=500, rows=4000, method="cd")
+    assert choose(n_visible=784, n_hidden=500, rows=4000, given={"cd_k": 3})["cd_k"] == 3
+
+
+def test_the_cli_prints_the_rules_choice_and_its_reason(tmp_path, monkeypatch, capsys):
+    """The one settings line on stderr says what the rule chose and why."""
+    from rbmdiff import train as train_module
+
+    def resolved(x, cfg, **kw):
+        raise _Resolved
+
+    monkeypatch.setattr(train_module, "fit", resolved)
+    wide = tmp_path / "wide.npy"
+    np.save(wide, (np.random.default_rng(0).random((50, 784)) < 0.2).astype(np.float32))
+    lines = {}
+    for name, data in (("wide", wide), ("bas", "bas-4x4"), ("digits", "digits")):
+        with pytest.raises(_Resolved):
+            main(["train", "--data", str(data), "--n-hidden", "20", "--out",
+                  str(tmp_path / "m.pt"), "--device", "cpu"])
+        lines[name] = capsys.readouterr().err.strip()
+    assert lines["wide"].startswith("rbmdiff train: method=cd, cd_k=10, lr=0.01, steps=2000")
+    assert "64 visible" in lines["wide"] and "CD-10" in lines["wide"]
+    assert "method=dsm, m_method=exact" in lines["bas"] and "exact m:" in lines["bas"]
+    assert "method=dsm, m_method=tap" in lines["digits"] and "tap m:" in lines["digits"]
+    for line in lines.values():
+        assert "\n" not in line and "(why: " in line
+
+
 def test_forced_exact_m_is_refused_with_its_estimate():
     with pytest.raises(RbmdiffError, match=r"exact m would take ~\d+ h and [\d.]+ GiB.*"
                        r"--m-method " + APPROX_M_METHOD):
