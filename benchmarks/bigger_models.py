@@ -24,6 +24,7 @@ import torch
 
 from rbmdiff.ais import log_partition_ais
 from rbmdiff.data import load_dataset
+from rbmdiff.exact import mean_log_likelihood
 from rbmdiff.rbm import RBM
 from rbmdiff.train import TrainConfig, fit
 
@@ -50,7 +51,7 @@ def ais_test_ll(rbm: RBM, test: torch.Tensor, train_x: torch.Tensor, *, chains: 
     log_z, stderr = log_partition_ais(rbm, num_chains=chains, num_betas=betas, base_bias=base,
                                       seed=seed)
     with torch.no_grad():
-        return float(-rbm.free_energy(test.to(rbm.dtype)).mean()) - log_z, stderr
+        return mean_log_likelihood(rbm, test, log_z), stderr
 
 
 def run_one(name: str, n_hidden: int, *, seed: int, steps: int, ais: tuple[int, int]) -> dict:

@@ -36,7 +36,7 @@ import torch
 from rbmdiff import samplers
 from rbmdiff.ais import base_rate_bias, log_partition_ais
 from rbmdiff.data import load_dataset
-from rbmdiff.exact import log_partition
+from rbmdiff.exact import log_partition, mean_log_likelihood
 from rbmdiff.metrics import corr_rmse, mean_abs_err, mmd_hamming
 from rbmdiff.rbm import RBM
 from rbmdiff.train import train
@@ -114,7 +114,7 @@ def _plain(kw: dict) -> dict:
 
 def test_ll(rbm: RBM, v: torch.Tensor, log_z: float) -> float:
     with torch.no_grad():
-        return float(-rbm.free_energy(v.to(rbm.dtype)).mean()) - log_z
+        return mean_log_likelihood(rbm, v, log_z)
 
 
 def ais(rbm: RBM, base: torch.Tensor, chains: int, betas: int, seed: int) -> dict:

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from rbmdiff.data import load_dataset
-from rbmdiff.exact import kl_data_model, log_partition
+from rbmdiff.exact import kl_data_model, log_partition, mean_log_likelihood
 from rbmdiff.rbm import RBM
 from rbmdiff.train import RECOMMENDED_DSM, TrainConfig, fit
 
@@ -152,8 +152,8 @@ def quality(rbm: RBM, data: str) -> dict[str, float]:
     with torch.no_grad():
         log_z = log_partition(rbm)
         out = {
-            "train_ll": float((-rbm.free_energy(ds.train)).mean()) - log_z,
-            "test_ll": float((-rbm.free_energy(ds.test)).mean()) - log_z,
+            "train_ll": mean_log_likelihood(rbm, ds.train, log_z),
+            "test_ll": mean_log_likelihood(rbm, ds.test, log_z),
         }
     out["kl"] = kl_data_model(rbm, ds.train) if data.startswith("bas") else math.nan
     return out

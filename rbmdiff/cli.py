@@ -20,6 +20,7 @@ from rbmdiff.choices import (
     TOPOLOGIES,
 )
 from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, RbmdiffError, TransientError
+from rbmdiff.jsonsafe import dumps
 
 DEVICE_HELP = "where tensors live: auto (a CUDA GPU when one is available, else the CPU), cpu, cuda"
 
@@ -434,24 +435,9 @@ def _write(path: Path, writer) -> None:
         raise RbmdiffError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _strict(value):
-    """NaN and ±inf -> None, recursively; other non-JSON values -> their str."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return number if math.isfinite(number) else None
-
-
 def _print_json(obj: dict, **kw) -> None:
     """Strict JSON on stdout: null, never NaN or Infinity."""
-    print(json.dumps(_strict(obj), allow_nan=False, **kw))
+    print(dumps(obj, **kw))
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}

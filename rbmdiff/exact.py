@@ -92,6 +92,14 @@ def log_likelihood(rbm: RBM, v: torch.Tensor) -> torch.Tensor:
     return -rbm.free_energy(v.to(rbm.W.device)).detach().to(v.device) - log_partition(rbm)
 
 
+def mean_log_likelihood(rbm: RBM, v: torch.Tensor, log_z: float | None = None) -> float:
+    """(1/B) Σ_k log p(v_k) = mean(−F(v)) − log Z, in float64 (``log_z``: a known log Z, e.g.
+    an AIS estimate; default the exact one).  v: (B, n) binary -> nats per row."""
+    with torch.no_grad():
+        f = rbm.free_energy(v.to(device=rbm.W.device, dtype=rbm.dtype)).double()
+    return float(-f.mean()) - (log_partition(rbm) if log_z is None else log_z)
+
+
 def visible_law(rbm: RBM) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact law of v: (states (2^n, n), p (2^n,)), for n ≤ 20."""
     if rbm.n_visible > EXACT_LAW_BITS:

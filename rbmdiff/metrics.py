@@ -12,6 +12,7 @@ from rbmdiff.errors import RbmdiffError
 from rbmdiff.exact import (
     EXACT_LAW_BITS,
     log_partition,
+    mean_log_likelihood,
     state_index,
     total_variation,
     visible_law,
@@ -171,9 +172,7 @@ class SampleStats:
         with torch.no_grad():
             if min(n, rbm.n_hidden) <= EXACT_LAW_BITS and test_binary:
                 log_z = log_partition(rbm) if log_z is None else log_z
-                record["test_log_likelihood"] = float(
-                    (-rbm.free_energy(test_v.to(rbm.dtype))).mean() - log_z
-                )
+                record["test_log_likelihood"] = mean_log_likelihood(rbm, test_v, log_z)
             if self.states is not None:
                 _, p = visible_law(rbm)
                 record["tv_exact"] = total_variation(self.states / self.count, p)

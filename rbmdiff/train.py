@@ -24,6 +24,7 @@ from rbmdiff.exact import (
     kl_data_model,
     log_partition,
     log_partition_tensor,
+    mean_log_likelihood,
 )
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.rbm import RBM
@@ -652,12 +653,11 @@ def _exact_record(rbm: RBM, x: torch.Tensor, test: torch.Tensor | None, binary: 
         log_z = log_partition(frozen)
         out = {"log_z": log_z}
         if binary:
-            out["train_ll"] = float((-frozen.free_energy(x)).mean() - log_z)
+            out["train_ll"] = mean_log_likelihood(frozen, x, log_z)
             if x.shape[1] <= MAX_ENUM_BITS:
                 out["kl_data_model"] = kl_data_model(frozen, x)
         if test is not None and is_binary(test):
-            test_v = test.to(rbm.dtype)
-            out["test_ll"] = float((-frozen.free_energy(test_v)).mean() - log_z)
+            out["test_ll"] = mean_log_likelihood(frozen, test, log_z)
     return out
 
 

@@ -17,7 +17,7 @@ from flows.layout import Layout
 from flows.yardstick import yardstick
 from rbmdiff.data import is_binary
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.exact import EXACT_LAW_BITS, log_partition
+from rbmdiff.exact import EXACT_LAW_BITS, log_partition, mean_log_likelihood
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.io import read_info, write_parquet
 from rbmdiff.metrics import sample_record
@@ -85,10 +85,8 @@ def model_record(rbm: RBM, test: torch.Tensor) -> dict:
     record = {"n_visible": rbm.n_visible, "n_hidden": rbm.n_hidden, "test_rows": len(v),
               "test_data": how, "test_log_likelihood": None, "log_z": None}
     if min(rbm.n_visible, rbm.n_hidden) <= EXACT_LAW_BITS:
-        with torch.no_grad():
-            log_z = log_partition(rbm)
-            f = rbm.free_energy(v.to(rbm.dtype)).double()
-        record.update(test_log_likelihood=float(-f.mean() - log_z), log_z=log_z)
+        log_z = log_partition(rbm)
+        record.update(test_log_likelihood=mean_log_likelihood(rbm, v, log_z), log_z=log_z)
     return record
 
 
