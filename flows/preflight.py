@@ -83,14 +83,16 @@ def check_data(params: Params, path: Path) -> int:
 
 
 def check_embeddable_on_mock(params: Params, n_visible: int, path: Path) -> None:
-    """Refuse an RBM beyond the mock solver's biclique limit before training it (a real
-    solver's graph is known only once it is opened: the embed stage checks that one)."""
+    """With a qpu route, refuse an RBM beyond the mock solver's biclique limit before training
+    it (a real solver's graph is known only once it is opened: the embed stage records whether
+    the model fits it, and the qpu route refuses if not).  Without one, the other routes run."""
     from rbmdiff.samplers.qpu import check_embeddable, has_token
 
     embed = params.embed
-    if embed.mock is False or (embed.mock is None and has_token()):
+    if "qpu" not in params.sample or embed.mock is False or (embed.mock is None and has_token()):
         return
     try:
         check_embeddable(n_visible, params.train.n_hidden, embed.topology, embed.mock_shape)
     except RbmdiffError as exc:
-        raise ParamsError(f"{path}: train.n_hidden: {exc}") from None
+        raise ParamsError(f"{path}: train.n_hidden: {exc}; or drop the qpu route (sample.qpu) "
+                          "and the other routes run") from None

@@ -33,7 +33,7 @@ from flows.config import load_params
 from flows.layout import Layout
 from rbmdiff import RBM
 from rbmdiff.io import read_info
-from tests.project import dvc_env, make_project, write_params
+from tests.project import TINY, dvc_env, make_project, merge, write_params
 
 ROUTES = ["gibbs", "anneal"]
 STAGES = ["prepare", "train", "embed", *(f"sample@{r}" for r in ROUTES), "report"]
@@ -182,9 +182,11 @@ CASES = [  # id, bad params.yaml, the stage that reads it, what the one line mus
     ("batch-larger-than-data", set_key("train", batch_size=100), ["train"],
      ["train.batch_size: 100 exceeds the 14"]),
     ("too-large-to-embed", edit(lambda p: (p["train"].update(n_hidden=200),  # on the
-                                           p["embed"].update(mock_shape=[8]))),  # default P8
-     ["embed"], ["9 visible × 200 hidden units", "beyond the biclique limit K_{76,76} of "
-                 "pegasus P8"]),
+                                           p["embed"].update(mock_shape=[8]),  # default P8,
+                                           p["sample"].update(qpu={"seed": 5,  # with a qpu
+                                                                   "num_samples": 10}))),
+     ["sample", "qpu"], ["9 visible × 200 hidden units", "beyond the biclique limit "
+                         "K_{76,76} of pegasus P8", "drop the qpu route"]),
 ]
 
 
@@ -230,6 +232,25 @@ def test_bad_input_is_one_line_and_changes_nothing(project, bad_params, capfd, m
 
 
 @pytest.mark.slow
+def test_a_model_too_large_for_the_graph_leaves_the_other_routes_running(tmp_path) -> None:
+    """A dense model beyond the mock graph's biclique limit (9 × 20 on pegasus P3, K_{16,16};
+    MNIST's 784 visible units on any graph) without a qpu route: every stage runs, and
+    solver.json records why a qpu route would refuse (with one, the run refuses in one line:
+    the too-large-to-embed case above)."""
+    from flows.cli import main as pipeline_main
+
+    overrides = merge(TINY, {"train": {"n_hidden": 20}, "embed": {"mock_shape": [3]}})
+    root = make_project(tmp_path / "p", overrides=overrides, routes=["gibbs", "anneal"])
+    assert pipeline_main(["--root", str(root), "run", "--quiet"]) == 0
+    layout = Layout(root)
+    solver = json.loads(layout.solver_info.read_text())
+    assert "9 visible × 20 hidden units" in solver["refused"]
+    assert "beyond the biclique limit K_{16,16} of pegasus P3" in solver["refused"]
+    assert sorted(p.name for p in layout.embedding.iterdir()) == ["solver.json"]
+    assert set(json.loads(layout.headline.read_text())["mmd"]) == {"gibbs", "anneal"}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("case", "command"), [
     ("data-with-nan", "rbmdiff-pipeline run"),
     ("too-large-to-embed", "python -m flows.stages"),
@@ -240,7 +261,7 @@ def test_the_commands_exit_2_with_one_line(project, bad_params, case, command) -
     _, make, stage, expected = next(c for c in CASES if c[0] == case)
     bad_params(make)
     if command == "python -m flows.stages":
-        argv, prefix = [sys.executable, "-m", "flows.stages", *stage], f"stage {stage[0]}"
+        argv, prefix = [sys.executable, "-m", "flows.stages", *stage], f"stage {'@'.join(stage)}"
     else:  # the console script's module, from the project's own copy
         argv, prefix = [sys.executable, "-m", "flows", "run"], "rbmdiff-pipeline run"
     done = subprocess.run([*argv, "--quiet"], cwd=root, env=ENV, capture_output=True,

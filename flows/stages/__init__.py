@@ -33,6 +33,13 @@ def _sample(params: Params, layout: Layout, route: str, progress: bool) -> dict:
                           f"{', '.join(params.sample)}")
     n_visible = int(read_json(layout.dataset_info)["n_visible"])
     check_route_size(route, params.sample[route].num_samples, n_visible, layout.params)
+    if route == "qpu":
+        from flows.preflight import check_embeddable_on_mock
+
+        check_embeddable_on_mock(params, n_visible, layout.params)
+        refused = read_json(layout.solver_info).get("refused")
+        if refused:  # the embed stage found the model too large for the solver's graph
+            raise ParamsError(f"sample.qpu: {refused}; or drop the qpu route (sample.qpu)")
     return _function("sample")(route, params.sample[route], layout)
 
 

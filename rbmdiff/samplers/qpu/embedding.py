@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rbmdiff.errors import RbmdiffError
+from rbmdiff.errors import NotEmbeddable, RbmdiffError
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.ising import hidden_labels, visible_labels
 
@@ -50,7 +50,7 @@ def check_embeddable(n: int, m: int, topology: str, shape: list[int]) -> None:
     """Refuse K_{n,m} beyond the topology's biclique limit K_{k,k}, instantly (closed form)."""
     k = biclique_limit(topology, shape)
     if k is not None and max(n, m) > k:
-        raise RbmdiffError(
+        raise NotEmbeddable(
             f"an RBM with {n} visible × {m} hidden units needs a K_{{{n},{m}}} minor, beyond the "
             f"biclique limit K_{{{k},{k}}} of {topology} {shape_name(topology, shape)}: use at "
             f"most {k} units on each layer, or a larger topology (pegasus P16 holds "
@@ -130,7 +130,7 @@ def search_embedding(
         )
     emb = find_embedding(biclique_edges(n, m), graph, timeout=timeout, random_seed=seed)
     if not emb:
-        raise RbmdiffError(
+        raise NotEmbeddable(
             f"no embedding of K_{{{n},{m}}} found on {topology} {shape_name(topology, shape)} "
             f"(busclique, then minorminer within {timeout:g} s); use fewer units on either layer"
         )
