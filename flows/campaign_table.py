@@ -24,19 +24,19 @@ from flows.budget import file_lock
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.io import write_parquet
+from rbmdiff.records import TYPES
 
 SETTING_TYPES = {"index": "Int64", "num_reads": "Int64", "annealing_time": "float64",
                  "chain_strength": "string", "mock": "string", "calibration_rounds": "Int64",
-                 "status": "string", "error": "string", "num_qubits": "Int64",
-                 "estimate_us": "float64", "qpu_access_us": "float64",
-                 "reads_per_call": "Int64", "calibration_reads": "Int64",
-                 "calibration_reused": "boolean", "target_reached": "boolean",
-                 "fidelity_ok": "boolean",
-                 "fidelity_worst": "string", "reused_calls": "Int64", "qpu_calls": "Int64",
-                 "beta_model": "float64", "chain_break_fraction": "float64",
-                 "mmd": "float64", "corr_rmse": "float64", "calibration_key": "string",
-                 "model_sha": "string", "factor": "float64",
-                 "calibration_planned_reads": "Int64"}
+                 "status": "string", "error": "string", "estimate_us": "float64",
+                 "qpu_access_us": "float64", "reads_per_call": "Int64",
+                 "calibration_reads": "Int64", "reused_calls": "Int64", "qpu_calls": "Int64",
+                 "calibration_key": "string", "model_sha": "string", "factor": "float64",
+                 "calibration_planned_reads": "Int64",
+                 # the run's record and QPU facts, typed where they are declared
+                 **{k: TYPES[k] for k in ("num_qubits", "calibration_reused", "target_reached",
+                                          "fidelity_ok", "fidelity_worst", "beta_model",
+                                          "chain_break_fraction", "mmd", "corr_rmse")}}
 
 
 def _lock_path(path: Path) -> Path:

@@ -18,6 +18,7 @@ from rbmdiff.exact import (
     visible_law,
 )
 from rbmdiff.rbm import RBM
+from rbmdiff.records import QPU_FACTS
 from rbmdiff.samplers.base import Samples
 
 MMD_MAX_ROWS = 2000  # MMD is O(B²): each side is subsampled (fixed seed) to this many rows
@@ -182,11 +183,7 @@ class SampleStats:
         return record
 
 
-INFO_FIELDS = ("chain_break_fraction", "beta_eff", "beta_eff_low", "beta_eff_high",
-               "beta_model", "prefactor", "chain_strength", "clipped", "target_reached",
-               "rounds", "energy_z", "fidelity_ok", "fidelity_p", "fidelity_worst",
-               "calibration_reused", "postprocess_sweeps", "qpu_access_time", "num_qubits",
-               "mock", "mock_kind")
+INFO_FIELDS = tuple(QPU_FACTS)  # the QPU facts a record keeps, where the info has them
 
 
 def sample_record(

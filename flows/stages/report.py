@@ -22,18 +22,11 @@ from rbmdiff.files import atomic_write_bytes
 from rbmdiff.io import read_info, write_parquet
 from rbmdiff.metrics import sample_record
 from rbmdiff.rbm import RBM
+from rbmdiff.records import QPU_FACTS, TYPES
 from rbmdiff.samplers.base import Samples
 
 HEADLINE = ("mmd", "corr_rmse", "mean_abs_err", "test_log_likelihood", "tv_exact",
             "mean_free_energy", "cost_units", "num_samples")
-
-
-FLOAT_COLUMNS = ("wall_s", "samples_per_s", "cost_units", "multiply_adds", "mean_abs_err",
-                 "corr_rmse", "mmd", "mean_free_energy", "test_log_likelihood", "tv_exact",
-                 "chain_break_fraction", "qpu_access_time", "beta_model", "prefactor",
-                 "chain_strength", "energy_z")
-INT_COLUMNS = ("num_qubits", "rounds")  # QPU runs only: nullable integers elsewhere
-FLAG_COLUMNS = ("mock", "clipped", "target_reached", "fidelity_ok")
 
 # What each sample statistic measures, and what a good value is (reports/report.md).
 COLUMNS = {
@@ -109,12 +102,11 @@ def samples_table(routes: list[str], layout: Layout) -> pd.DataFrame:
                                          **dict.fromkeys(TIMINGS, math.nan),
                                          **read_timings(layout, r)} for r in routes])
     for column in table.columns:  # JSON null -> NaN in numeric columns, <NA> in flags
-        if column in FLAG_COLUMNS:
-            table[column] = table[column].astype("boolean")
-        elif column in INT_COLUMNS:
-            table[column] = pd.to_numeric(table[column]).astype("Int64")
-        elif column in FLOAT_COLUMNS or column.startswith("beta_eff"):
-            table[column] = pd.to_numeric(table[column]).astype("float64")
+        kind = TYPES.get(column)
+        if kind == "boolean" or (kind == "Int64" and column in QPU_FACTS):
+            table[column] = table[column].astype(kind)
+        elif kind == "float64":
+            table[column] = pd.to_numeric(table[column]).astype(kind)
     return table
 
 
