@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from rbmdiff.choices import TOPOLOGIES
 from rbmdiff.errors import NotEmbeddable, RbmdiffError
 from rbmdiff.files import atomic_write_bytes
 from rbmdiff.ising import hidden_labels, visible_labels
@@ -110,7 +111,7 @@ def search_embedding(
     from minorminer import find_embedding
     from minorminer.busclique import busgraph_cache
 
-    known = topology in ("pegasus", "zephyr")  # busclique knows these graphs' structure
+    known = topology in TOPOLOGIES  # busclique knows these graphs' structure
     emb = (busgraph_cache(graph).find_biclique_embedding(visible_labels(n), hidden_labels(m))
            if known else None)
     if emb:
