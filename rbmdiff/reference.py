@@ -21,18 +21,29 @@ LONG_GIBBS_CHAINS = 500
 LONG_GIBBS_THIN = 20
 
 
-def exact_draws(rbm: RBM, num: int, *, seed: int) -> torch.Tensor:
-    """i.i.d. v ~ p_θ by enumeration: of the 2^n visible states (n ≤ 20), or of the 2^m hidden
-    states, p(h) ∝ exp(−G(h)), then v ~ p(v | h) = Bernoulli(σ(b + Wh)) (m ≤ 20).  -> (num, n)."""
-    g = torch.Generator().manual_seed(seed)
+def enumerated_law(rbm: RBM) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """The law of the layer that can be enumerated: the 2^n visible states (n ≤ 20), else the
+    2^m hidden states with p(h) ∝ exp(−G(h)) (m ≤ 20).  -> (layer, states, p float64)."""
     with torch.no_grad():
         if rbm.n_visible <= EXACT_LAW_BITS:
             states, p = visible_law(rbm)
-            return states[torch.multinomial(p.double(), num, replacement=True, generator=g)]
+            return "visible", states, p.double()
         h = binary_states(rbm.n_hidden, dtype=rbm.dtype)
-        p = torch.softmax(-rbm.hidden_free_energy(h).double(), 0)
-        idx = torch.multinomial(p, num, replacement=True, generator=g)
-        return torch.bernoulli(rbm.visible_mean(h[idx]), generator=g)
+        return "hidden", h, torch.softmax(-rbm.hidden_free_energy(h).double(), 0)
+
+
+def exact_draws(rbm: RBM, num: int, *, seed: int,
+                law: tuple[str, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """i.i.d. v ~ p_θ by enumeration (:func:`enumerated_law`, or ``law`` if given): visible
+    states drawn from their law, or h from its law, then v ~ p(v | h) = Bernoulli(σ(b + Wh)).
+    -> (num, n)."""
+    g = torch.Generator().manual_seed(seed)
+    layer, states, p = law if law is not None else enumerated_law(rbm)
+    idx = torch.multinomial(p, num, replacement=True, generator=g)
+    if layer == "visible":
+        return states[idx]
+    with torch.no_grad():
+        return torch.bernoulli(rbm.visible_mean(states[idx]), generator=g)
 
 
 def long_gibbs(rbm: RBM, num: int, *, seed: int, init_data: torch.Tensor, burn_in: int,
@@ -60,8 +71,9 @@ def perfect_sampler(rbm: RBM, *, init_data: torch.Tensor, burn_in: int = 2000) -
     if min(rbm.n_visible, rbm.n_hidden) <= EXACT_LAW_BITS:
         layer = "visible" if rbm.n_visible <= EXACT_LAW_BITS else "hidden"
         size = rbm.n_visible if layer == "visible" else rbm.n_hidden
-        return PerfectSampler(lambda num, seed: exact_draws(rbm, num, seed=seed), True,
-                              f"exact i.i.d. draws (enumerating the 2^{size} {layer} states)")
+        law = enumerated_law(rbm)  # once: every draw of the yardstick reuses it
+        return PerfectSampler(lambda num, seed: exact_draws(rbm, num, seed=seed, law=law),
+                              True, f"exact i.i.d. draws (enumerating the 2^{size} {layer} states)")
 
     def draw(num: int, seed: int) -> torch.Tensor:
         return long_gibbs(rbm, num, seed=seed, init_data=init_data, burn_in=burn_in)
