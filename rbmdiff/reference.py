@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from rbmdiff import samplers
-from rbmdiff.exact import EXACT_LAW_BITS, binary_states, visible_law
+from rbmdiff.exact import CHUNK_BITS, EXACT_LAW_BITS, binary_states, visible_law
 from rbmdiff.rbm import RBM
 
 LONG_GIBBS_CHAINS = 500
@@ -29,7 +29,9 @@ def enumerated_law(rbm: RBM) -> tuple[str, torch.Tensor, torch.Tensor]:
             states, p = visible_law(rbm)
             return "visible", states, p.double()
         h = binary_states(rbm.n_hidden, dtype=rbm.dtype)
-        return "hidden", h, torch.softmax(-rbm.hidden_free_energy(h).double(), 0)
+        # G(h) block by block: memory of one block's visible fields, not 2^m × n
+        g = torch.cat([rbm.hidden_free_energy(block) for block in h.split(2**CHUNK_BITS)])
+        return "hidden", h, torch.softmax(-g.double(), 0)
 
 
 def exact_draws(rbm: RBM, num: int, *, seed: int,
