@@ -84,6 +84,19 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.replace("-", "_"), value
 
 
+def _shape(text: str) -> list[int]:
+    """``--topology-shape``: a JSON list of positive integers, e.g. [12,4]."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if (not isinstance(value, list) or not value or len(value) > 2
+            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in value)):
+        raise argparse.ArgumentTypeError(
+            f"expected a graph shape as JSON, pegasus [M] or zephyr [m, t], got {text!r}")
+    return value
+
+
 def _device_object(params: dict) -> dict:
     """``--set sampler=module:Name``: the qpu route's device, any dimod sampler, imported at the
     edge: Name a class (built with no arguments), a function returning a sampler, or a sampler
@@ -213,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="TOPOLOGY", help="%(choices)s: train a hardware-native RBM: W "
                    "only on couplers of this D-Wave "
                    "graph (rbmdiff.topology.native_layout; the layout is saved in the model)")
+    t.add_argument("--topology-shape", type=_shape, metavar="SHAPE",
+                   help="--topology's graph as JSON: pegasus [M], zephyr [m, t] (default: the "
+                   "mocks' pegasus [8], zephyr [5,4]; MNIST's 784 visible units need zephyr "
+                   "[7,4] or larger, Advantage2's full graph is [12,4]); sample on the same "
+                   "shape (--set mock_shape=...)")
     t.add_argument("--negative", choices=NEGATIVES, default="gibbs",
                    help="--method pcd: where the negative phase comes from: persistent Gibbs "
                    "chains (gibbs), or fresh reads of the anneal or qpu sampler each step")
@@ -294,7 +312,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.topology:
         from rbmdiff.topology import native_layout
 
-        kw["mask"], kw["layout"] = native_layout(dataset.n_visible, args.n_hidden, args.topology)
+        kw["mask"], kw["layout"] = native_layout(dataset.n_visible, args.n_hidden, args.topology,
+                                                 args.topology_shape)
+    elif args.topology_shape is not None:
+        raise RbmdiffError("--topology-shape needs --topology")
     if not args.quiet:
         why = reason(kw, n_visible=dataset.n_visible, given=options, recipe=args.recipe)
         print(f"rbmdiff train: {summary(kw, why)}", file=sys.stderr)

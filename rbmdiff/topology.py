@@ -60,7 +60,8 @@ def native_layout(
     if n_visible > len(pools[0]) or n_hidden > len(pools[1]):
         raise RbmdiffError(
             f"a {n_visible}×{n_hidden} native RBM needs more qubits than {topology} {shape} has "
-            f"({len(pools[0])} per orientation): use a larger shape or fewer units")
+            f"({len(pools[0])} per orientation): use a larger shape (rbmdiff train "
+            "--topology-shape) or fewer units")
     chosen: list[list[int]] = [[], []]
     links = [dict.fromkeys(pool, 0) for pool in pools]  # couplers to the other layer's chosen
     first = max(pools[0], key=lambda q: (sum(side[r] == 1 for r in graph[q]), -q))

@@ -266,6 +266,22 @@ def test_topology_trains_a_masked_rbm(tmp_path, capsys, method):
     assert (rbm.W[~mask] == 0).all() and (rbm.W[mask] != 0).all()
 
 
+def test_topology_shape_picks_the_graph(tmp_path, capsys):
+    from rbmdiff.topology import native_layout
+
+    out_file = tmp_path / "native.pt"
+    code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 6, "--out", out_file,
+                        "--method", "cd", "--steps", 5, "--topology", "zephyr",
+                        "--topology-shape", "[7,4]", "--quiet"], capsys)
+    assert code == 0, err
+    assert RBM.load(out_file).meta["layout"] == native_layout(9, 6, "zephyr", [7, 4])[1]
+    for argv, match in ((["--topology", "zephyr", "--topology-shape", "[0]"], "graph shape"),
+                        (["--topology-shape", "[7,4]"], "needs --topology")):
+        code, _, err = run(["train", "--data", "bas-3x3", "--n-hidden", 6, "--out", out_file,
+                            "--steps", 5, "--quiet", *argv], capsys)
+        assert code != 0 and match in err and err.strip().count("\n") == 0, err
+
+
 def test_sample_help_lists_each_samplers_parameters(capsys):
     code, out, _ = run(["sample", "--help"], capsys)
     assert code == 0

@@ -190,3 +190,32 @@ def test_native_model_records_the_topology_it_ran_on(tmp_path):
     rbm = RBM(dense.W * mask, dense.b, dense.c, mask=mask, meta={"layout": layout})
     s = quiet(get("qpu", mock="thermal", embedding_dir=tmp_path), rbm, 200)
     assert s.info["topology"] == "zephyr" and s.info["params"]["topology"] == "zephyr"
+
+
+def test_a_dense_mnist_model_is_refused_in_one_line_naming_the_biclique_limit(tmp_path, capsys):
+    # 784 visible units exceed every D-Wave graph's biclique limit (Z12: K_{184,184}): the
+    # route refuses before any search, in one line that points at the hardware-native route
+    from rbmdiff.cli import main
+
+    model = tmp_path / "d.pt"
+    RBM.random(784, 20, seed=0).save(model)
+    for extra in ([], ["--set", "topology=zephyr", "--set", "mock_shape=[12,4]"]):
+        code = main(["sample", "--model", str(model), "--sampler", "qpu", "--num-samples",
+                     "100", "--out", str(tmp_path / "d.parquet"), "--quiet", *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err, err
+        assert "K_{784,20}" in err and "biclique limit" in err and "K_{184,184}" in err
+        assert "--topology zephyr --topology-shape [12,4]" in err
+
+
+def test_mean_statistics_match_the_per_read_table():
+    # the verdict's means without the (B, n·m) table (10 GB for 2,000 reads of 784×840)
+    from rbmdiff.samplers.qpu.check import mean_statistics, statistics
+
+    rbm = RBM.random(7, 5, scale=1.0, seed=1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    v = torch.bernoulli(torch.full((300, 7), 0.4, dtype=torch.float64), generator=g)
+    h = torch.bernoulli(torch.full((300, 5), 0.6, dtype=torch.float64), generator=g)
+    f = statistics(rbm, v, h)
+    assert torch.allclose(torch.from_numpy(mean_statistics(rbm, v, h)),
+                          torch.from_numpy(f.mean(0)), atol=1e-12)
