@@ -54,7 +54,7 @@ def check_embeddable(n: int, m: int, topology: str, shape: list[int]) -> None:
     """Refuse K_{n,m} beyond the topology's biclique limit K_{k,k}, instantly (closed form)."""
     k = biclique_limit(topology, shape)
     if k is not None and max(n, m) > LARGEST_BICLIQUE and max(n, m) > k:
-        raise RbmdiffError(
+        raise NotEmbeddable(
             f"an RBM with {n} visible × {m} hidden units needs a K_{{{n},{m}}} minor, beyond the "
             f"biclique limit K_{{{k},{k}}} of {topology} {shape_name(topology, shape)} and of "
             f"the largest D-Wave QPU graph (zephyr Z12, K_{{{LARGEST_BICLIQUE},"
