@@ -172,6 +172,25 @@ def test_verdict_with_a_gibbs_reference_flags_a_hot_law(monkeypatch):
     assert not fidelity(rbm, v, h, ref, seed=1)["fidelity_ok"]
 
 
+def test_verdict_with_a_gibbs_reference_passes_rare_pairs_and_flags_a_hot_law(monkeypatch):
+    # units that are rarely on (biases −4, −2): pairs the reference's 2,000 chains never see
+    # on are rare, not impossible. 20,000 exact draws pass on every seed (a normal test with
+    # the reference's variance 0 flagged all 4: z = the reads' count); β = 0.85 still fails
+    from rbmdiff.samplers.qpu import check
+
+    monkeypatch.setattr(check, "EXACT_BITS", 0)
+    rbm = large_rbm(8, 5, scale=1.5, seed=2)
+    rbm = RBM(rbm.W, rbm.b - 4 * (torch.arange(8) < 4), rbm.c - 2 * (torch.arange(5) < 2))
+    ref = reference(rbm, seed=1)
+    assert (ref.mean[:-1] == 0).sum() >= 5  # pairs the reference never saw on
+    for seed in range(4):
+        v, h = _exact_draws(rbm, 20_000, seed=seed)
+        ok = fidelity(rbm, v, h, ref, seed=seed)
+        assert ok["fidelity_ok"], ok
+    v, h = _exact_draws(RBM(0.85 * rbm.W, 0.85 * rbm.b, 0.85 * rbm.c), 20_000, seed=1)
+    assert not fidelity(rbm, v, h, ref, seed=1)["fidelity_ok"]
+
+
 def test_exact_reference_matches_enumeration_of_both_layers():
     from rbmdiff.exact import binary_states
     from rbmdiff.samplers.qpu.check import statistics

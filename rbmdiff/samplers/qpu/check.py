@@ -4,8 +4,9 @@ A simultaneous test of many statistics against a reference of the logical model:
 
 - moments: ⟨v_i⟩, ⟨h_j⟩, ⟨v_i h_j⟩ and ⟨E⟩, each a z-score (read mean − model mean) /
   √(var/N + se_ref²), var the statistic's variance under the model (floored at 1/N, one
-  read's worth); against an exact reference the binary ones take the exact binomial
-  two-sided tail instead, so that units which are rarely on do not raise false alarms;
+  read's worth); the binary ones take an exact two-sided test instead, so that units which
+  are rarely on do not raise false alarms: the binomial tail against an exact reference,
+  Fisher's test of the reads' count against the Gibbs reference's chains otherwise;
 - histograms, where a layer has at most ``HIST_BITS`` units: the total-variation distance of
   that layer's empirical law from the exact law, against the TV of perfect samples of the same
   size (mean and sd from ``NULL_DRAWS`` multinomial draws): z = (TV − mean) / sd, one-sided.
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import binom, norm
+from scipy.stats import binom, hypergeom, norm
 
 from rbmdiff.exact import EXACT_LAW_BITS, state_chunks, state_index
 from rbmdiff.rbm import RBM
@@ -167,6 +168,15 @@ def fidelity(rbm: RBM, v: torch.Tensor, h: torch.Tensor, ref: Reference, *, seed
         k = np.rint(f_mean[:-1] * num)
         mu = np.clip(ref.mean[:-1], 0.0, 1.0)
         tail = np.minimum(binom.cdf(k, num, mu), binom.sf(k - 1, num, mu))
+        p[:-1] = np.minimum(1.0, 2 * tail)
+        z[:-1] = np.sign(z[:-1]) * norm.isf(p[:-1] / 2)
+    else:  # binary statistics against the reference's chains: Fisher's exact test, two-sided
+        # (a pair the reference never saw on is rare, not impossible: a normal test with the
+        # reference's variance 0 would read each read with it on as one more sd)
+        k = np.rint(f_mean[:-1] * num)
+        k_ref = np.rint(ref.mean[:-1] * GIBBS_CHAINS)
+        total, on = num + GIBBS_CHAINS, k + k_ref
+        tail = np.minimum(hypergeom.cdf(k, total, on, num), hypergeom.sf(k - 1, total, on, num))
         p[:-1] = np.minimum(1.0, 2 * tail)
         z[:-1] = np.sign(z[:-1]) * norm.isf(p[:-1] / 2)
     names = list(ref.names)
