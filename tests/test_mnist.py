@@ -128,26 +128,10 @@ def test_default_rule_bounds_a_784_by_500_dsm_run_and_keeps_digits_settings():
 def test_mnist_default_is_the_benchmarks_cd10_configuration(tmp_path, monkeypatch):
     """``rbmdiff train --data mnist --n-hidden 500`` resolves to benchmarks/mnist.py's CD-10
     row: CD, k = 10, lr 0.01, 2,000 steps of 64 rows."""
-    import dataclasses
-
-    from rbmdiff import train as train_module
-    from rbmdiff.cli import main
     from rbmdiff.train import configure
+    from tests.resolve import cli_config
 
-    class Resolved(Exception):
-        pass
-
-    seen = {}
-
-    def resolved(x, cfg, **kw):
-        seen["cfg"] = cfg
-        raise Resolved
-
-    monkeypatch.setattr(train_module, "fit", resolved)
-    with pytest.raises(Resolved):
-        main(["train", "--data", "mnist", "--n-hidden", "500", "--out", str(tmp_path / "m.pt"),
-              "--quiet", "--device", "cpu"])
-    cfg = dataclasses.replace(seen["cfg"], device="cpu")
+    cfg = cli_config(monkeypatch, ["--data", "mnist", "--n-hidden", 500], tmp_path / "m.pt")
     bench = configure(load_dataset("mnist").train, n_hidden=500, device="cpu", method="cd",
                       cd_k=10)
     assert cfg == bench

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.resolve import config_of
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## The command line"
 OUTPUT_FLAGS = ("--out", "--stats", "--history", "--checkpoint")
@@ -85,27 +87,6 @@ def run_python_blocks() -> dict:
     for i, block in enumerate(PYTHON, 1):
         exec(compile(block, f"README.md python block {i}", "exec"), namespace)
     return namespace
-
-
-class Trained(Exception):
-    """Raised by a stand-in for rbmdiff.train.fit: the config is known, no training done."""
-
-
-def config_of(monkeypatch, run) -> object:
-    """The TrainConfig that ``run()`` trains with (training itself is skipped)."""
-    from rbmdiff import train as train_module
-
-    seen = {}
-
-    def capture(x, cfg, **kw):
-        seen["cfg"] = cfg
-        raise Trained
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "fit", capture)
-        with pytest.raises(Trained):
-            run()
-    return seen["cfg"]
 
 
 def test_readme_python_trains_with_the_clis_settings(monkeypatch, tmp_path) -> None:

@@ -22,6 +22,7 @@ from rbmdiff.training_defaults import (
     choose,
     exact_m_cost,
 )
+from tests.resolve import cli_config, config_of
 
 
 def test_exact_m_where_cheap_and_the_approximation_elsewhere():
@@ -87,19 +88,13 @@ def test_the_method_rule_keeps_dsm_up_to_64_visible_and_where_m_is_exact():
 
 def test_the_cli_prints_the_rules_choice_and_its_reason(tmp_path, monkeypatch, capsys):
     """The one settings line on stderr says what the rule chose and why."""
-    from rbmdiff import train as train_module
-
-    def resolved(x, cfg, **kw):
-        raise _Resolved
-
-    monkeypatch.setattr(train_module, "fit", resolved)
     wide = tmp_path / "wide.npy"
     np.save(wide, (np.random.default_rng(0).random((50, 784)) < 0.2).astype(np.float32))
     lines = {}
     for name, data in (("wide", wide), ("bas", "bas-4x4"), ("digits", "digits")):
-        with pytest.raises(_Resolved):
-            main(["train", "--data", str(data), "--n-hidden", "20", "--out",
-                  str(tmp_path / "m.pt"), "--device", "cpu"])
+        config_of(monkeypatch, lambda data=data: main(
+            ["train", "--data", str(data), "--n-hidden", "20", "--out", str(tmp_path / "m.pt"),
+             "--device", "cpu"]))
         lines[name] = capsys.readouterr().err.strip()
     assert lines["wide"].startswith("rbmdiff train: method=cd, cd_k=10, lr=0.01, steps=2000")
     assert "64 visible" in lines["wide"] and "CD-10" in lines["wide"]
@@ -218,29 +213,6 @@ def test_on_a_gpu_the_same_rule_with_the_gpus_measured_cost(monkeypatch):
         choose(n_visible=64, n_hidden=16, rows=1437, device="cuda", given={"m_method": "exact"})
 
 
-class _Resolved(Exception):
-    """Raised by a stand-in for rbmdiff.train.fit once it has the config (no training)."""
-
-
-def _config_of_cli(argv, tmp_path, monkeypatch):
-    """The TrainConfig ``rbmdiff train ARGV`` would train with (device aside)."""
-    import dataclasses
-
-    from rbmdiff import train as train_module
-
-    seen = {}
-
-    def resolved(x, cfg, **kw):
-        seen["cfg"] = cfg
-        raise _Resolved
-
-    monkeypatch.setattr(train_module, "fit", resolved)
-    with pytest.raises(_Resolved):
-        main(["train", *map(str, argv), "--out", str(tmp_path / "m.pt"), "--quiet",
-              "--device", "cpu"])
-    return dataclasses.replace(seen["cfg"], device="cpu")
-
-
 @pytest.mark.parametrize("argv, options", [
     (["--data", "bas-4x4", "--n-hidden", 16], {}),
     (["--data", "bas-3x3", "--n-hidden", 9, "--seed", 4], {"seed": 4}),
@@ -257,7 +229,7 @@ def test_the_library_trains_with_what_the_cli_chooses(argv, options, tmp_path, m
 
     data = argv[argv.index("--data") + 1]
     n_hidden = argv[argv.index("--n-hidden") + 1]
-    cli = _config_of_cli(argv, tmp_path, monkeypatch)
+    cli = cli_config(monkeypatch, argv, tmp_path / "m.pt")
     ours = configure(load_dataset(data).train, n_hidden=n_hidden, device="cpu", **options)
     assert ours == cli
     assert ours.batch_size <= len(load_dataset(data).train)
@@ -299,15 +271,7 @@ def test_the_pipeline_resolves_its_params_by_the_same_rule(tmp_path, monkeypatch
     np.save(root / "data" / "prepared" / "train.npy", data.train.numpy())
     np.save(root / "data" / "prepared" / "test.npy", data.test.numpy())
     (root / "data" / "prepared" / "dataset.json").write_text(json.dumps({"name": "digits"}))
-    seen = {}
-
-    def resolved(x, cfg, **kw):
-        seen["cfg"] = cfg
-        raise _Resolved
-
-    monkeypatch.setattr(stage, "fit", resolved)
     p = load_params(Path(__file__).resolve().parents[1] / "params.yaml").train
-    with pytest.raises(_Resolved):
-        stage.train(p, Layout(root), progress=False)
+    cfg = config_of(monkeypatch, lambda: stage.train(p, Layout(root), progress=False), stage)
     before = TrainConfig(**{**p.model_dump(exclude={"threads", "recipe"}), **RECOMMENDED_DSM})
-    assert seen["cfg"] == before
+    assert cfg == before
