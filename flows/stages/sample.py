@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from flows.artefacts import (
-    TIMINGS,
     VOLATILE_INFO,
     read_json,
     read_prepared,
@@ -93,11 +92,11 @@ def sample(route: str, p: RouteParams, layout: Layout) -> dict:
         info, volatile = tracked_info(result.info, layout.root)  # tracked: inputs' function
         write_parquet(samples_frame(result), staging / "samples.parquet",
                       metadata={"rbmdiff_info": info})
-        tracked = {k: v for k, v in record.items() if k not in (*TIMINGS, *VOLATILE_INFO)}
-        write_json(staging / "record.json", tracked)
+        # the record's timings are the info's (VOLATILE_INFO): logged with the rest
+        write_json(staging / "record.json",
+                   {k: v for k, v in record.items() if k not in VOLATILE_INFO})
     out = layout.run(route)
-    timings = {k: record[k] for k in TIMINGS if k in record}
-    write_timings(layout, route, out / "record.json", {**timings, **volatile})
+    write_timings(layout, route, out / "record.json", volatile)
     log.info("sample@%s: %s (timings and ids of this run, not in its outputs)", route,
              json.dumps(volatile, default=str))
     wrote(f"sample@{route}", out / "samples.parquet", out / "record.json")
