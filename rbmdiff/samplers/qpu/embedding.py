@@ -53,21 +53,18 @@ LARGEST_BICLIQUE = 184  # zephyr Z12 (Advantage2), beyond pegasus P16's 172
 def check_embeddable(n: int, m: int, topology: str, shape: list[int]) -> None:
     """Refuse K_{n,m} beyond the topology's biclique limit K_{k,k}, instantly (closed form)."""
     k = biclique_limit(topology, shape)
-    if k is not None and max(n, m) > LARGEST_BICLIQUE and max(n, m) > k:
+    if k is None or max(n, m) <= k:
+        return
+    beyond = (f"an RBM with {n} visible × {m} hidden units needs a K_{{{n},{m}}} minor, beyond "
+              f"the biclique limit K_{{{k},{k}}} of {topology} {shape_name(topology, shape)}")
+    if max(n, m) > LARGEST_BICLIQUE:  # no graph holds it: the advice is a native model
         raise NotEmbeddable(
-            f"an RBM with {n} visible × {m} hidden units needs a K_{{{n},{m}}} minor, beyond the "
-            f"biclique limit K_{{{k},{k}}} of {topology} {shape_name(topology, shape)} and of "
-            f"the largest D-Wave QPU graph (zephyr Z12, K_{{{LARGEST_BICLIQUE},"
+            f"{beyond} and of the largest D-Wave QPU graph (zephyr Z12, K_{{{LARGEST_BICLIQUE},"
             f"{LARGEST_BICLIQUE}}}): no chains embed it; train a hardware-native model "
             "instead (rbmdiff train --topology zephyr --topology-shape [12,4]; BENCHMARKS.md "
             "\"QPU route\")")
-    if k is not None and max(n, m) > k:
-        raise NotEmbeddable(
-            f"an RBM with {n} visible × {m} hidden units needs a K_{{{n},{m}}} minor, beyond the "
-            f"biclique limit K_{{{k},{k}}} of {topology} {shape_name(topology, shape)}: use at "
-            f"most {k} units on each layer, or a larger topology (pegasus P16 holds "
-            "K_{172,172}, zephyr Z12 K_{184,184})"
-        )
+    raise NotEmbeddable(f"{beyond}: use at most {k} units on each layer, or a larger topology "
+                        "(pegasus P16 holds K_{172,172}, zephyr Z12 K_{184,184})")
 
 
 def default_embedding_dir() -> Path:
