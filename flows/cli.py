@@ -86,6 +86,51 @@ def check_dask(dask: str | None) -> None:
         needs_shared_api(dask)
 
 
+def cmd_run(args: argparse.Namespace) -> dict:
+    from flows.preflight import preflight
+
+    preflight(args.root)  # bad input: one line, before Prefect starts or a stage runs
+    check_dask(args.dask)
+    out = up_to_date(args.root) if not args.force else None
+    if out is None:
+        from flows.pipeline import pipeline
+
+        out = pipeline(root=str(args.root), dask=args.dask, force=args.force,
+                       progress=not args.quiet)
+        out = {k: out[k] for k in ("ran", "skipped", "failed")}
+    return out
+
+
+def cmd_campaign(args: argparse.Namespace) -> dict:
+    from flows.campaign_table import check_request
+
+    # bad input: one line, before Prefect is imported or started
+    check_request(args.root, args.budget_us, args.resume)
+    check_dask(args.dask)
+    from flows.campaign import campaign
+    from flows.scaleout import shared_api, task_runner
+
+    flow = campaign.with_options(task_runner=task_runner(args.dask))
+    with shared_api(args.dask):
+        return flow(root=str(args.root), budget_us=args.budget_us, progress=not args.quiet,
+                    resume=args.resume)
+
+
+def cmd_deploy(args: argparse.Namespace) -> dict | None:
+    from flows import deploy
+
+    kw = {"name": args.name, "root": str(args.root), "dask": args.dask,
+          "timezone": args.timezone}
+    if args.serve:
+        deploy.serve(args.cron, **kw)
+        return None
+    return {"deployment": deploy.register(args.cron, **kw), "cron": args.cron,
+            "next": "start a runner: rbmdiff-pipeline deploy --cron ... --serve"}
+
+
+COMMANDS = {"run": cmd_run, "campaign": cmd_campaign, "deploy": cmd_deploy}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "stage":
@@ -95,47 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, TransientError
 
     try:
-        if args.command == "run":
-            from flows.preflight import preflight
-
-            preflight(args.root)  # bad input: one line, before Prefect starts or a stage runs
-            check_dask(args.dask)
-            out = up_to_date(args.root) if not args.force else None
-            if out is None:
-                from flows.pipeline import pipeline
-
-                out = pipeline(root=str(args.root), dask=args.dask, force=args.force,
-                               progress=not args.quiet)
-                out = {k: out[k] for k in ("ran", "skipped", "failed")}
-        elif args.command == "campaign":
-            from flows.campaign_table import check_request
-
-            # bad input: one line, before Prefect is imported or started
-            check_request(args.root, args.budget_us, args.resume)
-            check_dask(args.dask)
-            from flows.campaign import campaign
-            from flows.scaleout import shared_api, task_runner
-
-            flow = campaign.with_options(task_runner=task_runner(args.dask))
-            with shared_api(args.dask):
-                out = flow(root=str(args.root), budget_us=args.budget_us,
-                           progress=not args.quiet, resume=args.resume)
-            print(json.dumps(out, indent=2, default=str))
-            if len(out["done"]) == out["settings"]:
-                return 0
-            print(f"rbmdiff-pipeline campaign: not every setting ran: {out['stopped']}; "
-                  f"`--resume {out['campaign']}` continues it", file=sys.stderr)
-            return 1
-        else:
-            from flows import deploy
-
-            kw = {"name": args.name, "root": str(args.root), "dask": args.dask,
-                  "timezone": args.timezone}
-            if args.serve:
-                deploy.serve(args.cron, **kw)
-                return 0
-            out = {"deployment": deploy.register(args.cron, **kw), "cron": args.cron,
-                   "next": "start a runner: rbmdiff-pipeline deploy --cron ... --serve"}
+        out = COMMANDS[args.command](args)
     except ONE_LINE_ERRORS as exc:
         print(f"rbmdiff-pipeline {args.command}: error: {exc}", file=sys.stderr)
         return EX_TEMPFAIL if isinstance(exc, TransientError) else 2
@@ -148,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rbmdiff-pipeline {args.command}: error: cannot write{where}: "
               f"{exc.strerror or exc}; committed stages are intact", file=sys.stderr)
         return 2
+    if out is None:  # deploy --serve: ran until stopped
+        return 0
     print(json.dumps(out, indent=2, default=str))
+    if args.command == "campaign" and len(out["done"]) < out["settings"]:
+        print(f"rbmdiff-pipeline campaign: not every setting ran: {out['stopped']}; "
+              f"`--resume {out['campaign']}` continues it", file=sys.stderr)
+        return 1
     return 0
 
 

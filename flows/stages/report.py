@@ -190,21 +190,11 @@ def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
     yard = yardstick(rbm, train, test, draws, seed=p.seed)
     provenances = {r: provenance(read_info(layout.run(r) / "samples.parquet")) for r in routes}
     costs = {row["route"]: cost_per_sample(row) for _, row in table.iterrows()}
-    samplers = {}
-    for _, row in table.iterrows():
-        route = row["route"]
-        samplers[route] = {k: row[k] for k in shown if k in row}
-        samplers[route].update(
-            {f"{s}_model": v for s, v in yard["routes"][route]["to_model"].items()},
-            at_floor=yard["routes"][route]["at_floor"],
-            cost_per_sample=costs[route][0], cost_per_sample_unit=costs[route][1])
-        if provenances[route] is not None:
-            samplers[route]["provenance"] = provenances[route]
     metrics = {
         "model": model,
         "train": {k: history.iloc[-1][k] for k in ("step", "loss", "test_ll", "train_ll",
                                                     "log_z") if k in history},
-        "samplers": samplers,
+        "samplers": route_metrics(table, shown, yard, costs, provenances),
         "reference": {k: reference[k] for k in shown if k in COLUMNS},
         "yardstick": {"reference": yard["reference"], "floor": yard["floor"],
                       "excess_sd": {r: v["excess_sd"] for r, v in yard["routes"].items()}},
@@ -216,14 +206,7 @@ def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
     atomic_write_bytes(summary, markdown(info, model, table, reference, undefined,
                                          yard=yard, costs=costs, notes=notes).encode())
 
-    g = torch.Generator().manual_seed(p.seed)
-    k = p.grid_samples
-    rows = {"held-out data": test[torch.randperm(test.shape[0], generator=g)[:k]].numpy()}
-    for route in routes:
-        pick = torch.randperm(len(draws[route]), generator=g)[:k]
-        mock = provenances[route] and provenances[route]["mock"]
-        label = f"{route}\n(mock {provenances[route]['mock_kind']})" if mock else route
-        rows[label] = draws[route][pick].numpy().astype(np.float32)
+    rows = grid_rows(test, draws, provenances, seed=p.seed, k=p.grid_samples)
     shape = figures.image_shape(info["n_visible"], info.get("shape"))
     out = layout.figures
     paths = [
@@ -235,6 +218,37 @@ def report(p: ReportParams, routes: list[str], layout: Layout) -> dict:
     ]
     wrote("report", layout.samples_table, layout.metrics, summary, *paths)
     return json.loads(layout.metrics.read_text())
+
+
+def route_metrics(table: pd.DataFrame, shown: list[str], yard: dict, costs: dict,
+                  provenances: dict) -> dict:
+    """Each route's headline statistics, its distances to the model, whether it is at the
+    floor, its cost per sample and (a QPU route) where its reads came from."""
+    samplers = {}
+    for _, row in table.iterrows():
+        route = row["route"]
+        samplers[route] = {k: row[k] for k in shown if k in row}
+        samplers[route].update(
+            {f"{s}_model": v for s, v in yard["routes"][route]["to_model"].items()},
+            at_floor=yard["routes"][route]["at_floor"],
+            cost_per_sample=costs[route][0], cost_per_sample_unit=costs[route][1])
+        if provenances[route] is not None:
+            samplers[route]["provenance"] = provenances[route]
+    return samplers
+
+
+def grid_rows(test: torch.Tensor, draws: dict, provenances: dict, *, seed: int,
+              k: int) -> dict[str, np.ndarray]:
+    """The grid figure's rows: k held-out rows and k draws of each route, picked by ``seed``
+    (a mock QPU route labelled with its kind)."""
+    g = torch.Generator().manual_seed(seed)
+    rows = {"held-out data": test[torch.randperm(test.shape[0], generator=g)[:k]].numpy()}
+    for route in draws:
+        pick = torch.randperm(len(draws[route]), generator=g)[:k]
+        mock = provenances[route] and provenances[route]["mock"]
+        label = f"{route}\n(mock {provenances[route]['mock_kind']})" if mock else route
+        rows[label] = draws[route][pick].numpy().astype(np.float32)
+    return rows
 
 
 HOW_TO_READ = (
