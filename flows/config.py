@@ -10,6 +10,7 @@ parameters, checked by the sampler's constructor (:func:`check_samplers`).
 
 from __future__ import annotations
 
+import copy
 import itertools
 from pathlib import Path
 from typing import Any, Literal
@@ -23,12 +24,13 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
-    ValidationInfo,
-    field_validator,
+    create_model,
 )
+from pydantic_core import PydanticUndefined
 
-from rbmdiff.choices import M_METHODS, METHODS, QPU_MOCKS, RECIPES, SCORES, TOPOLOGIES
+from rbmdiff.choices import QPU_MOCKS, TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
+from rbmdiff.options import TrainOptions
 
 
 class ParamsError(RbmdiffError):
@@ -48,36 +50,21 @@ class DataParams(Section):
     seed: NonNegativeInt
 
 
-class TrainParams(Section):
-    """train: rbmdiff.train.train's keyword arguments (docs/math.md §5)."""
+def every_key_required(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with no defaults: every field must be written (None stays a value where the
+    field takes it: the library's rule then chooses)."""
+    fields = {}
+    for name, info in model.model_fields.items():
+        required = copy.copy(info)
+        required.default = PydanticUndefined
+        fields[name] = (info.annotation, required)
+    return create_model(model.__name__.removesuffix("Options") + "Params", __base__=model,
+                        __doc__=model.__doc__, **fields)
 
-    n_hidden: PositiveInt
-    method: Literal[METHODS]
-    score: Literal[SCORES]
-    m_method: Literal[M_METHODS]
-    recipe: Literal[RECIPES] = Field(
-        description="DSM with the posterior score: 'recommended' adds rbmdiff.train."
-        "RECOMMENDED_DSM (the measured best variant); 'plain' is docs/math.md §5 as written")
-    sweeps: PositiveInt
-    steps: PositiveInt
-    batch_size: PositiveInt
-    lr: PositiveFloat
-    beta_min: PositiveFloat
-    beta_max: PositiveFloat
-    eps: float = Field(gt=0, lt=0.5)
-    t_eps: float = Field(gt=0, lt=1)
-    cd_k: PositiveInt
-    threads: PositiveInt
-    seed: NonNegativeInt
 
-    @field_validator("beta_max")
-    @classmethod
-    def _schedule_rises(cls, beta_max: float, info: ValidationInfo) -> float:
-        """β(t) = β_min + t(β_max − β_min) must not fall (docs/math.md §3)."""
-        beta_min = info.data.get("beta_min")
-        if beta_min is not None and beta_max < beta_min:
-            raise ValueError(f"must be at least train.beta_min ({beta_min})")
-        return beta_max
+# train: rbmdiff.train.train's settings, typed once in the library (rbmdiff.options); an
+# empty (null) value is the rule's choice, as for `rbmdiff train` without the option
+TrainParams = every_key_required(TrainOptions)
 
 
 class EmbedParams(Section):

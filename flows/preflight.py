@@ -77,8 +77,9 @@ def check_data(params: Params, path: Path) -> int:
     rows = dataset.train.shape[0]
     if params.data.max_train_rows is not None:
         rows = min(rows, params.data.max_train_rows)
-    check_batch_size(params.train.batch_size, rows, name=f"{path}: train.batch_size",
-                     data=params.data.name, error=ParamsError)
+    if params.train.batch_size is not None:  # else the rule's: min(64, rows)
+        check_batch_size(params.train.batch_size, rows, name=f"{path}: train.batch_size",
+                         data=params.data.name, error=ParamsError)
     return dataset.n_visible
 
 

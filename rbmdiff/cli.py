@@ -11,12 +11,8 @@ from pathlib import Path
 
 from rbmdiff.choices import (
     DEVICES,
-    M_METHODS,
-    METHODS,
     NEGATIVES,
-    RECIPES,
     SAMPLERS,
-    SCORES,
     TOPOLOGIES,
 )
 from rbmdiff.errors import EX_TEMPFAIL, ONE_LINE_ERRORS, RbmdiffError, TransientError
@@ -166,6 +162,42 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _option(name: str) -> str:
+    """A TrainOptions field as the CLI spells it: n_hidden -> --n-hidden."""
+    return "--" + name.replace("_", "-")
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`rbmdiff.options.TrainOptions`, with its type, choices,
+    default and description (argparse keeps None: only what is given reaches the model)."""
+    from rbmdiff.options import TrainOptions, choices, field_parser
+
+    for name, field in TrainOptions.model_fields.items():
+        if field.is_required():
+            note = "required"
+        elif field.default is None:
+            note = "default: the rule's, see below"
+        else:
+            note = f"default {field.default}"
+        parser.add_argument(_option(name), type=_argparse_type(field_parser(name)),
+                            choices=choices(name), required=field.is_required(),
+                            help=f"{field.description} ({note})")
+
+
+def _argparse_type(parse):
+    """A field's parser as an argparse ``type``: its problem as argparse's one-line error."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{str(exc)[0].lower()}{str(exc)[1:]}, got "
+                                             f"{text!r}") from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rbmdiff",
@@ -176,52 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
 
+    _train_parser(sub)
+    _sample_parser(sub)
+    _evaluate_parser(sub)
+    return parser
+
+
+def _train_parser(sub) -> None:
     t = sub.add_parser(
         "train", help="fit an RBM to data and save it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="defaults (rbmdiff.training_defaults): DSM with the posterior score uses exact "
-        "m where its estimated\ncost is small (then 16 noise draws, log-SNR [-2, 2], lr 0.1, "
-        "1,000 steps), else second-order TAP m\n(10 sweeps, 4 draws, log-SNR [-4, 4], lr 0.04, "
-        "6,000 steps,\nfewer where its estimated cost passes 10 min); without --method, "
-        "TAP m only up to 64 visible\nunits and CD-10 beyond (e.g. MNIST, 784 visible); "
-        "other methods lr 0.01, 2,000 steps;\nbatch min(64, rows).")
+        epilog="the rule's defaults (rbmdiff.training_defaults): DSM with the posterior score, "
+        "exact m where its\nestimated run is ≤ 10 min and ≤ half the memory (then 16 noise "
+        "draws, log-SNR [-2, 2], lr 0.1,\n1,000 steps), else second-order TAP m (10 sweeps, 4 "
+        "draws, log-SNR [-4, 4], lr 0.04, 6,000 steps,\nfewer where its estimated cost passes "
+        "10 min); without --method, TAP m only up to 64 visible\nunits and CD-10 beyond (e.g. "
+        "MNIST, 784 visible); other methods lr 0.01, 2,000 steps, CD-1;\nbatch min(64, rows).")
     t.add_argument("--data", required=True, help="built-in name (digits, digits-binary, "
                    "mnist, mnist-binary, bas-3x3, bas-4x4) or a .npy/.csv/.parquet file of "
                    "values in [0, 1]")
-    t.add_argument("--n-hidden", type=_positive_int, required=True, help="hidden units m")
-    t.add_argument("--score", choices=SCORES,
-                   help="DSM score model (docs/math.md §4; default posterior)")
-    t.add_argument("--method", choices=METHODS,
-                   help="denoising score matching, or a baseline: persistent / plain "
-                   "contrastive divergence, exact maximum likelihood (default: dsm, or cd "
-                   "with --cd-k 10 where DSM's m would be approximate on more than 64 "
-                   "visible units; see below)")
-    t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     t.add_argument("--out", required=True, type=Path, help="model file to write")
-    t.add_argument("--steps", type=_positive_int, help="optimiser steps (default: see below)")
-    t.add_argument("--batch-size", type=_positive_int,
-                   help="rows per step (default: min(64, the training rows))")
-    t.add_argument("--lr", type=_finite_float, help="peak learning rate (default: see below)")
-    t.add_argument("--eps", type=_finite_float, default=1e-3, help="logit clip ε ∈ (0, ½)")
-    t.add_argument("--beta-min", type=_finite_float, default=0.1,
-                   help="VP-SDE β(0) (default %(default)s)")
-    t.add_argument("--beta-max", type=_finite_float, default=20.0,
-                   help="VP-SDE β(1) (default %(default)s)")
-    t.add_argument("--t-eps", type=_finite_float, default=1e-3,
-                   help="smallest diffusion time trained on (default %(default)s)")
-    t.add_argument("--m-method", choices=[m for m in M_METHODS if m != "gibbs"],
-                   metavar="M_METHOD", help="how the posterior score computes m_θ: "
-                   "%(choices)s (default: exact where the estimated run is ≤ 10 min and ≤ "
-                   "half the memory, else an approximation)")
-    t.add_argument("--n-noise", type=_positive_int,
-                   help="DSM noise draws per row and step (default: see below)")
-    t.add_argument("--recipe", choices=RECIPES, default="recommended",
-                   help="DSM with the posterior score: 'recommended' is the measured best "
-                   "variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, see "
-                   "BENCHMARKS.md); 'plain' is docs/math.md §5 as written (λ = σ², t ~ U[t_ε, 1])")
-    t.add_argument("--sweeps", type=_positive_int, help="mean-field / TAP sweeps (default 10)")
-    t.add_argument("--cd-k", type=_positive_int, help="Gibbs sweeps per CD/PCD step "
-                   "(default 1; 10 where the rule picks CD)")
+    _add_train_options(t)
     t.add_argument("--topology", choices=TOPOLOGIES,
                    metavar="TOPOLOGY", help="%(choices)s: train a hardware-native RBM: W "
                    "only on couplers of this D-Wave "
@@ -240,13 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--qpu-budget-us", type=_finite_float,
                    help="--negative qpu: stop training before its reads exceed this QPU "
                    "access time (µs)")
-    t.add_argument("--threads", type=_positive_int, default=1, help="torch threads")
     t.add_argument("--history", type=Path, help="also write the training history (Parquet)")
     t.add_argument("--checkpoint", type=Path, help="checkpoint file: written every epoch; "
                    "if it exists, training resumes from it (same arguments and data)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
 
+
+def _sample_parser(sub) -> None:
     s = sub.add_parser("sample", help="draw samples from a trained RBM into Parquet",
                        add_help=False)
     s.add_argument("-h", "--help", action=_SamplerHelp)
@@ -271,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP + " (the sde "
                    "and ode samplers; the others run on the CPU)")
 
+
+def _evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="print a JSON object of metrics of a model on data")
     e.add_argument("--model", required=True, type=Path, help="model file (rbmdiff train --out)")
     e.add_argument("--data", required=True, help="built-in name or file; its held-out rows")
@@ -280,7 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="AIS inverse temperatures (default %(default)s)")
     e.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     e.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
-    return parser
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -288,41 +297,38 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from rbmdiff.data import check_batch_size, load_dataset
     from rbmdiff.device import resolve
+    from rbmdiff.options import TrainOptions, parse
     from rbmdiff.train import TrainConfig, fit
-    from rbmdiff.training_defaults import options_for, reason, summary
+    from rbmdiff.training_defaults import options_for, reason, recipe_used, summary
 
+    options = parse({k: getattr(args, k) for k in TrainOptions.model_fields
+                     if getattr(args, k) is not None}, spell=_option)
     resolve(args.device)  # a device that is not there: refuse before any work
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(options.threads)
     dataset = load_dataset(args.data)
-    if args.batch_size is not None:
-        check_batch_size(args.batch_size, len(dataset.train), name="--batch-size",
+    if options.batch_size is not None:
+        check_batch_size(options.batch_size, len(dataset.train), name="--batch-size",
                          data=args.data)
     for path in (args.out, args.history, args.checkpoint):
         if path is not None:
             _check_writable(path)
-    options = dict(n_hidden=args.n_hidden, method=args.method, score=args.score,
-                   seed=args.seed, beta_min=args.beta_min, beta_max=args.beta_max, eps=args.eps,
-                   t_eps=args.t_eps, cd_k=args.cd_k, device=args.device, steps=args.steps,
-                   batch_size=args.batch_size, lr=args.lr, m_method=args.m_method,
-                   n_noise=args.n_noise, sweeps=args.sweeps)
-    kw = options_for(dataset.train, recipe=args.recipe, **options)  # the library's rule
-    recommended = (args.recipe == "recommended" and kw.get("method", "dsm") == "dsm"
-                   and kw.get("score", "posterior") == "posterior")
-    kw.update(_negative_options(args))
+    given = {**options.config_kwargs(), "device": args.device}
+    kw = options_for(dataset.train, recipe=options.recipe, **given)  # the library's rule
+    kw.update(_negative_options(args, kw.get("method", "dsm")))
     if args.topology:
         from rbmdiff.topology import native_layout
 
-        kw["mask"], kw["layout"] = native_layout(dataset.n_visible, args.n_hidden, args.topology,
-                                                 args.topology_shape)
+        kw["mask"], kw["layout"] = native_layout(dataset.n_visible, options.n_hidden,
+                                                 args.topology, args.topology_shape)
     elif args.topology_shape is not None:
         raise RbmdiffError("--topology-shape needs --topology")
     if not args.quiet:
-        why = reason(kw, n_visible=dataset.n_visible, given=options, recipe=args.recipe)
+        why = reason(kw, n_visible=dataset.n_visible, given=given, recipe=options.recipe)
         print(f"rbmdiff train: {summary(kw, why)}", file=sys.stderr)
     result = fit(dataset.train, TrainConfig(**kw), eval_data=dataset.test,
                  progress=not args.quiet, checkpoint=args.checkpoint)
     meta = result.rbm.meta
-    meta["training"]["recipe"] = "recommended" if recommended else "plain"
+    meta["training"]["recipe"] = recipe_used(kw, options.recipe)
     meta["training"]["data"] = args.data
     if dataset.shape:
         meta["image_shape"] = list(dataset.shape)
@@ -339,13 +345,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     _print_json({"model": str(args.out), **last, **_stopped(meta["training"])})
 
 
-def _negative_options(args: argparse.Namespace) -> dict:
+def _negative_options(args: argparse.Namespace, method: str) -> dict:
     """train()'s negative-phase keywords from --negative, --negative-set, --qpu-budget-us."""
     if args.negative == "gibbs":
         if args.negative_params or args.qpu_budget_us is not None:
             raise RbmdiffError("--negative-set and --qpu-budget-us need --negative anneal or qpu")
         return {}
-    if args.method != "pcd":
+    if method != "pcd":
         raise RbmdiffError(f"--negative {args.negative} needs --method pcd")
     params = dict(args.negative_params)
     if args.negative == "qpu":

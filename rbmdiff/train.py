@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from rbmdiff.choices import METHODS
 from rbmdiff.data import check_batch_size, is_binary
 from rbmdiff.device import resolve, to_device
 from rbmdiff.errors import RbmdiffError
@@ -27,7 +26,9 @@ from rbmdiff.exact import (
     mean_log_likelihood,
 )
 from rbmdiff.files import atomic_write_bytes
+from rbmdiff.options import TrainOptions, parse
 from rbmdiff.rbm import RBM
+from rbmdiff.samplers.base import torch_threads
 from rbmdiff.score import DEFAULT_EPS, logit_bound, make_score, to_logit
 from rbmdiff.sde import VPSDE, uniform01
 
@@ -212,15 +213,9 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise RbmdiffError(f"unknown method {self.method!r}; choose one of {METHODS}")
-        if self.n_hidden < 1:
-            raise RbmdiffError(f"n_hidden must be ≥ 1, got {self.n_hidden}")
-        for key in ("steps", "batch_size", "cd_k", "n_noise"):
-            if getattr(self, key) < 1:
-                raise RbmdiffError(f"{key} must be ≥ 1, got {getattr(self, key)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise RbmdiffError(f"learning rate must be a positive number, got {self.lr}")
+        # the user's settings by their one declaration (rbmdiff.options.TrainOptions)
+        parse({f.name: getattr(self, f.name) for f in fields(self)
+               if f.name in TrainOptions.model_fields})
         if self.weighting not in WEIGHTINGS:
             raise RbmdiffError(f"unknown weighting {self.weighting!r}; choose one of {WEIGHTINGS}")
         if not 0 <= self.ema < 1:
@@ -228,8 +223,6 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise RbmdiffError(
                 f"unknown lr_schedule {self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
-        if not 0 < self.t_eps < 1:
-            raise RbmdiffError(f"t_eps must lie in (0, 1), got {self.t_eps}")
         if self.negative is not None and self.method != "pcd":
             raise RbmdiffError(f"negative={self.negative!r} needs method 'pcd', not "
                                f"{self.method!r}")
@@ -403,6 +396,7 @@ class _Checkpoint:
 
 def train(
     x: torch.Tensor,
+    options: TrainOptions | None = None,
     *,
     eval_data: torch.Tensor | None = None,
     progress: bool = False,
@@ -410,12 +404,15 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     recipe: str = "recommended",
-    **options,
+    **kw,
 ) -> TrainResult:
-    """Fit an RBM to x: (N, n) in [0, 1] with Adam; ``options`` are :class:`TrainConfig`'s
-    fields (``n_hidden`` required).  What is not given is chosen by the measured-best rule of
-    :mod:`rbmdiff.training_defaults` (:func:`configure`), exactly as ``rbmdiff train`` and the
-    pipeline choose it: ``train(x, n_hidden=16)`` gets the method, m_θ, learning rate, steps,
+    """Fit an RBM to x: (N, n) in [0, 1] with Adam.  The settings: ``options``
+    (:class:`rbmdiff.options.TrainOptions`, what ``rbmdiff train`` and params.yaml's ``train``
+    take, its ``recipe`` and ``threads`` included) and/or keywords, any of
+    :class:`TrainConfig`'s fields (``n_hidden`` required; a keyword wins over ``options``).
+    What is not given is chosen by the measured-best rule of :mod:`rbmdiff.training_defaults`
+    (:func:`configure`), exactly as ``rbmdiff train`` and the pipeline choose it:
+    ``train(x, n_hidden=16)`` gets the method, m_θ, learning rate, steps,
     noise draws and batch (≤ the rows) that ``rbmdiff train --n-hidden 16`` gets on the same
     data.  ``recipe="plain"``: DSM with the posterior score as docs/math.md §5 writes it
     (``--recipe plain``).  For a run with every setting as written, :func:`fit` with a
@@ -433,9 +430,14 @@ def train(
     exactly the parameters of an uninterrupted run with the same arguments; a checkpoint
     from other arguments or data is refused.
     """
-    return fit(x, configure(x, recipe=recipe, **options), eval_data=eval_data,
-               progress=progress, callback=callback, checkpoint=checkpoint,
-               checkpoint_every=checkpoint_every)
+    threads = None
+    if options is not None:
+        recipe, threads = options.recipe, options.threads
+        kw = {**{k: v for k, v in options.config_kwargs().items() if v is not None}, **kw}
+    with torch_threads(threads):
+        return fit(x, configure(x, recipe=recipe, **kw), eval_data=eval_data,
+                   progress=progress, callback=callback, checkpoint=checkpoint,
+                   checkpoint_every=checkpoint_every)
 
 
 def configure(x: torch.Tensor, *, recipe: str = "recommended", **options) -> TrainConfig:

@@ -258,6 +258,13 @@ def options_for(x: torch.Tensor, *, recipe: str = "recommended", **options) -> d
     return kw
 
 
+def recipe_used(kw: dict, recipe: str) -> str:
+    """The recipe the model's meta records: "recommended" only where it applied (DSM with the
+    posterior score), else "plain"."""
+    applied = kw.get("method", "dsm") == "dsm" and kw.get("score", "posterior") == "posterior"
+    return "recommended" if recipe == "recommended" and applied else "plain"
+
+
 def summary(kw: dict, why: str | None = None) -> str:
     """One line naming the chosen settings and the rule's reason ``why`` (the CLI's stderr)."""
     keys = ("method", "cd_k", "m_method", "lr", "steps", "batch_size", "n_noise",

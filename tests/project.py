@@ -27,7 +27,7 @@ PACKAGES = ("flows", "rbmdiff")
 # test log-likelihood and TV distance are in every record.
 TINY: dict[str, Any] = {
     "data": {"name": "bas-3x3"},
-    "train": {"n_hidden": 4, "steps": 60, "batch_size": 14, "m_method": "exact"},
+    "train": {"n_hidden": 4, "steps": 60, "batch_size": 14, "m_method": "exact", "lr": 0.04},
     "embed": {"mock": True, "mock_shape": [4]},  # the mock even where a token is configured
     "sample": {
         "sde": {"num_samples": 300, "steps": 20},

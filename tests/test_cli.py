@@ -113,11 +113,12 @@ def test_train_bad_data_is_one_line_and_keeps_old_output(tmp_path, capsys, kind,
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--steps", "-5"], "positive integer"),
-    (["--steps", "abc"], "positive integer"),
-    (["--eps", "0.7"], "ε must lie in (0, ½)"),
-    (["--eps", "nan"], "finite"),
-    (["--beta-min", "30"], "β_min"),
+    (["--steps", "-5"], "argument --steps: input should be greater than 0, got '-5'"),
+    (["--steps", "abc"], "--steps: input should be a valid integer"),
+    (["--eps", "0.7"], "--eps: input should be less than 0.5"),
+    (["--eps", "nan"], "--eps: input should be a finite number"),
+    (["--beta-min", "30"], "--beta-max: must be at least beta_min (30.0)"),
+    (["--method", "magic"], "--method: input should be 'dsm', 'cd', 'pcd' or 'ml'"),
     (["--batch-size", "100"], "--batch-size: 100 exceeds the 14 training rows of bas-3x3"),
     (["--method", "ml", "--n-hidden", "40", "--data", "digits-binary"], "exact ML"),
     (["--data", "cifar10"], "neither a built-in"),
@@ -312,4 +313,4 @@ def test_m_method_choices_follow_the_score_module():
 
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     action = next(a for a in train_parser._actions if a.dest == "m_method")
-    assert list(action.choices) == [m for m in PosteriorScore.M_METHODS if m != "gibbs"]
+    assert list(action.choices) == list(PosteriorScore.M_METHODS)

@@ -146,14 +146,26 @@ def test_dvc_exp_set_param_rewrites_only_the_value_it_sets(tmp_path: Path) -> No
     assert changed == [("    num_sweeps: 200", "    num_sweeps: 50")]
 
 
-def test_train_m_methods_are_the_librarys() -> None:
-    """train.m_method accepts exactly the posterior score's ways of computing m."""
-    from typing import get_args
-
+def test_training_settings_are_declared_once() -> None:
+    """params.yaml's train section and `rbmdiff train`'s options are rbmdiff.options'
+    TrainOptions: the same keys, types, constraints and choices (m_method: exactly the
+    posterior score's ways of computing m); in params.yaml every key must be written."""
     from flows.config import TrainParams
+    from rbmdiff.cli import build_parser
+    from rbmdiff.options import TrainOptions, choices
     from rbmdiff.score import M_METHODS
 
-    assert set(get_args(TrainParams.model_fields["m_method"].annotation)) == set(M_METHODS)
+    assert TrainParams.model_fields.keys() == TrainOptions.model_fields.keys()
+    for name, field in TrainParams.model_fields.items():
+        model = TrainOptions.model_fields[name]
+        assert field.is_required(), name
+        assert (field.annotation, field.metadata) == (model.annotation, model.metadata), name
+    assert choices("m_method") == M_METHODS
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    actions = {a.dest: a for a in train._actions}
+    for name in TrainOptions.model_fields:
+        assert actions[name].option_strings == ["--" + name.replace("_", "-")]
+        assert actions[name].choices == choices(name) and actions[name].default is None
 
 
 @pytest.mark.parametrize("given, expected", [(None, True), ("thermal", "thermal")])

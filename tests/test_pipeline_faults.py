@@ -158,7 +158,7 @@ CASES = [  # id, bad params.yaml, the stage that reads it, what the one line mus
     ("eps-outside-half", set_key("train", eps=0.7), ["train"],
      ["train.eps: Input should be less than 0.5 (got 0.7)"]),
     ("beta-min-above-max", set_key("train", beta_min=30.0, beta_max=20.0), ["train"],
-     ["train.beta_max: must be at least train.beta_min (30.0) (got 20.0)"]),
+     ["train.beta_max: must be at least beta_min (30.0) (got 20.0)"]),
     ("zero-samples", set_key("sample.gibbs", num_samples=0), ["sample", "gibbs"],
      ["sample.gibbs.num_samples: Input should be greater than 0 (got 0)"]),
     ("unknown-sampler-route", edit(lambda p: p["sample"].update(mcmc={"seed": 1,

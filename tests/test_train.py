@@ -68,13 +68,14 @@ def test_seeded_training_is_reproducible_and_grey_levels_train():
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"method": "magic"}, "unknown method"),
-        ({"steps": 0}, "steps"),
-        ({"lr": -1.0}, "learning rate"),
+        ({"method": "magic"}, "method: input should be 'dsm', 'cd', 'pcd' or 'ml'"),
+        ({"steps": 0}, "steps: input should be greater than 0"),
+        ({"lr": -1.0}, "lr: input should be greater than 0"),
+        ({"lr": float("inf")}, "lr: input should be a finite number"),
         ({"batch_size": 100}, "exceeds"),
-        ({"t_eps": 1.5}, "t_eps"),
-        ({"eps": 0.6}, "ε"),
-        ({"beta_min": 30.0}, "β_min"),
+        ({"t_eps": 1.5}, "t_eps: input should be less than 1"),
+        ({"eps": 0.6}, "eps: input should be less than 0.5"),
+        ({"beta_min": 30.0}, r"beta_max: must be at least beta_min \(30.0\)"),
         ({"m_method": "gibbs"}, "no gradient"),
     ],
 )

@@ -256,9 +256,9 @@ def test_given_settings_win_and_none_means_not_given():
 
 
 def test_the_pipeline_resolves_its_params_by_the_same_rule(tmp_path, monkeypatch):
-    """The train stage passes every params.yaml key; the rule adds only the recommended
-    recipe's draws and window.  On the committed params.yaml that is exactly
-    RECOMMENDED_DSM over the section (the default model is unchanged by issue 25)."""
+    """The train stage resolves params.yaml's section by the CLI's rule: its empty keys get
+    what `rbmdiff train` without those options gets.  On the committed params.yaml that is
+    exactly the section as it was written out by hand before (the default model unchanged)."""
     from flows.config import load_params
     from flows.layout import Layout
     from flows.stages import train as stage
@@ -273,5 +273,26 @@ def test_the_pipeline_resolves_its_params_by_the_same_rule(tmp_path, monkeypatch
     (root / "data" / "prepared" / "dataset.json").write_text(json.dumps({"name": "digits"}))
     p = load_params(Path(__file__).resolve().parents[1] / "params.yaml").train
     cfg = config_of(monkeypatch, lambda: stage.train(p, Layout(root), progress=False), stage)
-    before = TrainConfig(**{**p.model_dump(exclude={"threads", "recipe"}), **RECOMMENDED_DSM})
-    assert cfg == before
+    written_out = dict(n_hidden=16, method="dsm", score="posterior", m_method="tap",
+                       sweeps=10, steps=6000, batch_size=64, lr=0.04, beta_min=0.1,
+                       beta_max=20.0, eps=0.001, t_eps=0.001, cd_k=1, seed=0)
+    assert cfg == TrainConfig(**{**written_out, **RECOMMENDED_DSM})
+    assert cfg == cli_config(monkeypatch, ["--data", "digits", "--n-hidden", "16"],
+                             tmp_path / "m.pt")
+
+
+def test_train_takes_the_typed_options_as_keywords_do(monkeypatch):
+    """train(x, TrainOptions(...)) resolves exactly what the same keywords resolve, and a
+    keyword wins over the options object; a wrong value is one line naming the field."""
+    from rbmdiff.options import TrainOptions
+    from rbmdiff.train import train
+
+    x = load_dataset("bas-3x3").train
+    options = TrainOptions(n_hidden=3, steps=20, lr=0.05, seed=1, recipe="plain")
+    typed = config_of(monkeypatch, lambda: train(x, options))
+    keywords = config_of(monkeypatch, lambda: train(x, n_hidden=3, steps=20, lr=0.05, seed=1,
+                                                    recipe="plain"))
+    assert typed == keywords and typed.lr == 0.05 and typed.n_noise == 1
+    assert config_of(monkeypatch, lambda: train(x, options, lr=0.02)).lr == 0.02
+    with pytest.raises(RbmdiffError, match=r"^steps: input should be greater than 0 \(got 0\)$"):
+        train(x, n_hidden=3, steps=0)

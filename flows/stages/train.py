@@ -17,7 +17,7 @@ from rbmdiff.data import check_batch_size
 from rbmdiff.io import write_parquet
 from rbmdiff.samplers.base import torch_threads
 from rbmdiff.train import TrainConfig, fit
-from rbmdiff.training_defaults import options_for
+from rbmdiff.training_defaults import options_for, recipe_used
 
 log = logging.getLogger("flows")
 
@@ -31,20 +31,20 @@ def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
     ends with exactly the parameters of an uninterrupted one; a finished run removes it, and a
     checkpoint of other arguments or data is deleted, not resumed."""
     x, test, info = read_prepared(layout)
-    check_batch_size(p.batch_size, x.shape[0], name="train.batch_size", data=info["name"],
-                     error=ParamsError)  # say which key to change, not only what failed
-    # every key is set in params.yaml; the library's rule fills in only what it does not
-    # hold (the recommended recipe's noise draws and log-SNR window), as for rbmdiff train
-    kwargs = options_for(x, recipe=p.recipe, **p.model_dump(exclude={"threads", "recipe"}))
-    recommended = p.recipe == "recommended" and p.method == "dsm" and p.score == "posterior"
+    if p.batch_size is not None:  # say which key to change, not only what failed
+        check_batch_size(p.batch_size, x.shape[0], name="train.batch_size", data=info["name"],
+                         error=ParamsError)
+    # an empty key is the library's rule's choice, exactly as for `rbmdiff train`
+    kwargs = options_for(x, recipe=p.recipe, **p.config_kwargs())
+    cfg = TrainConfig(**kwargs)
     checkpoint = _checkpoint(layout, kwargs, x)
     with torch_threads(p.threads):
-        result = fit(x, TrainConfig(**kwargs), eval_data=test, progress=progress,
+        result = fit(x, cfg, eval_data=test, progress=progress,
                      checkpoint=checkpoint,
-                     checkpoint_every=math.ceil(100 / math.ceil(x.shape[0] / p.batch_size)))
+                     checkpoint_every=math.ceil(100 / math.ceil(x.shape[0] / cfg.batch_size)))
     rbm = result.rbm
     rbm.meta["training"]["data"] = info["name"]
-    rbm.meta["training"]["recipe"] = "recommended" if recommended else "plain"
+    rbm.meta["training"]["recipe"] = recipe_used(kwargs, p.recipe)
     if info.get("shape"):
         rbm.meta["image_shape"] = info["shape"]
     rbm.save(layout.model)
