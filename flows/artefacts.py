@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -35,68 +32,40 @@ def staged_dir(path: Path) -> Iterator[Path]:
     """A private, empty folder beside ``path`` (a stage's output folder) to write into; when
     the block ends without an error it replaces ``path`` whole, else it is removed.
 
-    Readers of ``path`` see the previous folder or the new one, never a mix or a stale file,
-    and of two concurrent writers the one that finishes last wins, whole.  The staging folder
-    ``.<name>.<pid>.<random>.tmp`` of a writer killed outright is removed by the next writer.
+    The previous folder is renamed aside, the new one into place, then the previous one is
+    removed: a reader sees the previous folder or the new one, never a mix, except in the
+    instant between the two renames, when there is none.  A writer killed before that leaves
+    only its staging folder; one killed between the renames leaves the previous folder under
+    a temporary name and no ``path``, so DVC finds the stage stale and reruns it (committed
+    outputs stay in DVC's cache).  Those ``.<name>.*.tmp`` leftovers are removed by the next
+    write of ``path``: a folder has one writer at a time (each sampling route writes its
+    own; ``dvc repro`` holds DVC's repository lock).  Two at once are not supported.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    for orphan in path.parent.glob(f".{path.name}.*.tmp"):
-        if not _alive(orphan.name.removeprefix(f".{path.name}.").split(".")[0]):
-            shutil.rmtree(orphan, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                                    dir=path.parent))
+    for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # of a writer killed earlier
+        shutil.rmtree(orphan, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         staging.chmod(default_mode(folder=True))  # the published folder: umask's mode
         yield staging
         _publish(staging, path)
-    finally:  # after a swap it holds the previous folder
+    finally:  # gone after a publish; else a failed block's output
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _alive(pid: str) -> bool:
-    """Whether process ``pid`` exists (a staging folder's owner); False for a bad name."""
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def _publish(staging: Path, path: Path) -> None:
-    """Put ``staging`` at ``path`` and the previous ``path`` (if any) at ``staging``: one atomic
-    exchange where the kernel has it, else two renames; writers take turns (a lock on the
-    parent folder), and the parent is synced so the new entry survives a crash."""
+    """Rename ``path`` (if any) aside and ``staging`` into its place, sync the parent folder
+    so the new entry survives a crash, then remove the previous folder."""
+    old = staging.with_suffix(".old.tmp")  # .<name>.<random>.old.tmp: the next write's orphan
+    if path.exists():
+        os.replace(path, old)
+    os.replace(staging, path)
     fd = os.open(path.parent, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if not path.exists():
-            os.rename(staging, path)
-        elif not _exchange(staging, path):
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                                        dir=path.parent))
-            os.rename(path, old)  # onto an empty folder: allowed
-            os.rename(staging, path)
-            os.rename(old, staging)
         os.fsync(fd)
     finally:
-        os.close(fd)  # releases the lock
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where the
-    C library, kernel or file system lacks it."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
+        os.close(fd)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # A sampler's info fields that differ between two runs with the same inputs: timings on this

@@ -1,5 +1,9 @@
 """DVC as the pipeline's ledger: which stages are stale, and recording what a run produced.
 
+Which stages are stale is DVC's answer (``dvc status``); their order and what lies downstream
+of a stale stage come from the pipeline's own stage DAG (:func:`flows.stages.dag`, which a
+test checks against dvc.yaml's deps and outs), not from DVC's internal graph.
+
 Everything goes through DVC's Python API in this process, one call at a time (a lock here,
 and DVC's own repository lock): DVC commands never run concurrently, and never while a
 stage's task is running.
@@ -98,27 +102,31 @@ class Ledger:
 
     def plan(self, *, targets: Iterable[str] | None = None, force: bool = False) -> Plan:
         """Stale stages: those ``dvc status`` reports, plus every stage downstream of one
-        (their inputs are about to change).  ``targets`` limits the plan to those stages and
-        what they depend on; ``force`` marks all of them stale."""
-        import networkx as nx
+        (their inputs are about to change), in the order of :func:`flows.stages.dag`.
+        ``targets`` limits the plan to those stages and what they depend on; ``force`` marks
+        all of them stale."""
+        from flows.config import load_params
+        from flows.stages import dag
 
-        with self._repo() as repo:
-            graph = repo.index.graph  # edges: stage -> a stage it depends on
-            by_name = {stage.name: stage for stage in graph.nodes}
-            order = [s.name for s in nx.topological_sort(graph.reverse(copy=False))]
-            wanted = set(order)
-            if targets is not None:
-                wanted = set()
-                for name in targets:
-                    if name not in by_name:
-                        raise RbmdiffError(f"no stage {name!r} in dvc.yaml; stages: {order}")
-                    wanted |= {name} | {s.name for s in nx.descendants(graph, by_name[name])}
-            # keys are 'name', or 'path/dvc.yaml:name' when the cwd is not the root
-            reasons = {} if force else {
-                key.rsplit(":", 1)[-1]: why for key, why in repo.status().items()}
+        upstream = dag(load_params(self.root / "params.yaml").sample)  # dvc.yaml's foreach
+        order = list(upstream)
+        wanted = set(order) if targets is None else set(targets)
+        if unknown := wanted - set(order):
+            raise RbmdiffError(f"no stage {sorted(unknown)[0]!r} in dvc.yaml; stages: {order}")
+        for name in reversed(order):  # and what they read from
+            if name in wanted:
+                wanted |= set(upstream[name])
+        reasons: dict[str, list] = {}
+        if not force:
+            with self._repo() as repo:  # keys are 'name', or 'path/dvc.yaml:name'
+                reasons = {key.rsplit(":", 1)[-1]: why for key, why in repo.status().items()}
+        if unknown := set(reasons) - set(order):
+            raise RbmdiffError(f"dvc.yaml stage {sorted(unknown)[0]!r} is not one of the "
+                               f"pipeline's {order} (flows/stages/__init__.py)")
         stale = set(wanted) if force else set(reasons)
-        for name in list(stale):
-            stale |= {s.name for s in nx.ancestors(graph, by_name[name])}
+        for name in order:  # upstream first: one pass marks everything downstream
+            if any(up in stale for up in upstream[name]):
+                stale.add(name)
         order = [s for s in order if s in wanted]
         return Plan(order, [s for s in order if s in stale],
                     {s: reasons.get(s, ["downstream of a stale stage" if not force else "forced"])

@@ -1,4 +1,5 @@
-"""Lineage: each dvc.yaml stage's ``deps`` cover all the project code the stage runs.
+"""Lineage: each dvc.yaml stage's ``deps`` cover all the project code the stage runs, and the
+pipeline's own stage DAG (``flows.stages.dag``, which orders the plan) is the one they declare.
 
 Every stage of a tiny project runs as ``dvc repro`` runs it (``python -m flows.stages …`` in
 the project), and the project modules it loaded (under ``flows/`` and ``rbmdiff/``) must each
@@ -9,7 +10,9 @@ kernel's module or a compiled extension must also depend on the kernel's C sourc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.ledger import Ledger
+from flows.stages import dag
+from rbmdiff.errors import RbmdiffError
 from tests.project import SOURCE, dvc_env, make_project
 
 # the modules that load the compiled Gibbs sweep, and the folder of its C source
@@ -49,6 +55,63 @@ def stage_commands(dvc_yaml: dict, params: dict) -> dict[str, tuple[list[str], l
         else:
             out[name] = ([name], stage["deps"])
     return out
+
+
+def stage_paths(dvc_yaml: dict, params: dict) -> dict[str, tuple[list[str], list[str]]]:
+    """stage name -> (its deps, its outs, metrics and plots), foreach expanded."""
+    out = {}
+    for name, stage in dvc_yaml["stages"].items():
+        for route in params["sample"] if "foreach" in stage else [None]:
+            body = stage["do"] if route else stage
+            paths = {key: [(next(iter(p)) if isinstance(p, dict) else p).replace(
+                "${key}", route or "") for p in body.get(key, [])]
+                for key in ("deps", "outs", "metrics", "plots")}
+            out[f"{name}@{route}" if route else name] = (
+                paths["deps"], paths["outs"] + paths["metrics"] + paths["plots"])
+    return out
+
+
+def test_the_stage_dag_is_the_one_dvc_yaml_declares() -> None:
+    """B reads from A where one of B's deps is one of A's outs, or one lies under the other
+    (report's ``reports/runs`` holds every route's ``reports/runs/<route>``)."""
+    spec = yaml.safe_load((SOURCE / "dvc.yaml").read_text())
+    params = yaml.safe_load((SOURCE / "params.yaml").read_text())
+    stages = stage_paths(spec, params)
+    overlap = lambda a, b: a == b or a.startswith(b + "/") or b.startswith(a + "/")  # noqa: E731
+    declared = {name: {up for up, (_, outs) in stages.items()
+                       if any(overlap(d, o) for d in deps for o in outs)}
+                for name, (deps, _) in stages.items()}
+    ours = dag(params["sample"])
+    assert list(ours) == list(stages)  # dvc.yaml lists them upstream first
+    assert {name: set(ups) for name, ups in ours.items()} == declared
+
+
+def test_the_plan_marks_every_stage_downstream_of_a_stale_one(tmp_path, monkeypatch) -> None:
+    """Freshness is DVC's (``dvc status``, faked here); order and downstream are the DAG's."""
+    (tmp_path / ".dvc").mkdir()
+    shutil.copy(SOURCE / "params.yaml", tmp_path)
+    routes = [f"sample@{r}" for r in yaml.safe_load((SOURCE / "params.yaml").read_text())["sample"]]
+    why = [{"changed deps": {"params.yaml": ["embed.seed"]}}]
+
+    class Repo:
+        def status(self) -> dict:
+            return {"dvc.yaml:embed": why}
+
+    monkeypatch.setattr(Ledger, "_repo", lambda self: contextlib.nullcontext(Repo()))
+    plan = Ledger(tmp_path).plan()
+    assert plan.order == ["prepare", "train", "embed", *routes, "report"]
+    assert plan.stale == ["embed", *routes, "report"]
+    assert plan.fresh == ["prepare", "train"]
+    assert plan.reasons == {"embed": why, **{s: ["downstream of a stale stage"]
+                                             for s in [*routes, "report"]}}
+    plan = Ledger(tmp_path).plan(targets=[routes[0]])
+    assert (plan.order, plan.stale) == (["prepare", "train", "embed", routes[0]],
+                                        ["embed", routes[0]])
+    plan = Ledger(tmp_path).plan(targets=["train"], force=True)
+    assert plan.stale == plan.order == ["prepare", "train"]
+    assert plan.reasons == {"prepare": ["forced"], "train": ["forced"]}
+    with pytest.raises(RbmdiffError, match=r"no stage 'sample' in dvc\.yaml"):
+        Ledger(tmp_path).plan(targets=["sample"])
 
 
 def uncovered(files: list[str], deps: list[str]) -> list[str]:

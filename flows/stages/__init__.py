@@ -8,7 +8,7 @@ produce the same artefacts.  None of these modules imports Prefect or DVC.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +16,25 @@ if TYPE_CHECKING:
     from flows.layout import Layout
 
 STAGES = ("prepare", "train", "embed", "sample", "report")  # in order; sample: one per route
+
+# Each stage's upstream stages: those whose outputs it reads (its deps in dvc.yaml, which
+# tests/test_pipeline_lineage.py checks against this).
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "prepare": (),
+    "train": ("prepare",),
+    "embed": ("prepare",),
+    "sample": ("prepare", "train", "embed"),
+    "report": ("prepare", "train", "sample"),
+}
+assert tuple(UPSTREAM) == STAGES
+
+
+def dag(routes: Iterable[str]) -> dict[str, list[str]]:
+    """dvc.yaml's stages, upstream first (``sample@<route>`` for each route), each with the
+    stages it reads from: ``dag(["sde"])["report"] == ["prepare", "train", "sample@sde"]``."""
+    names = {step: [step] for step in STAGES} | {"sample": [f"sample@{r}" for r in routes]}
+    return {name: [up for step_up in UPSTREAM[step] for up in names[step_up]]
+            for step in STAGES for name in names[step]}
 
 
 def _function(name: str) -> Callable[..., dict]:

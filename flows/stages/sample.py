@@ -82,8 +82,8 @@ def sample(route: str, p: RouteParams, layout: Layout) -> dict:
     """Write reports/runs/<route>/samples.parquet (v0…, x0… columns; the sampler's info in the
     schema metadata) and record.json (the §7 statistics); -> the record, timings included.
 
-    Both are written in a private folder that replaces the route's folder whole, so
-    concurrent runs of one route, or a run killed part-way, never leave a mix of two runs.
+    Both are written in a private folder that replaces the route's folder whole
+    (:func:`~flows.artefacts.staged_dir`), so a run killed part-way never leaves a mix of two.
     Both are a function of the run's inputs: the timings, solver ids and what this run found
     already done go to the log and to reports/timings/<route>.json (not a tracked output).
     """
