@@ -127,25 +127,28 @@ class Run:
             self._add_timing(stored)  # the reads' cost, paid by the run that stored them
             return stored
 
-        def attempt() -> dimod.SampleSet:
-            if self.solver.embedding is None:
-                ss = self.composite.sample_ising(h, J, **kwargs)
-            else:
-                from dwave.embedding import majority_vote
-
-                ss = self.composite.sample_ising(
-                    h, J, chain_strength=chain_strength, chain_break_method=majority_vote,
-                    chain_break_fraction=True, return_embedding=True, **kwargs)
-            ss.resolve()
-            return ss
-
         kept = f"; reads already returned are kept in {folder}" if folder else ""
-        ss = store.with_retries(attempt, retries=self.settings.retries,
+        ss = store.with_retries(lambda: self._ask(h, J, kwargs, chain_strength),
+                                retries=self.settings.retries,
                                 backoff=self.settings.retry_backoff, hint=kept)
         store.save_reads(folder, key, ss)
         self._add_timing(ss)
         if "problem_id" in ss.info:
             self.problem_ids.append(ss.info["problem_id"])
+        return ss
+
+    def _ask(self, h: dict, J: dict, kwargs: dict, chain_strength: float) -> dimod.SampleSet:
+        """One attempt at a device call: the logical problem, or the embedded one with
+        chains (broken chains resolved by majority vote)."""
+        if self.solver.embedding is None:
+            ss = self.composite.sample_ising(h, J, **kwargs)
+        else:
+            from dwave.embedding import majority_vote
+
+            ss = self.composite.sample_ising(
+                h, J, chain_strength=chain_strength, chain_break_method=majority_vote,
+                chain_break_fraction=True, return_embedding=True, **kwargs)
+        ss.resolve()
         return ss
 
     def _add_timing(self, ss: dimod.SampleSet) -> None:
