@@ -99,6 +99,11 @@ def test_per_run_annealing_time_refused_by_a_device_without_one(rbm, tmp_path):
     draw(s, rbm)  # opens and embeds
     with pytest.raises(RbmdiffError, match="takes no annealing_time"):
         s.sample(rbm, 10, seed=0, annealing_time=40.0)
+    timed = QPUSampler(embedding_dir=tmp_path, **{**FAST, "mock": "thermal"},
+                       calibration_rounds=0, annealing_time=40.0)
+    with pytest.raises(RbmdiffError, match="takes no annealing_time"):
+        timed.sample(rbm, 10, seed=0)
+    assert draw(timed, rbm, annealing_time=None).info["params"]["annealing_time"] is None
 
 
 def test_record_types_derived_from_the_dataclasses_are_the_tables_types():

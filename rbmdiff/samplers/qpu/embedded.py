@@ -78,7 +78,6 @@ def embed_on(dev: Device, settings: QPUSettings, n: int, m: int, *, seed: int = 
     """K_{n,m} on ``dev``: loaded or found (cached in ``settings.embedding_dir``), the
     identity on a native ``layout``'s graph (``weights`` checked), or none on an
     unstructured device."""
-    check_accepts(dev, settings)
     if not dev.structured:
         return EmbeddedSolver(dev, None, [], None, "none", None)
     topology, shape = dev.topology()

@@ -161,10 +161,17 @@ class QPUSampler:
         load or find the embedding (saved in ``embedding_dir``); with a native ``layout`` the
         identity embedding on the layout's graph (``weights`` checked); an unstructured
         device takes the logical problem (no embedding)."""
+        return self._embed(self.settings, n_visible, n_hidden, seed=seed, layout=layout,
+                           weights=weights)
+
+    def _embed(self, s: QPUSettings, n_visible: int, n_hidden: int, *, seed: int,
+               layout: dict | None, weights: torch.Tensor | None) -> EmbeddedSolver:
+        """:meth:`embed` for a run of settings ``s`` (the device checked against them)."""
         if layout is not None:
             embedding.check_layout(layout, n_visible, n_hidden)
         dev = self.device(n_visible, n_hidden, layout=layout)
-        return embed_on(dev, self.settings, n_visible, n_hidden, seed=seed, layout=layout,
+        check_accepts(dev, s)
+        return embed_on(dev, s, n_visible, n_hidden, seed=seed, layout=layout,
                         weights=weights)
 
     def sample(self, rbm: RBM, num_samples: int, *, seed: int, **overrides: Any) -> Samples:
@@ -212,11 +219,12 @@ class QPUSampler:
         (and layout), the layout's couplers checked against this model's weights."""
         layout = s.layout if s.layout is not None else rbm.meta.get("layout")
         shape = (rbm.n_visible, rbm.n_hidden, repr(layout))
-        if shape not in self._solvers:  # open the device and embed once per model shape
-            self._solvers[shape] = self.embed(rbm.n_visible, rbm.n_hidden, seed=seed,
-                                              layout=layout, weights=rbm.W)
-        solver = self._solvers[shape]
-        check_accepts(solver.device, s)  # this run's settings, on a device opened before
+        solver = self._solvers.get(shape)
+        if solver is None:  # open the device and embed once per model shape
+            solver = self._solvers[shape] = self._embed(
+                s, rbm.n_visible, rbm.n_hidden, seed=seed, layout=layout, weights=rbm.W)
+        else:  # a device opened for an earlier run: checked against this run's settings
+            check_accepts(solver.device, s)
         if layout is not None:  # this model's weights on the layout's couplers
             embedding.native_embedding(layout, solver.graph, rbm.W)
         return solver
