@@ -139,7 +139,7 @@ def calibration_key(setting: dict, p: CampaignParams, upstream_sha: str, per_cal
     """What determines a setting's calibration, as the campaign plans it: the model and
     embedding (``upstream_sha``) and every sampler parameter of the run but the calibration
     effort (``NOT_IN_KEY``; reads per call included), the sampler's own key
-    (``QPUSampler._calibration_key``) or finer."""
+    (``rbmdiff.samplers.qpu.prefactor.cache_key``) or finer."""
     kw = {k: v for k, v in run_kwargs(setting, p).items() if k not in NOT_IN_KEY}
     kw["num_reads"] = per_call
     return hashlib.sha256(json.dumps([upstream_sha, sorted(kw.items())], default=str)

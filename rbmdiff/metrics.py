@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import torch
 
@@ -18,7 +19,7 @@ from rbmdiff.exact import (
     visible_law,
 )
 from rbmdiff.rbm import RBM
-from rbmdiff.records import QPU_FACTS
+from rbmdiff.records import QPU_FACTS, Record
 from rbmdiff.samplers.base import Samples
 
 MMD_MAX_ROWS = 2000  # MMD is O(B²): each side is subsampled (fixed seed) to this many rows
@@ -153,7 +154,7 @@ class SampleStats:
         ref = test_v if test_binary else torch.bernoulli(test_v, generator=g)
         i, j = torch.triu_indices(n, n, offset=1)
         corr_diff = self.correlations()[i, j] - correlations(ref)[i, j]
-        record = {
+        fields = {
             "sampler": info.get("sampler"),
             "params": json.dumps(info.get("params", {}), sort_keys=True, default=str),
             "seed": info.get("seed"),
@@ -167,16 +168,16 @@ class SampleStats:
             "corr_rmse": float(corr_diff.pow(2).mean().sqrt()) if n > 1 else 0.0,
             "mmd": mmd_hamming(self.reservoir, ref),
             "mean_free_energy": self.free_energy_sum / self.count,
-            "test_log_likelihood": math.nan,
-            "tv_exact": math.nan,
         }
+        ll = tv = math.nan
         with torch.no_grad():
             if min(n, rbm.n_hidden) <= EXACT_LAW_BITS and test_binary:
                 log_z = log_partition(rbm) if log_z is None else log_z
-                record["test_log_likelihood"] = mean_log_likelihood(rbm, test_v, log_z)
+                ll = mean_log_likelihood(rbm, test_v, log_z)
             if self.states is not None:
                 _, p = visible_law(rbm)
-                record["tv_exact"] = total_variation(self.states / self.count, p)
+                tv = total_variation(self.states / self.count, p)
+        record = asdict(Record(**fields, test_log_likelihood=ll, tv_exact=tv))
         for key in INFO_FIELDS:
             if key in info:
                 record[key] = info[key]

@@ -1,26 +1,85 @@
 """The columns of a sampler run's record (docs/math.md §7) and the QPU route's facts it
-carries, each with its pandas type, declared once: the record's fields
-(:meth:`rbmdiff.metrics.SampleStats.record`), the report's table and the campaign's
-columns derive from here.  No torch: the pipeline's tables read it without the models."""
+carries, each declared once as a dataclass field with its Python type: the record
+(:meth:`rbmdiff.metrics.SampleStats.record`) and the QPU sampler's info are built from these
+dataclasses, and the report's table and the campaign's columns take their pandas types
+(``RECORD``, ``QPU_FACTS``) from the fields.  No torch: the pipeline's tables read it
+without the models."""
 
 from __future__ import annotations
 
-RECORD: dict[str, str] = {  # every run
-    "sampler": "string", "params": "string", "seed": "Int64", "num_samples": "Int64",
-    "wall_s": "float64", "samples_per_s": "float64", "cost_units": "float64",
-    "cost_unit": "string", "multiply_adds": "float64", "mean_abs_err": "float64",
-    "corr_rmse": "float64", "mmd": "float64", "mean_free_energy": "float64",
-    "test_log_likelihood": "float64", "tv_exact": "float64",
-}
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
 
-QPU_FACTS: dict[str, str] = {  # a QPU run's info keys its record keeps
-    "chain_break_fraction": "float64", "beta_eff": "float64", "beta_eff_low": "float64",
-    "beta_eff_high": "float64", "beta_model": "float64", "prefactor": "float64",
-    "chain_strength": "float64", "clipped": "boolean", "target_reached": "boolean",
-    "rounds": "Int64", "energy_z": "float64", "fidelity_ok": "boolean",
-    "fidelity_p": "float64", "fidelity_worst": "string", "calibration_reused": "boolean",
-    "postprocess_sweeps": "Int64", "qpu_access_time": "float64", "num_qubits": "Int64",
-    "mock": "boolean", "mock_kind": "string",
-}
+PANDAS_TYPES = {float: "float64", int: "Int64", bool: "boolean", str: "string"}
 
+
+@dataclass(frozen=True)
+class Record:
+    """One sampler run's §7 record (every run)."""
+
+    sampler: str | None
+    params: str
+    seed: int | None
+    num_samples: int
+    wall_s: float
+    samples_per_s: float
+    cost_units: float
+    cost_unit: str | None
+    multiply_adds: float
+    mean_abs_err: float
+    corr_rmse: float
+    mmd: float
+    mean_free_energy: float
+    test_log_likelihood: float
+    tv_exact: float
+
+
+@dataclass(frozen=True)
+class QPUFacts:
+    """The facts of a QPU run that its record keeps (a subset of the sampler's info).  The
+    verdict's (energy_z, fidelity_*) are None where no verdict was asked, and then left out
+    of the info."""
+
+    chain_break_fraction: float
+    beta_eff: float
+    beta_eff_low: float
+    beta_eff_high: float
+    beta_model: float
+    prefactor: float
+    chain_strength: float
+    clipped: bool
+    target_reached: bool
+    rounds: int
+    energy_z: float | None
+    fidelity_ok: bool | None
+    fidelity_p: float | None
+    fidelity_worst: str | None
+    calibration_reused: bool
+    postprocess_sweeps: int
+    qpu_access_time: float
+    num_qubits: int | None
+    mock: bool
+    mock_kind: str | None
+
+
+VERDICT_FACTS = ("energy_z", "fidelity_ok", "fidelity_p", "fidelity_worst")
+
+
+def pandas_types(record: type) -> dict[str, str]:
+    """{field: pandas dtype} of a dataclass whose fields are float, int, bool or str
+    (optionally ``| None``): float64, Int64, boolean, string."""
+    hints = typing.get_type_hints(record)
+    out = {}
+    for f in dataclasses.fields(record):
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            (hint,) = [t for t in typing.get_args(hint) if t is not type(None)]
+        out[f.name] = PANDAS_TYPES[hint]
+    return out
+
+
+RECORD: dict[str, str] = pandas_types(Record)  # every run
+QPU_FACTS: dict[str, str] = pandas_types(QPUFacts)  # a QPU run's info keys its record keeps
 TYPES: dict[str, str] = {**RECORD, **QPU_FACTS}

@@ -58,9 +58,9 @@ def read_store(layout: Layout, kwargs: dict) -> Path:
     its β, sweeps and graph), since a call's key names the problem but not the device."""
     from rbmdiff.samplers.qpu import QPUSampler
 
-    s = QPUSampler(**{k: v for k, v in kwargs.items()
-                      if k not in ("budget", "read_store", "calibration_dir")})
-    kind = s.mock_kind()[0]
+    sampler = QPUSampler(**{k: v for k, v in kwargs.items()
+                            if k not in ("budget", "read_store", "calibration_dir")})
+    kind, s = sampler.mock_kind()[0], sampler.settings
     device = f"mock-{kind}" if kind else f"qpu-{s.solver or s.topology}"
     facts = [s.topology, s.mock_shape, s.mock_beta, s.mock_sweeps] if kind else [s.solver]
     tag = hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:8]

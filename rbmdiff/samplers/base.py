@@ -78,14 +78,14 @@ class Timer:
 
 def make_info(
     sampler: Sampler, *, seed: int, num_samples: int, wall_s: float, cost_units: float,
-    cost_unit: str, **extra,
+    cost_unit: str, params: dict | None = None, **extra,
 ) -> dict:
-    """The info fields every sampler reports, plus its own; ``device`` (where the work ran)
-    defaults to "cpu"."""
+    """The info fields every sampler reports, plus its own; ``params`` (the run's settings)
+    defaults to ``sampler.params()``, ``device`` (where the work ran) to "cpu"."""
     extra.setdefault("device", "cpu")
     return {
         "sampler": sampler.name,
-        "params": sampler.params(),
+        "params": sampler.params() if params is None else params,
         "seed": seed,
         "num_samples": num_samples,
         "wall_s": wall_s,

@@ -15,11 +15,15 @@ the device's inverse temperature is known: the route calibrates it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dimod
 
 from rbmdiff.errors import RbmdiffError
+from rbmdiff.samplers.qpu import embedding, solvers
+
+if TYPE_CHECKING:
+    from rbmdiff.samplers.qpu.settings import QPUSettings
 
 DEFAULT_RANGES = {"h_range": [-4.0, 4.0], "j_range": [-1.0, 1.0]}  # Advantage's
 
@@ -68,3 +72,41 @@ def check_sampler(sampler: Any) -> None:
         raise RbmdiffError(
             f"sampler must be a dimod.Sampler (e.g. DWaveSampler(), "
             f"dwave.samplers.SimulatedAnnealingSampler()), got {type(sampler).__name__}")
+
+
+def mock_kind(settings: QPUSettings) -> tuple[str | None, str]:
+    """-> (the mock to use, or None for the QPU; why)."""
+    if isinstance(settings.mock, str):
+        return settings.mock, f"mock={settings.mock!r} requested"
+    if settings.mock is True:
+        return "annealer", "mock=True requested (the annealer mock)"
+    if solvers.has_token():
+        return None, "D-Wave token configured"
+    if settings.mock is False:
+        raise RbmdiffError(
+            "mock=False needs a D-Wave token: set DWAVE_API_TOKEN or run `dwave config "
+            "create`; or pass mock='annealer' (or 'thermal') to sample offline")
+    return "annealer", ("no D-Wave token configured (DWAVE_API_TOKEN unset, no dwave config "
+                        "file): the annealer mock")
+
+
+def open_device(sampler: Any, settings: QPUSettings, n_visible: int, n_hidden: int, *,
+                layout: dict | None = None) -> Device:
+    """The device to sample: ``sampler`` as given, else a mock (on a native model's graph;
+    an oversized K_{n,m} refused before it is built) or the QPU."""
+    if sampler is not None:
+        return Device(sampler, describe(sampler), None, "sampler= given")
+    kind, reason = mock_kind(settings)
+    if kind is None:
+        child = solvers.open_qpu(settings.topology, settings.solver, retries=settings.retries,
+                                 backoff=settings.retry_backoff)
+        return Device(child, describe(child), None, reason)
+    topology, shape = settings.topology, settings.mock_shape
+    if layout is not None:
+        topology, shape = layout["topology"], list(layout["shape"])
+    else:
+        embedding.check_embeddable(n_visible, n_hidden, topology, shape)
+    child = solvers.mock_solver(kind, topology, shape, beta=settings.mock_beta,
+                                sweeps=settings.mock_sweeps)
+    name = f"{describe(child)}({kind} mock, {topology} {shape})"
+    return Device(child, name, kind, reason)

@@ -20,15 +20,16 @@ MIN_UNBROKEN = 50  # fewer unbroken reads than this: β from all reads (majority
 FINAL_KEY = 1_000  # the final reads' calls are keyed from here, calibration's from 0, so the
 # final reads do not depend on how many calibration calls came before (or were cached)
 ESTIMATE_SEED = 10_000  # β's bootstrap seeds are derived from keys above the call keys
+BROKEN_WARN = 0.01  # final reads with more broken chains: a stronger rung, else a warning
 
 
 class Run:
-    """The device calls of one ``QPUSampler.sample`` (``solver``: an :class:`EmbeddedSolver`)."""
+    """The device calls of one ``QPUSampler.sample`` (``solver``: an :class:`EmbeddedSolver`,
+    ``settings``: the run's :class:`QPUSettings`; ``budget``: see ``QPUSampler``)."""
 
-    def __init__(self, sampler, solver, rbm: RBM, seed: int) -> None:
-        self.sampler, self.rbm, self.seed, self.solver = sampler, rbm, seed, solver
+    def __init__(self, settings, solver, rbm: RBM, seed: int, *, budget: Any = None) -> None:
+        self.settings, self.rbm, self.seed, self.solver = settings, rbm, seed, solver
         self.device = solver.device
-        budget = sampler.budget
         child = budget.wrap(self.device.sampler) if budget is not None else self.device.sampler
         if solver.embedding is not None:
             from dwave.system import FixedEmbeddingComposite
@@ -55,7 +56,7 @@ class Run:
         factor given and there are chains; else the one rung the settings fix. The thermal
         mock, an ideal device in equilibrium, gets the strongest chain the solver allows:
         any weaker chain changes the logical law there, with no freeze-out to offset."""
-        s = self.sampler
+        s = self.settings
         if s.chain_strength_factor is not None or s.chain_strength != "relative":
             return [s.chain_strength_factor or scaling.DEFAULT_CHAIN_FACTOR]
         if not self.has_chains or s.calibration_rounds == 0:
@@ -74,16 +75,16 @@ class Run:
         """The prefactor cap and chain strength on the current rung."""
         if self.solver.embedding is None:
             self.scale = scaling.plan_logical(self.logical.h, self.logical.J, self.props,
-                                              clip=self.sampler.clip)
+                                              clip=self.settings.clip)
             return
         rung = self.ladder[self.rung]
         fixed = rung == scaling.SOLVER_CAP
         self.scale = scaling.plan(
             self.logical.h, self.logical.J, self.solver.embedding,
             self.composite.target_structure.adjacency, self.props,
-            chain_strength=scaling.SOLVER_CAP if fixed else self.sampler.chain_strength,
+            chain_strength=scaling.SOLVER_CAP if fixed else self.settings.chain_strength,
             factor=scaling.DEFAULT_CHAIN_FACTOR if fixed else float(rung),
-            clip=self.sampler.clip)
+            clip=self.settings.clip)
 
     def climb(self) -> bool:
         """Move to the next stronger chain rung; False when there is none."""
@@ -98,8 +99,8 @@ class Run:
         their substitute sampler is seeded in :meth:`_call`)."""
         want: dict[str, Any] = {"num_reads": num_reads, "auto_scale": False,
                                 "answer_mode": "raw", "seed": seed}
-        if self.sampler.annealing_time is not None:
-            want["annealing_time"] = self.sampler.annealing_time
+        if self.settings.annealing_time is not None:
+            want["annealing_time"] = self.settings.annealing_time
         return {k: v for k, v in want.items() if self.device.accepts(k)}
 
     def _call(self, h: dict, J: dict, num_reads: int, chain_strength: float) -> dimod.SampleSet:
@@ -117,7 +118,7 @@ class Run:
         key = store.call_key(h, J, {**kwargs, "device": self.device.name},
                              chain_strength=chain_strength, embedding=self.solver.embedding or {},
                              seed=self.seed, call=self.key)
-        folder = self.sampler.read_store
+        folder = self.settings.read_store
         stored = store.load_reads(folder, key)
         self.calls += 1
         self.key += 1
@@ -126,25 +127,28 @@ class Run:
             self._add_timing(stored)  # the reads' cost, paid by the run that stored them
             return stored
 
-        def attempt() -> dimod.SampleSet:
-            if self.solver.embedding is None:
-                ss = self.composite.sample_ising(h, J, **kwargs)
-            else:
-                from dwave.embedding import majority_vote
-
-                ss = self.composite.sample_ising(
-                    h, J, chain_strength=chain_strength, chain_break_method=majority_vote,
-                    chain_break_fraction=True, return_embedding=True, **kwargs)
-            ss.resolve()
-            return ss
-
         kept = f"; reads already returned are kept in {folder}" if folder else ""
-        ss = store.with_retries(attempt, retries=self.sampler.retries,
-                                backoff=self.sampler.retry_backoff, hint=kept)
+        ss = store.with_retries(lambda: self._ask(h, J, kwargs, chain_strength),
+                                retries=self.settings.retries,
+                                backoff=self.settings.retry_backoff, hint=kept)
         store.save_reads(folder, key, ss)
         self._add_timing(ss)
         if "problem_id" in ss.info:
             self.problem_ids.append(ss.info["problem_id"])
+        return ss
+
+    def _ask(self, h: dict, J: dict, kwargs: dict, chain_strength: float) -> dimod.SampleSet:
+        """One attempt at a device call: the logical problem, or the embedded one with
+        chains (broken chains resolved by majority vote)."""
+        if self.solver.embedding is None:
+            ss = self.composite.sample_ising(h, J, **kwargs)
+        else:
+            from dwave.embedding import majority_vote
+
+            ss = self.composite.sample_ising(
+                h, J, chain_strength=chain_strength, chain_break_method=majority_vote,
+                chain_break_fraction=True, return_embedding=True, **kwargs)
+        ss.resolve()
         return ss
 
     def _add_timing(self, ss: dimod.SampleSet) -> None:
@@ -158,10 +162,23 @@ class Run:
         """Key the following calls as the final reads' (``FINAL_KEY`` onwards)."""
         self.key = max(self.key, FINAL_KEY)
 
+    def final_reads(self, prefactor: float, num_reads: int, history: list[dict]
+                    ) -> tuple[dict, float]:
+        """The final reads at ``prefactor``, drawn again on each stronger chain rung while
+        more than ``BROKEN_WARN`` of their chains break (each try kept in ``history``).
+        -> (:meth:`sample_and_estimate`'s result, the prefactor it used)."""
+        self.start_final()
+        final = self.sample_and_estimate(prefactor, num_reads)
+        while final["chain_break_fraction"] > BROKEN_WARN and self.climb():
+            history.append({**final["summary"], "final": True})  # re-checked at the final p
+            prefactor = min(prefactor, self.scale.prefactor_max)
+            final = self.sample_and_estimate(prefactor, num_reads)
+        return final, prefactor
+
     def program(self, prefactor: float) -> tuple[dict, dict, bool]:
         """prefactor · (h, J), clipped into the device's ranges only when clip=True.
         -> (h, J, clipped)."""
-        if self.sampler.clip:
+        if self.settings.clip:
             form = to_ising(self.rbm, prefactor=prefactor, h_range=self.h_range,
                             j_range=self.j_range)
             return form.h, form.J, form.clipped
@@ -174,7 +191,7 @@ class Run:
         β_model (pseudo-likelihood of the model's own h, J) with its interval."""
         h, J, clipped = self.program(prefactor)
         cs = self.scale.chain_strength(prefactor) if self.has_chains else 0.0
-        per_call = min(self.sampler.num_reads or num_reads, self.max_reads)
+        per_call = min(self.settings.num_reads or num_reads, self.max_reads)
         parts = [self._call(h, J, min(per_call, num_reads - start), cs)
                  for start in range(0, num_reads, per_call)]
         self.reads += num_reads
@@ -190,7 +207,7 @@ class Run:
         used = ss if whole.sum() < MIN_UNBROKEN else dimod.SampleSet(
             ss.record[whole], ss.variables, {}, ss.vartype)
         beta, low, high = estimate_beta(
-            self.logical.h, self.logical.J, used, num_bootstrap=self.sampler.num_bootstrap,
+            self.logical.h, self.logical.J, used, num_bootstrap=self.settings.num_bootstrap,
             seed=sampler_seed(self.seed, ESTIMATE_SEED + self.key))
         how = "unbroken" if used is not ss else "all (majority vote)"
         counted = len(v) if used is ss else int(np.repeat(whole, ss.record.num_occurrences).sum())
