@@ -218,30 +218,155 @@ def campaign(root: str = ".", budget_us: float | None = None, progress: bool = T
 
 def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
               progress: bool) -> dict:
-    from tqdm.auto import tqdm
-
-    logger = get_run_logger()
-    root = str(layout.root)
+    """Bring the model and embedding up to date, then offer each setting not yet done."""
     p = params.campaign
-    ledger = SpendLedger(spend_ledger(layout))
-    keys = list(type(p.sweep).model_fields)
     earlier = read_rows(layout.campaign, campaign_id)
-    done = done_settings(earlier, keys)
-    attempts = len(earlier)
-    run_plan(Ledger(root).plan(targets=UPSTREAM), params, root, progress=progress)
+    done = done_settings(earlier, list(type(p.sweep).model_fields))
+    run_plan(Ledger(str(layout.root)).plan(targets=UPSTREAM), params, str(layout.root),
+             progress=progress)
     ensure_qpu_limit()
-    solver = solver_facts(p, layout)
-    cap_us = p.max_call_fraction * budget
-    model_sha = upstream_sha(layout)
-    calibrated = set()  # calibration keys paid for this model (any campaign), when cached
-    cached = calibration_cached()
-    scales = [1.0]  # calibration reads drawn / planned of the runs done: later plans × max
-    every = read_rows(layout.campaign)
+    queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]
+    sweep = Sweep(layout, p, budget, campaign_id, attempts=len(earlier), queued=len(queue),
+                  progress=progress)
+    for index, setting in queue:
+        sweep.offer(index, setting)
+    return sweep.finish()
+
+
+class Sweep:
+    """A campaign's pass through its queue: the runs in flight, the rows written, and what
+    earlier runs taught (calibrations paid for, calibration reads drawn per read planned)."""
+
+    def __init__(self, layout: Layout, p: CampaignParams, budget: float, campaign_id: str, *,
+                 attempts: int, queued: int, progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.layout, self.p, self.budget, self.id = layout, p, budget, campaign_id
+        self.attempts, self.queued = attempts, queued
+        self.logger = get_run_logger()
+        self.ledger = SpendLedger(spend_ledger(layout))
+        self.keys = list(type(p.sweep).model_fields)
+        self.solver = solver_facts(p, layout)
+        self.cap_us = p.max_call_fraction * budget
+        self.model_sha = upstream_sha(layout)
+        self.cached = calibration_cached()
+        self.scales, self.calibrated = learnt(read_rows(layout.campaign), layout, self.cached)
+        self.outcome: dict[str, list[int]] = {"done": [], "skipped": [], "stopped_runs": [],
+                                              "failed": []}
+        self.rows, self.pending, self.reused = 0, {}, 0
+        self.bar = tqdm(total=queued, desc="QPU campaign", disable=not progress)
+
+    def log_row(self, row: dict) -> None:
+        append_row(self.layout.campaign, row)
+        self.rows += 1
+        status = {"stopped": "stopped_runs"}.get(row["status"], row["status"])
+        self.outcome[status].append(int(row["index"]))
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{row['spent_us']:.0f}/{self.budget:.0f} µs")
+        self.logger.info(
+            "campaign %s setting %d %s: %s%s; %.0f µs charged, %.0f of %.0f µs spent",
+            self.id, row["index"], {k: row[k] for k in self.keys}, row["status"],
+            f" ({row['error']})" if row.get("error") else "", row["qpu_access_us"],
+            row["spent_us"], self.budget)
+
+    def row(self, index: int, setting: dict, estimate: float, b: RunBudget | None) -> dict:
+        return row_of(self.id, index, setting, estimate, b, self.ledger, self.budget)
+
+    def collect(self, future: Any) -> None:
+        """Write the row of a finished run and learn from it."""
+        index, setting, b, estimate, extra = self.pending.pop(future)
+        result = future.result(raise_on_failure=False)
+        failed = isinstance(result, BaseException)
+        record = {"status": "failed", "error": f"{type(result).__name__}: {result}"} \
+            if failed else result
+        self.reused += int(record.get("reused_calls") or 0)
+        if record["status"] == "done" and self.cached and (
+                record.get("target_reached") or record.get("calibration_reused")):
+            self.calibrated.add(extra["calibration_key"])  # the sampler saves only a reached one
+        planned = extra.get("calibration_planned_reads", 0)
+        if record["status"] == "done" and planned and not record.get("calibration_reused"):
+            self.scales.append(float(record.get("calibration_reads") or 0) / planned)
+        self.log_row({**self.row(index, setting, estimate, b), **extra,
+                      **{k: v for k, v in record.items()
+                         if k not in ("campaign", "index", *setting)}})  # the setting's own
+
+    def wait(self, futures: list) -> None:
+        for future in as_completed(futures):
+            self.collect(future)
+
+    def left(self) -> float:
+        """The budget less what was spent and what the runs in flight may still spend."""
+        return self.budget - self.ledger.spent(self.id) - sum(
+            max(v[3] - self.ledger.spent(self.id, v[2].run), 0) for v in self.pending.values())
+
+    def offer(self, index: int, setting: dict) -> None:
+        """Start the setting's run if its estimate fits what is left, else skip it (a row)."""
+        p, solver = self.p, self.solver
+        per_call = reads_per_call(setting, p, solver, self.cap_us)
+        key = calibration_key(setting, p, self.model_sha, per_call)
+        extra = {"reads_per_call": per_call, "calibration_key": key, "model_sha": self.model_sha}
+        if per_call < 1:
+            one = call_estimate_us(solver.timing, num_qubits=solver.num_qubits, num_reads=1,
+                                   annealing_time=run_kwargs(setting, p).get("annealing_time"))
+            self.log_row({**self.row(index, setting, math.nan, None), **extra,
+                          "status": "skipped",
+                          "error": f"one call of one read is estimated at {one:.0f} µs, more "
+                          f"than max_call_fraction · budget = {self.cap_us:.0f} µs; raise the "
+                          "budget or campaign.max_call_fraction"})
+            return
+        self.wait([f for f, v in self.pending.items()  # its calibration is being paid for:
+                   if v[-1]["calibration_key"] == key])  # wait, then reuse it
+        factor = extra["factor"] = self.ledger.factor(solver.name)
+        rounds, per_round = calibration_plan(setting, p)
+        calibrate = key not in self.calibrated
+        extra["calibration_planned_reads"] = rounds * per_round if calibrate else 0
+        estimate = run_estimate_us(setting, p, solver, factor, per_call=per_call,
+                                   calibrate=calibrate, scale=max(self.scales))
+        if estimate > self.left() and self.pending:  # runs in flight may leave more
+            self.wait(list(self.pending))
+        if estimate > self.left():
+            left = max(self.left(), 0)
+            self.log_row({**self.row(index, setting, estimate, None), **extra,
+                          "status": "skipped", "error": f"estimated {estimate:.0f} µs > "
+                          f"{left:.0f} µs left: short by {estimate - left:.0f} µs"})
+            return
+        run = f"{index}.{self.attempts + self.rows + len(self.pending)}"  # unique in the campaign
+        b = RunBudget(self.ledger, self.id, run, self.budget, solver.timing, solver.name,
+                      max_call_us=self.cap_us)
+        future = campaign_run.with_options(task_run_name=f"campaign-run-{index}").submit(
+            setting, p, str(self.layout.root), b, per_call)
+        self.pending[future] = (index, setting, b, estimate, extra)
+        if len(self.pending) >= p.parallel:  # wait for the first to finish, then decide again
+            self.collect(next(as_completed(list(self.pending))))
+
+    def finish(self) -> dict:
+        """Wait for the runs in flight; plot, log and summarise the campaign."""
+        self.wait(list(self.pending))
+        self.bar.close()
+        spent = self.ledger.spent(self.id)
+        figure = plot(read_rows(self.layout.campaign, self.id), figure_path(self.layout),
+                      self.keys)
+        summary = summarise(self.outcome, self.queued, self.reused)
+        self.logger.info("campaign %s: %.0f µs of QPU access time (budget %.0f; estimates: "
+                         "%s): %s", self.id, spent, self.budget, self.solver.timing_source,
+                         summary)
+        return {"campaign": self.id, "settings": self.queued, **self.outcome,
+                "stopped": summary, "runs": len(self.outcome["done"]),
+                "reused_calls": self.reused, "spent_us": spent, "budget_us": self.budget,
+                "bound_us": self.p.parallel * self.cap_us, "table": str(self.layout.campaign),
+                "ledger": str(self.ledger.path), "figure": str(figure) if figure else None}
+
+
+def learnt(every: pd.DataFrame, layout: Layout, cached: bool) -> tuple[list[float], set]:
+    """From every campaign's rows: the ratios of calibration reads drawn to planned (later
+    plans are scaled by the largest; 1.0 to start), and the calibration keys paid for whose
+    calibration is kept (when calibrations are cached and the cache is not empty)."""
+    scales, calibrated = [1.0], set()
     if "calibration_reads" in every and "calibration_planned_reads" in every:
         done_rows = every[every["status"] == "done"]
         planned = done_rows["calibration_planned_reads"].astype("Float64")
         drawn = done_rows["calibration_reads"].astype("Float64")
-        scales += (drawn / planned)[planned > 0].dropna().tolist()  # what earlier runs drew
+        scales += (drawn / planned)[planned > 0].dropna().tolist()
     if cached and any(layout.calibration.glob("*")) and "calibration_key" in every:
         def flag(column: str) -> pd.Series:
             return every.get(column, pd.Series(False, index=every.index)).fillna(
@@ -250,102 +375,7 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
         kept = (every["status"] == "done") & (flag("target_reached")
                                               | flag("calibration_reused"))
         calibrated = set(every.loc[kept, "calibration_key"].dropna())
-    queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]
-    outcome: dict[str, list[int]] = {"done": [], "skipped": [], "stopped_runs": [],
-                                     "failed": []}
-    rows, pending, reused = 0, {}, 0
-    bar = tqdm(total=len(queue), desc="QPU campaign", disable=not progress)
-
-    def log_row(row: dict) -> None:
-        nonlocal rows
-        append_row(layout.campaign, row)
-        rows += 1
-        outcome[{"stopped": "stopped_runs"}.get(row["status"], row["status"])].append(
-            int(row["index"]))
-        bar.update(1)
-        bar.set_postfix_str(f"{row['spent_us']:.0f}/{budget:.0f} µs")
-        logger.info("campaign %s setting %d %s: %s%s; %.0f µs charged, %.0f of %.0f µs spent",
-                    campaign_id, row["index"], {k: row[k] for k in keys}, row["status"],
-                    f" ({row['error']})" if row.get("error") else "", row["qpu_access_us"],
-                    row["spent_us"], budget)
-
-    def collect(future: Any) -> None:
-        nonlocal reused
-        index, setting, b, estimate, extra = pending.pop(future)
-        result = future.result(raise_on_failure=False)
-        failed = isinstance(result, BaseException)
-        record = {"status": "failed", "error": f"{type(result).__name__}: {result}"} \
-            if failed else result
-        reused += int(record.get("reused_calls") or 0)
-        if record["status"] == "done" and cached and (
-                record.get("target_reached") or record.get("calibration_reused")):
-            calibrated.add(extra["calibration_key"])  # the sampler saves only a reached one
-        planned = extra.get("calibration_planned_reads", 0)
-        if record["status"] == "done" and planned and not record.get("calibration_reused"):
-            scales.append(float(record.get("calibration_reads") or 0) / planned)
-        log_row({**row_of(campaign_id, index, setting, estimate, b, ledger, budget), **extra,
-                 **{k: v for k, v in record.items()
-                    if k not in ("campaign", "index", *setting)}})  # the setting's own values
-
-    for index, setting in queue:
-        per_call = reads_per_call(setting, p, solver, cap_us)
-        key = calibration_key(setting, p, model_sha, per_call)
-        extra = {"reads_per_call": per_call, "calibration_key": key, "model_sha": model_sha}
-        if per_call < 1:
-            one = call_estimate_us(solver.timing, num_qubits=solver.num_qubits, num_reads=1,
-                                   annealing_time=run_kwargs(setting, p).get("annealing_time"))
-            log_row({**row_of(campaign_id, index, setting, math.nan, None, ledger, budget),
-                     **extra, "status": "skipped",
-                     "error": f"one call of one read is estimated at {one:.0f} µs, more than "
-                     f"max_call_fraction · budget = {cap_us:.0f} µs; raise the budget or "
-                     "campaign.max_call_fraction"})
-            continue
-        if key in {e["calibration_key"] for *_, e in pending.values()}:
-            for future in as_completed([f for f, v in pending.items()
-                                        if v[-1]["calibration_key"] == key]):
-                collect(future)  # its calibration is being paid for: wait, then reuse it
-        factor = extra["factor"] = ledger.factor(solver.name)
-        rounds, per_round = calibration_plan(setting, p)
-        calibrate = key not in calibrated
-        extra["calibration_planned_reads"] = rounds * per_round if calibrate else 0
-        estimate = run_estimate_us(setting, p, solver, factor, per_call=per_call,
-                                   calibrate=calibrate, scale=max(scales))
-
-        def left() -> float:
-            return budget - ledger.spent(campaign_id) - sum(  # what runs in flight may still
-                max(v[3] - ledger.spent(campaign_id, v[2].run), 0) for v in pending.values())
-
-        if estimate > left() and pending:  # runs in flight may leave more
-            for future in as_completed(list(pending)):
-                collect(future)
-        if estimate > left():
-            short = estimate - max(left(), 0)
-            log_row({**row_of(campaign_id, index, setting, estimate, None, ledger, budget),
-                     **extra, "status": "skipped",
-                     "error": f"estimated {estimate:.0f} µs > {max(left(), 0):.0f} µs left: "
-                     f"short by {short:.0f} µs"})
-            continue
-        run = f"{index}.{attempts + rows + len(pending)}"  # unique within the campaign
-        b = RunBudget(ledger, campaign_id, run, budget, solver.timing, solver.name,
-                      max_call_us=cap_us)
-        future = campaign_run.with_options(task_run_name=f"campaign-run-{index}").submit(
-            setting, p, root, b, per_call)
-        pending[future] = (index, setting, b, estimate, extra)
-        if len(pending) >= p.parallel:  # wait for the first to finish, then decide again
-            collect(next(as_completed(list(pending))))
-    for future in as_completed(list(pending)):
-        collect(future)
-    bar.close()
-    spent = ledger.spent(campaign_id)
-    figure = plot(read_rows(layout.campaign, campaign_id), figure_path(layout), keys)
-    summary = summarise(outcome, len(queue), reused)
-    logger.info("campaign %s: %.0f µs of QPU access time (budget %.0f; estimates: %s): %s",
-                campaign_id, spent, budget, solver.timing_source, summary)
-    return {"campaign": campaign_id, "settings": len(queue), **outcome, "stopped": summary,
-            "runs": len(outcome["done"]), "reused_calls": reused, "spent_us": spent,
-            "budget_us": budget, "bound_us": p.parallel * cap_us,
-            "table": str(layout.campaign), "ledger": str(ledger.path),
-            "figure": str(figure) if figure else None}
+    return scales, calibrated
 
 
 def summarise(outcome: dict[str, list[int]], queued: int, reused: int) -> str:
