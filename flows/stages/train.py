@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from pathlib import Path
@@ -37,7 +35,7 @@ def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
     # an empty key is the library's rule's choice, exactly as for `rbmdiff train`
     kwargs = options_for(x, recipe=p.recipe, **p.config_kwargs())
     cfg = TrainConfig(**kwargs)
-    checkpoint = _checkpoint(layout, kwargs, x)
+    checkpoint = _checkpoint(layout, cfg, x)
     with torch_threads(p.threads):
         result = fit(x, cfg, eval_data=test, progress=progress,
                      checkpoint=checkpoint,
@@ -58,11 +56,10 @@ def train(p: TrainParams, layout: Layout, *, progress: bool = True) -> dict:
     return result.history[-1] if result.history else {}
 
 
-def _checkpoint(layout: Layout, kwargs: dict, x) -> Path:
-    """This run's checkpoint path; removes checkpoints of other arguments or data."""
-    digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode())
-    digest.update(x.numpy().tobytes())
-    path = layout.model.parent / f".train-{digest.hexdigest()[:16]}.ckpt"
+def _checkpoint(layout: Layout, cfg: TrainConfig, x) -> Path:
+    """This run's checkpoint path, named by the run's fingerprint (the one a checkpoint must
+    match, :meth:`TrainConfig.fingerprint`); removes checkpoints of other arguments or data."""
+    path = layout.model.parent / f".train-{cfg.fingerprint(x)[:16]}.ckpt"
     for other in layout.model.parent.glob(".train-*.ckpt"):
         if other != path:
             other.unlink(missing_ok=True)
