@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticUndefined
 
-from rbmdiff.choices import QPU_MOCKS, TOPOLOGIES
+from rbmdiff.choices import CHAIN_RULES, QPU_MOCKS, TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.options import TrainOptions
 
@@ -101,7 +101,7 @@ class CampaignSweep(Section):
 
     num_reads: list[PositiveInt | None] = Field(min_length=1)
     annealing_time: list[PositiveFloat | None] = Field(min_length=1)
-    chain_strength: list[PositiveFloat | Literal["relative", "utc"] | None] = Field(
+    chain_strength: list[PositiveFloat | Literal[CHAIN_RULES] | None] = Field(
         min_length=1, description="None or 'relative': f · prefactor · max|J|; 'utc'; µ units")
     calibration_rounds: list[NonNegativeInt] = Field(min_length=1)
     mock: list[Literal[QPU_MOCKS] | bool | None] = Field(

@@ -12,3 +12,4 @@ TOPOLOGIES = ("pegasus", "zephyr")  # D-Wave graphs, and hardware-native masks
 SAMPLERS = ("sde", "ode", "gibbs", "anneal", "qpu")  # rbmdiff.samplers.REGISTRY's names
 NEGATIVES = ("gibbs", "anneal", "qpu")  # where PCD/CD draw their negative phase
 QPU_MOCKS = ("thermal", "annealer")  # the local stand-ins for a QPU
+CHAIN_RULES = ("relative", "utc")  # the QPU route's chain strength: f · p · max|J|, or UTC

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import dimod
 import numpy as np
 
+from rbmdiff.choices import CHAIN_RULES
 from rbmdiff.errors import RbmdiffError
 
-CHAIN_RULES = ("relative", "utc")
 SOLVER_CAP = "solver cap"  # the strongest chain the solver allows, fixed (the thermal mock's)
 DEFAULT_CHAIN_FACTOR = 2.2  # chain coupling = 2.2 · p · max|J|: < 1 % broken chains (tests)
 # Rungs tried weakest first when no factor is given: chain_strength_factor values, then the

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rbmdiff.choices import TOPOLOGIES
+from rbmdiff.choices import CHAIN_RULES, TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.samplers.qpu import check, embedding, scaling, solvers
+from rbmdiff.samplers.qpu import check, embedding, solvers
 
 MOCK_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # K_{76,76} and K_{72,72}: digits (64) fit
 PER_RUN = ("annealing_time", "num_reads", "chain_strength", "chain_strength_factor", "clip",
@@ -132,13 +132,13 @@ def _check_numbers(s: QPUSettings) -> None:
 
 
 def _check_chain_strength(chain_strength: Any) -> None:
-    """A rule of ``scaling.CHAIN_RULES`` (None: "relative") or a positive number."""
+    """A rule of ``rbmdiff.choices.CHAIN_RULES`` (None: "relative") or a positive number."""
     if chain_strength is None:
         return
     if isinstance(chain_strength, str):
-        if chain_strength not in scaling.CHAIN_RULES:
+        if chain_strength not in CHAIN_RULES:
             raise RbmdiffError(f"unknown chain_strength rule {chain_strength!r}; give a "
-                               f"number or one of {scaling.CHAIN_RULES}")
+                               f"number or one of {CHAIN_RULES}")
     elif not (_number(chain_strength) and math.isfinite(chain_strength)
               and chain_strength > 0):
         raise RbmdiffError(f"chain_strength must be positive, got {chain_strength!r}")
