@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -32,25 +33,39 @@ def staged_dir(path: Path) -> Iterator[Path]:
     """A private, empty folder beside ``path`` (a stage's output folder) to write into; when
     the block ends without an error it replaces ``path`` whole, else it is removed.
 
-    The previous folder is renamed aside, the new one into place, then the previous one is
-    removed: a reader sees the previous folder or the new one, never a mix, except in the
-    instant between the two renames, when there is none.  A writer killed before that leaves
-    only its staging folder; one killed between the renames leaves the previous folder under
-    a temporary name and no ``path``, so DVC finds the stage stale and reruns it (committed
-    outputs stay in DVC's cache).  Those ``.<name>.*.tmp`` leftovers are removed by the next
-    write of ``path``: a folder has one writer at a time (each sampling route writes its
-    own; ``dvc repro`` holds DVC's repository lock).  Two at once are not supported.
+    Writers of one folder take turns (:func:`_writer_lock`): of two concurrent runs of a
+    stage, the one that finishes last wins, whole.  The previous folder is renamed aside, the
+    new one into place, then the previous one is removed: a reader sees the previous folder or
+    the new one, never a mix, except in the instant between the two renames, when there is
+    none.  A writer killed before that leaves only its staging folder; one killed between the
+    renames leaves the previous folder under a temporary name and no ``path``, so DVC finds
+    the stage stale and reruns it (committed outputs stay in DVC's cache).  Those
+    ``.<name>.*.tmp`` leftovers are removed by the next writer, which holds the lock, so none
+    of them is a live writer's.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # of a writer killed earlier
-        shutil.rmtree(orphan, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        staging.chmod(default_mode(folder=True))  # the published folder: umask's mode
-        yield staging
-        _publish(staging, path)
-    finally:  # gone after a publish; else a failed block's output
-        shutil.rmtree(staging, ignore_errors=True)
+    with _writer_lock(path):
+        for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # of a writer killed earlier
+            shutil.rmtree(orphan, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
+                                        suffix=".tmp"))
+        try:
+            staging.chmod(default_mode(folder=True))  # the published folder: umask's mode
+            yield staging
+            _publish(staging, path)
+        finally:  # gone after a publish; else a failed block's output
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _writer_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on writing folder ``path``, across threads and processes: a
+    ``flock`` on a file named by the folder's absolute path, in the system's temporary folder
+    (outside every folder DVC hashes).  Released when the file is closed, also by a kill."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"rbmdiff-{digest}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _publish(staging: Path, path: Path) -> None:

@@ -322,6 +322,59 @@ def test_a_replaced_folder_is_never_a_mix_and_leaves_nothing_behind(tmp_path) ->
     assert (out / "samples").read_text() == (out / "record").read_text() == "59"
 
 
+def test_concurrent_writers_of_one_folder_take_turns_and_the_last_wins_whole(tmp_path) -> None:
+    """Four writers replace one folder 10 times each while a reader watches: the folder never
+    holds files of two writes, the writers' blocks never overlap, and what is left is one
+    writer's last write, whole, with no staging beside it."""
+    out = tmp_path / "runs" / "gibbs"
+    start, stop, problems, inside = threading.Barrier(5), threading.Event(), [], []
+
+    def write(k: int) -> None:
+        start.wait()
+        for i in range(10):
+            with staged_dir(out) as folder:
+                inside.append(k)
+                if len(inside) > 1:
+                    problems.append(f"writers {inside} at once")
+                (folder / "samples").write_text(f"{k}.{i}")
+                time.sleep(0.001)
+                (folder / "record").write_text(f"{k}.{i}")
+                inside.remove(k)
+
+    def read() -> None:
+        start.wait()
+        while not stop.is_set():
+            try:  # both files of one folder: opened once, then read inside it
+                fd = os.open(out, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # not written yet, or between two renames
+            try:
+                texts = []
+                for name in ("samples", "record"):
+                    f = os.open(name, os.O_RDONLY, dir_fd=fd)
+                    texts.append(os.read(f, 100))
+                    os.close(f)
+                if texts[0] != texts[1]:
+                    problems.append(f"mixed {texts}")
+            except FileNotFoundError:
+                pass  # a previous folder, removed after the swap while it was read
+            finally:
+                os.close(fd)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+    threads.append(threading.Thread(target=read))
+    for t in threads:
+        t.start()
+    for t in threads[:4]:
+        t.join()
+    stop.set()
+    threads[4].join()
+    assert not problems, problems[:5]
+    assert os.listdir(out.parent) == ["gibbs"]
+    last = (out / "samples").read_text()
+    assert last.endswith(".9") and (out / "record").read_text() == last
+
+
 def test_a_failed_write_keeps_the_folder_and_a_killed_ones_leftovers_go_next_time(
         tmp_path) -> None:
     """A block that raises leaves the previous folder as it was and no staging.  A writer
@@ -349,16 +402,16 @@ def test_a_failed_write_keeps_the_folder_and_a_killed_ones_leftovers_go_next_tim
 
 @pytest.mark.slow
 def test_concurrent_sampling_in_threads_matches_the_serial_run(project, tmp_path) -> None:
-    """The routes at once, in one process's threads (as the Prefect flow's
+    """The routes at once, each twice, in one process's threads (as the Prefect flow's
     ThreadPoolTaskRunner runs its sample tasks)."""
     from flows.stages.sample import sample
 
     root = copy_project(project[0], tmp_path / "threads")
     params, layout = load_params(root / "params.yaml"), Layout(root)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(sample, r, params.sample[r], layout) for r in ROUTES]
+        futures = [pool.submit(sample, r, params.sample[r], layout) for r in ROUTES * 2]
         records = [f.result() for f in futures]
-    assert [r["route"] for r in records] == ROUTES
+    assert [r["route"] for r in records] == ROUTES * 2
     assert sorted(set(os.listdir(layout.runs)) - {".gitignore"}) == sorted(ROUTES)  # DVC's
     for route in ROUTES:
         assert_same_run(layout.run(route), Layout(project[0]).run(route))
@@ -366,11 +419,11 @@ def test_concurrent_sampling_in_threads_matches_the_serial_run(project, tmp_path
 
 @pytest.mark.slow
 def test_concurrent_sample_commands_match_the_serial_run(project, tmp_path) -> None:
-    """`python -m flows.stages sample ROUTE`: two routes at once."""
+    """`python -m flows.stages sample ROUTE`: two routes, one of them twice, all at once."""
     root = copy_project(project[0], tmp_path / "processes")
     procs = [subprocess.Popen([sys.executable, "-m", "flows.stages", "sample", r, "--quiet"],
                               cwd=root, env=ENV, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for r in ROUTES]
+                              stderr=subprocess.PIPE, text=True) for r in [*ROUTES, ROUTES[0]]]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
