@@ -62,7 +62,7 @@ from flows.pipeline import run_plan
 from flows.tasks import ensure_qpu_limit, qpu_task_options
 from rbmdiff.errors import RbmdiffError
 
-UPSTREAM = ("train", "embed")  # what a campaign samples from
+CAMPAIGN_UPSTREAM = ("train", "embed")  # what a campaign samples from
 NOT_IN_KEY = ("calibration_rounds", "calibration_reads", "num_bootstrap", "retries",
               "retry_backoff", "alpha", "postprocess_sweeps")
 INFO_COLUMNS = ("target_reached", "num_qubits", "beta_model", "chain_break_fraction",
@@ -222,7 +222,7 @@ def _campaign(layout: Layout, params: Any, budget: float, campaign_id: str,
     p = params.campaign
     earlier = read_rows(layout.campaign, campaign_id)
     done = done_settings(earlier, list(type(p.sweep).model_fields))
-    run_plan(Ledger(str(layout.root)).plan(targets=UPSTREAM), params, str(layout.root),
+    run_plan(Ledger(str(layout.root)).plan(targets=CAMPAIGN_UPSTREAM), params, str(layout.root),
              progress=progress)
     ensure_qpu_limit()
     queue = [(i, s) for i, s in enumerate(p.sweep.settings()) if setting_key(s) not in done]

@@ -1,7 +1,9 @@
 """params.yaml, validated at the edge into typed sections (one per pipeline step).
 
 Every key a step reads must be written in params.yaml: the models here have no defaults, so
-that params.yaml stays the one source of truth and DVC sees every value a stage depends on.
+that DVC sees every value a stage depends on.  An empty (null) ``train`` key is a value too:
+the training rule's choice (:mod:`rbmdiff.training_defaults`, a dependency of the train stage),
+exactly as ``rbmdiff train`` without that option.
 A wrong key or value is reported as one line naming it, e.g.
 ``params.yaml: train.n_hiden: unknown key; train takes n_hidden, method, …``.
 Sampler blocks (``sample.<route>``) are open: their keys are the sampler's own keyword
@@ -167,8 +169,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def describe(exc: ValidationError) -> str:
     """The first validation problem as ``key.path: what is wrong`` (+ how many more)."""
-    errors = exc.errors()
-    first = errors[0]
+    errors = exc.errors()  # a misspelt key is named as such, not as the key it misses
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(str(p) for p in first["loc"])
     key = ".".join(loc)
     if first["type"] == "extra_forbidden":

@@ -7,6 +7,7 @@ DEVICES = ("auto", "cpu", "cuda")  # --device: auto = CUDA when usable, else the
 METHODS = ("dsm", "cd", "pcd", "ml")  # training: score matching, CD-k, PCD-k, exact ML
 SCORES = ("posterior", "free_energy")  # the score model (docs/math.md §2, §3)
 M_METHODS = ("exact", "meanfield", "tap", "gibbs", "gibbs_cov")  # m_θ(a, t) of the posterior score
+TRAIN_M_METHODS = tuple(m for m in M_METHODS if m != "gibbs")  # gibbs's m has no gradient
 RECIPES = ("recommended", "plain")  # DSM with the posterior score: measured best, or §5 as written
 TOPOLOGIES = ("pegasus", "zephyr")  # D-Wave graphs, and hardware-native masks
 SAMPLERS = ("sde", "ode", "gibbs", "anneal", "qpu")  # rbmdiff.samplers.REGISTRY's names

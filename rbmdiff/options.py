@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from rbmdiff.choices import M_METHODS, METHODS, RECIPES, SCORES
+from rbmdiff.choices import METHODS, RECIPES, SCORES, TRAIN_M_METHODS
 from rbmdiff.errors import RbmdiffError
 
 
@@ -44,8 +44,8 @@ class TrainOptions(BaseModel):
         "contrastive divergence, exact maximum likelihood")
     score: Literal[SCORES] | None = Field(
         None, description="DSM's score model (docs/math.md §4)")
-    m_method: Literal[M_METHODS] | None = Field(
-        None, description="how the posterior score computes m_θ")
+    m_method: Literal[TRAIN_M_METHODS] | None = Field(
+        None, description="how the posterior score computes m_θ in training")
     recipe: Literal[RECIPES] = Field(
         "recommended", description="DSM with the posterior score: 'recommended' is the "
         "measured best variance-reduced variant (rbmdiff.train.RECOMMENDED_DSM, "

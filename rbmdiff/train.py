@@ -213,9 +213,16 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        # the user's settings by their one declaration (rbmdiff.options.TrainOptions)
-        parse({f.name: getattr(self, f.name) for f in fields(self)
-               if f.name in TrainOptions.model_fields})
+        # the user's settings by their one declaration (rbmdiff.options.TrainOptions), kept as
+        # it reads them; None, which there means "the rule chooses", is not a setting here
+        shared = [f.name for f in fields(self) if f.name in TrainOptions.model_fields]
+        for name in shared:
+            if getattr(self, name) is None:
+                raise RbmdiffError(f"{name}: TrainConfig needs a value (None, the rule's "
+                                   "choice, is for train() and TrainOptions)")
+        checked = parse({name: getattr(self, name) for name in shared})
+        for name in shared:
+            object.__setattr__(self, name, getattr(checked, name))
         if self.weighting not in WEIGHTINGS:
             raise RbmdiffError(f"unknown weighting {self.weighting!r}; choose one of {WEIGHTINGS}")
         if not 0 <= self.ema < 1:
@@ -403,13 +410,14 @@ def train(
     callback: Callable[[dict], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
-    recipe: str = "recommended",
+    recipe: str | None = None,
     **kw,
 ) -> TrainResult:
     """Fit an RBM to x: (N, n) in [0, 1] with Adam.  The settings: ``options``
     (:class:`rbmdiff.options.TrainOptions`, what ``rbmdiff train`` and params.yaml's ``train``
-    take, its ``recipe`` and ``threads`` included) and/or keywords, any of
-    :class:`TrainConfig`'s fields (``n_hidden`` required; a keyword wins over ``options``).
+    take, its ``recipe`` and ``threads`` included; or a mapping of its keys) and/or keywords,
+    any of its fields or :class:`TrainConfig`'s (``n_hidden`` required; a keyword wins over
+    ``options``).
     What is not given is chosen by the measured-best rule of :mod:`rbmdiff.training_defaults`
     (:func:`configure`), exactly as ``rbmdiff train`` and the pipeline choose it:
     ``train(x, n_hidden=16)`` gets the method, m_θ, learning rate, steps,
@@ -430,10 +438,13 @@ def train(
     exactly the parameters of an uninterrupted run with the same arguments; a checkpoint
     from other arguments or data is refused.
     """
-    threads = None
     if options is not None:
-        recipe, threads = options.recipe, options.threads
-        kw = {**{k: v for k, v in options.config_kwargs().items() if v is not None}, **kw}
+        if not isinstance(options, TrainOptions):  # a mapping of the same keys
+            options = parse(dict(options))
+        kw = {**{k: v for k, v in options.model_dump().items() if v is not None}, **kw}
+    if recipe is not None:
+        kw["recipe"] = recipe
+    recipe, threads = kw.pop("recipe", "recommended"), kw.pop("threads", None)
     with torch_threads(threads):
         return fit(x, configure(x, recipe=recipe, **kw), eval_data=eval_data,
                    progress=progress, callback=callback, checkpoint=checkpoint,
@@ -528,9 +539,6 @@ def _setup(x: torch.Tensor, cfg: TrainConfig) -> _Run:
                  "generator": g}
     score = make_score(cfg.score, sde=sde, eps=cfg.eps,
                        **(m_options if cfg.score == "posterior" else {}))
-    if cfg.method == "dsm" and getattr(score, "m_method", "exact") == "gibbs":
-        raise RbmdiffError("m_method 'gibbs' has no gradient; train with 'exact', 'meanfield' "
-                           "or 'gibbs_cov'")
     t_eps, t_max = cfg.t_eps, cfg.t_max
     if cfg.log_snr_range is not None:
         t_eps, t_max = t_range_of_log_snr(sde, logit_bound(cfg.eps), cfg.log_snr_range,

@@ -76,7 +76,8 @@ def test_seeded_training_is_reproducible_and_grey_levels_train():
         ({"t_eps": 1.5}, "t_eps: input should be less than 1"),
         ({"eps": 0.6}, "eps: input should be less than 0.5"),
         ({"beta_min": 30.0}, r"beta_max: must be at least beta_min \(30.0\)"),
-        ({"m_method": "gibbs"}, "no gradient"),
+        ({"m_method": "gibbs"}, "m_method: input should be 'exact', 'meanfield', 'tap' or "
+                                "'gibbs_cov'"),  # gibbs's m has no gradient
     ],
 )
 def test_impossible_training_requests_fail_before_work(kw, message):

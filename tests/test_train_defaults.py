@@ -285,7 +285,7 @@ def test_train_takes_the_typed_options_as_keywords_do(monkeypatch):
     """train(x, TrainOptions(...)) resolves exactly what the same keywords resolve, and a
     keyword wins over the options object; a wrong value is one line naming the field."""
     from rbmdiff.options import TrainOptions
-    from rbmdiff.train import train
+    from rbmdiff.train import TrainConfig, train
 
     x = load_dataset("bas-3x3").train
     options = TrainOptions(n_hidden=3, steps=20, lr=0.05, seed=1, recipe="plain")
@@ -294,5 +294,15 @@ def test_train_takes_the_typed_options_as_keywords_do(monkeypatch):
                                                     recipe="plain"))
     assert typed == keywords and typed.lr == 0.05 and typed.n_noise == 1
     assert config_of(monkeypatch, lambda: train(x, options, lr=0.02)).lr == 0.02
+    recommended = TrainOptions(n_hidden=3, steps=20, seed=1)
+    plain = config_of(monkeypatch, lambda: train(x, n_hidden=3, steps=20, seed=1,
+                                                 recipe="plain"))
+    assert config_of(monkeypatch, lambda: train(x, recommended, recipe="plain")) == plain
+    assert plain != config_of(monkeypatch, lambda: train(x, recommended))
+    as_mapping = config_of(monkeypatch, lambda: train(x, dict(options), threads=1))
+    assert as_mapping == keywords
+    with pytest.raises(RbmdiffError, match=r"^method: TrainConfig needs a value"):
+        TrainConfig(n_hidden=3, method=None)
+    assert TrainConfig(n_hidden=3, lr="0.5", steps="5").lr == 0.5  # as TrainOptions reads it
     with pytest.raises(RbmdiffError, match=r"^steps: input should be greater than 0 \(got 0\)$"):
         train(x, n_hidden=3, steps=0)
