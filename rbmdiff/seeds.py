@@ -23,6 +23,15 @@ def derive(seed: int, key: int, *, below: int = 2**64) -> int:
     return int(state) % below
 
 
+SAMPLER_SEED_LIMIT = 2**31  # dimod samplers (dwave-samplers, the mocks) take 0 ≤ seed < 2^31
+
+
+def sampler_seed(seed: int, k: int = 0) -> int:
+    """The seed of the k-th dimod sampler call of a run seeded ``seed``: :func:`derive` below
+    2^31."""
+    return derive(seed, k, below=SAMPLER_SEED_LIMIT)
+
+
 def generator(seed: int) -> np.random.Generator:
     """NumPy's PCG64 seeded by ``SeedSequence(seed)``: the stream named by ``seed``."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))

@@ -10,7 +10,8 @@ import torch
 from rbmdiff import RBM, RbmdiffError
 from rbmdiff.exact import empirical_law, total_variation, visible_law
 from rbmdiff.samplers import get
-from rbmdiff.samplers.anneal import AnnealSampler, sampler_seed
+from rbmdiff.samplers.anneal import AnnealSampler
+from rbmdiff.seeds import sampler_seed
 
 N = 50_000
 

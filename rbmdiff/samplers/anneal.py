@@ -20,14 +20,7 @@ from rbmdiff.errors import RbmdiffError
 from rbmdiff.ising import split_samples, to_bqm
 from rbmdiff.rbm import RBM
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info
-from rbmdiff.seeds import derive
-
-SEED_LIMIT = 2**31  # dwave-samplers accepts 0 ≤ seed < 2^31
-
-
-def sampler_seed(seed: int, k: int = 0) -> int:
-    """A seed below 2^31 for the k-th call of a run (:func:`rbmdiff.seeds.derive`)."""
-    return derive(seed, k, below=SEED_LIMIT)
+from rbmdiff.seeds import sampler_seed
 
 
 class AnnealSampler:

@@ -13,10 +13,10 @@ import torch
 
 from rbmdiff.choices import TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.samplers.anneal import sampler_seed
 from rbmdiff.samplers.qpu import embedding
 from rbmdiff.samplers.qpu.device import Device
 from rbmdiff.samplers.qpu.settings import QPUSettings
+from rbmdiff.seeds import sampler_seed
 
 
 @dataclass

@@ -12,9 +12,9 @@ import torch
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.ising import split_samples, to_ising
 from rbmdiff.rbm import RBM
-from rbmdiff.samplers.anneal import sampler_seed
 from rbmdiff.samplers.qpu import scaling, store
 from rbmdiff.samplers.qpu.temperature import estimate_beta
+from rbmdiff.seeds import sampler_seed
 
 MIN_UNBROKEN = 50  # fewer unbroken reads than this: β from all reads (majority vote)
 FINAL_KEY = 1_000  # the final reads' calls are keyed from here, calibration's from 0, so the

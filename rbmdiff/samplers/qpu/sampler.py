@@ -41,7 +41,6 @@ import torch
 
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.rbm import RBM
-from rbmdiff.samplers.anneal import sampler_seed
 from rbmdiff.samplers.base import Samples, Timer, check_request, make_info
 from rbmdiff.samplers.qpu import check, embedding, prefactor
 from rbmdiff.samplers.qpu.device import Device, check_sampler, describe, open_device
@@ -52,6 +51,7 @@ from rbmdiff.samplers.qpu.prefactor import CALIBRATION_READS
 from rbmdiff.samplers.qpu.run import BROKEN_WARN, Run
 from rbmdiff.samplers.qpu.settings import MOCK_SHAPES, PER_RUN, QPUSettings
 from rbmdiff.samplers.qpu.verdict import QPUWarning, judge, warn
+from rbmdiff.seeds import sampler_seed
 
 __all__ = ["BROKEN_WARN", "CALIBRATION_READS", "MOCK_SHAPES", "PER_RUN", "POSTPROCESS_SEED",
            "EmbeddedSolver", "QPUSampler", "QPUSettings", "QPUWarning"]
