@@ -13,4 +13,5 @@ TOPOLOGIES = ("pegasus", "zephyr")  # D-Wave graphs, and hardware-native masks
 SAMPLERS = ("sde", "ode", "gibbs", "anneal", "qpu")  # rbmdiff.samplers.REGISTRY's names
 NEGATIVES = ("gibbs", "anneal", "qpu")  # where PCD/CD draw their negative phase
 QPU_MOCKS = ("thermal", "annealer")  # the local stand-ins for a QPU
+MOCK_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # the mocks' graphs: K_{76,76}, K_{72,72}
 CHAIN_RULES = ("relative", "utc")  # the QPU route's chain strength: f · p · max|J|, or UTC

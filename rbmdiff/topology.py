@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from rbmdiff.choices import TOPOLOGIES
+from rbmdiff.choices import MOCK_SHAPES, TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
 
-DEFAULT_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # the mock solvers' graphs
+DEFAULT_SHAPES = MOCK_SHAPES  # the mock solvers' graphs
 
 
 def solver_graph(topology: str, shape: list[int]) -> Any:

@@ -224,9 +224,9 @@ class QPUSampler:
             solver = self._solvers[shape] = self._embed(
                 s, rbm.n_visible, rbm.n_hidden, seed=seed, layout=layout, weights=rbm.W)
         else:  # a device opened for an earlier run: checked against this run's settings
-            check_accepts(solver.device, s)
-        if layout is not None:  # this model's weights on the layout's couplers
-            embedding.native_embedding(layout, solver.graph, rbm.W)
+            check_accepts(solver.device, s)  # (a new one was checked by _embed, weights too)
+            if layout is not None:  # this model's weights on the layout's couplers
+                embedding.native_embedding(layout, solver.graph, rbm.W)
         return solver
 
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rbmdiff.choices import CHAIN_RULES, TOPOLOGIES
+from rbmdiff.choices import CHAIN_RULES, MOCK_SHAPES, TOPOLOGIES
 from rbmdiff.errors import RbmdiffError
-from rbmdiff.samplers.qpu import check, embedding, solvers
+from rbmdiff.samplers.qpu import embedding, solvers
 
-MOCK_SHAPES = {"pegasus": [8], "zephyr": [5, 4]}  # K_{76,76} and K_{72,72}: digits (64) fit
 PER_RUN = ("annealing_time", "num_reads", "chain_strength", "chain_strength_factor", "clip",
            "beta_eff", "calibration_rounds", "calibration_reads", "reuse_calibration",
            "num_bootstrap", "postprocess_sweeps", "verdict", "alpha")
@@ -26,36 +25,37 @@ device, graph, embedding or folders (those fix the solver the sampler opens once
 
 @dataclass(frozen=True)
 class QPUSettings:
-    """The settings of :class:`rbmdiff.samplers.qpu.QPUSampler` (its docstring says what each
-    means), validated and normalised: ``mock_shape`` filled in from the topology,
-    ``chain_strength`` None read as "relative", folders as Paths."""
+    """The settings of :class:`rbmdiff.samplers.qpu.QPUSampler` (its signature holds their
+    defaults, its docstring says what each means), validated and normalised: ``mock_shape``
+    filled in from the topology, ``chain_strength`` None read as "relative", folders as
+    Paths."""
 
-    topology: str = "pegasus"
-    mock: bool | str | None = None
-    mock_shape: list[int] | None = None
-    mock_beta: float = 5.0
-    mock_sweeps: int = 1000
-    solver: str | None = None
-    beta_eff: float | None = None
-    calibration_rounds: int = 4
-    calibration_reads: int | None = None
-    num_bootstrap: int = 100
-    chain_strength: float | str | None = None
-    chain_strength_factor: float | None = None
-    clip: bool = False
-    layout: dict | None = None
-    num_reads: int | None = None
-    annealing_time: float | None = None
-    embedding_dir: str | os.PathLike | None = None
-    embedding_timeout: float = 60.0
-    calibration_dir: str | os.PathLike | None = None
-    reuse_calibration: bool = True
-    postprocess_sweeps: int = 0
-    verdict: bool = True
-    alpha: float = check.ALPHA
-    read_store: str | os.PathLike | None = None
-    retries: int = 3
-    retry_backoff: float = 2.0
+    topology: str
+    mock: bool | str | None
+    mock_shape: list[int] | None
+    mock_beta: float
+    mock_sweeps: int
+    solver: str | None
+    beta_eff: float | None
+    calibration_rounds: int
+    calibration_reads: int | None
+    num_bootstrap: int
+    chain_strength: float | str | None
+    chain_strength_factor: float | None
+    clip: bool
+    layout: dict | None
+    num_reads: int | None
+    annealing_time: float | None
+    embedding_dir: str | os.PathLike | None
+    embedding_timeout: float
+    calibration_dir: str | os.PathLike | None
+    reuse_calibration: bool
+    postprocess_sweeps: int
+    verdict: bool
+    alpha: float
+    read_store: str | os.PathLike | None
+    retries: int
+    retry_backoff: float
 
     def __post_init__(self) -> None:
         validate(self)

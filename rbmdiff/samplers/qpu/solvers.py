@@ -28,12 +28,13 @@ from typing import Any, ClassVar
 
 import dimod
 
+from rbmdiff.choices import QPU_MOCKS
 from rbmdiff.errors import RbmdiffError
 from rbmdiff.samplers.qpu import timing
 from rbmdiff.samplers.qpu.store import with_retries
 from rbmdiff.samplers.qpu.thermal import ThermalSampler
 
-MOCK_KINDS = ("thermal", "annealer")
+MOCK_KINDS = QPU_MOCKS
 NOMINAL_QPU_BETA = 5.0  # Advantage: β ≈ 5–6 in programmed units (docs/math.md §6a)
 ANNEAL_US = 20.0  # the QPU's default annealing time: the annealer mock's mock_sweeps are per this
 MOCKED = {"num_reads", "answer_mode", "auto_scale", "label", "annealing_time"}
