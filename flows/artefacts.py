@@ -144,11 +144,14 @@ DIGITS = 10
 
 def settled(obj: Any) -> Any:
     """:func:`plain` (obj) with every float rounded to :data:`DIGITS` significant digits."""
-    obj = plain(obj)
+    return _rounded(plain(obj))
+
+
+def _rounded(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: settled(v) for k, v in obj.items()}
+        return {k: _rounded(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [settled(v) for v in obj]
+        return [_rounded(v) for v in obj]
     return float(f"{obj:.{DIGITS}g}") if isinstance(obj, float) else obj
 
 

@@ -15,8 +15,6 @@ from rbmdiff.sde import VPSDE
 
 DEFAULT_EPS = 1e-3
 VISIBLE_ENUM_BITS = 12  # exact m enumerates v (not h) when n ≤ max(m, this)
-# How m_θ(a, t) is computed for the ``posterior`` score; the CLI offers these names.
-
 CHUNK_ELEMENTS = 1 << 21  # hidden enumeration: B × states × n floats per chunk (8 MiB float32)
 # Exact m is the samplers' default where it is affordable per row and step: visible
 # enumeration up to 2^16 states (F of every state is shared by the batch), hidden enumeration
